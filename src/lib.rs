@@ -1,0 +1,22 @@
+//! tcpcopy replicates live TCP traffic from online hosts to a target server.
+//!
+//! # Layout
+//! - [`packet`]: link layers, IPv4/IPv6 and TCP views, the owned `Segment` record, sequence
+//!   numbers, checksums (pure).
+//! - [`session`]: the per-flow TCP client emulation that replays one client connection to the
+//!   target: events in, actions out (pure, no I/O, no clock).
+//! - [`proto`]: the copy ⇄ intercept wire format, TCPCopy 1.x's version 6 and our own (pure).
+//! - [`capture`]: packet sources, live pcap and pcap files, behind one trait.
+//! - [`replay`]: packet sinks (raw socket, pcap file, memory) and the copy pipeline.
+//! - [`intercept`]: reply sources (NFQUEUE, pcap) and the server that routes replies to copies.
+//! - [`stats`]: counters, loss arithmetic and reports.
+//! - [`cli`]: the command-line surface (clap types only).
+
+pub mod capture;
+pub mod cli;
+pub mod intercept;
+pub mod packet;
+pub mod proto;
+pub mod replay;
+pub mod session;
+pub mod stats;
