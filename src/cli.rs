@@ -1,1 +1,312 @@
-//! The command-line surface: clap derive types only.
+//! The command-line surface: clap derive types only. Doc comments here are the `--help`.
+//!
+//! Values with a syntax of their own (`-x`, `-c`, `-s`) are parsed by the types that use
+//! them, so every flag error names the flag and the value.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::replay::control::InterceptAddr;
+use crate::replay::rewrite::{ClientAddresses, PortMapping, SyntaxError, parse_list};
+
+/// Replicate live TCP traffic to a target server.
+///
+/// `copy` runs on each online host and replays the requests it captures to the target;
+/// `intercept` runs on the target (NFQUEUE) or on an assistant host (pcap) and sends the
+/// target's reply headers back to every `copy`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tcpcopy",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// More log output (-v: debug, -vv: trace)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Less log output (-q: warnings and errors only, -qq: errors only)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub quiet: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Capture requests to an online service and replay them to a target server
+    Copy(CopyArgs),
+    /// Catch the target's replies and send their headers back to the copy processes
+    Intercept(InterceptArgs),
+    /// Report loss and how the target compares with the online system
+    Stats(StatsArgs),
+}
+
+/// Options of `tcpcopy copy`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example: tcpcopy copy -i eth0 -x 80-198.51.100.30:80 -c 203.0.113.0/24 -s 198.51.100.40"
+)]
+pub struct CopyArgs {
+    /// Capture device, repeatable (e.g. eth0)
+    #[arg(
+        short,
+        long = "interface",
+        value_name = "IFACE",
+        required_unless_present = "offline"
+    )]
+    pub interfaces: Vec<String>,
+
+    /// Read packets from a pcap file instead of a live device
+    #[arg(long, value_name = "FILE", conflicts_with = "interfaces")]
+    pub offline: Option<PathBuf>,
+
+    /// What to copy and where: [ONLINE_IP:]PORT-TARGET_IP:PORT[,...], repeatable.
+    /// Without ONLINE_IP, packets to PORT on any of this host's own addresses are copied.
+    #[arg(short = 'x', long = "map", value_name = "MAP", required = true, value_parser = parse_mappings)]
+    pub mappings: Vec<Vec<PortMapping>>,
+
+    /// Intercept(s) that send the target's replies back: HOST[:PORT][,...] (port 36524 by default)
+    #[arg(short = 's', long = "intercept", value_name = "HOST[:PORT]", required = true, value_parser = parse_intercepts)]
+    pub intercepts: Vec<Vec<InterceptAddr>>,
+
+    /// Client addresses the copies use instead of the real ones: a.b.c.x, a CIDR (/20 to /32)
+    /// or a list. The target must route them to the assistant host running intercept.
+    #[arg(short = 'c', long = "client-ip", value_name = "IPS")]
+    pub client_ips: Option<ClientAddresses>,
+
+    /// Largest IP packet sent to the target; bigger captured segments are split
+    #[arg(short = 'M', long, value_name = "BYTES", default_value_t = 1500, value_parser = clap::value_parser!(u16).range(576..))]
+    pub mtu: u16,
+
+    /// Capture BPF filter to use instead of the one built from --map
+    #[arg(short = 'F', long = "filter", value_name = "BPF")]
+    pub filter: Option<String>,
+
+    /// Seconds between counter reports in the log (0 turns them off)
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub stats_interval: Duration,
+}
+
+/// Options of `tcpcopy intercept`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("mode").required(true).args(["nfqueue", "interfaces"]))]
+pub struct InterceptArgs {
+    /// Target mode: read the target's replies from NFQUEUE queue NUM and drop them
+    /// (queue them with `iptables -I OUTPUT -p tcp --sport PORT -j NFQUEUE --queue-num NUM`)
+    #[arg(long, value_name = "NUM", conflicts_with = "interfaces")]
+    pub nfqueue: Option<u16>,
+
+    /// Assistant mode: capture the target's replies on IFACE, repeatable
+    #[arg(short, long = "interface", value_name = "IFACE", requires = "filter")]
+    pub interfaces: Vec<String>,
+
+    /// Assistant mode: BPF filter selecting the target's replies (e.g. 'tcp and src port 80')
+    #[arg(short = 'F', long = "filter", value_name = "BPF")]
+    pub filter: Option<String>,
+
+    /// Port copy processes connect to
+    #[arg(short, long, value_name = "PORT", default_value_t = crate::proto::DEFAULT_PORT)]
+    pub port: u16,
+
+    /// Address to listen on (all addresses by default)
+    #[arg(short, long, value_name = "ADDR")]
+    pub bind: Option<IpAddr>,
+
+    /// Seconds between counter reports in the log (0 turns them off)
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub stats_interval: Duration,
+}
+
+/// Options of `tcpcopy stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {}
+
+fn parse_mappings(text: &str) -> Result<Vec<PortMapping>, SyntaxError> {
+    parse_list(text)
+}
+
+fn parse_intercepts(text: &str) -> Result<Vec<InterceptAddr>, SyntaxError> {
+    parse_list(text)
+}
+
+impl CopyArgs {
+    /// Every `-x` mapping, however they were split between flags and commas.
+    pub fn all_mappings(&self) -> Vec<PortMapping> {
+        self.mappings.iter().flatten().copied().collect()
+    }
+
+    /// Every `-s` intercept, however they were split between flags and commas.
+    pub fn all_intercepts(&self) -> Vec<InterceptAddr> {
+        self.intercepts.iter().flatten().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("tcpcopy").chain(args.iter().copied()))
+    }
+
+    fn copy(args: &[&str]) -> CopyArgs {
+        match parse(args).unwrap().command {
+            Command::Copy(copy) => copy,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn copy_minimal() {
+        let args = copy(&[
+            "copy",
+            "-i",
+            "eth0",
+            "-x",
+            "80-198.51.100.30:80",
+            "-s",
+            "198.51.100.40",
+        ]);
+        assert_eq!(args.interfaces, ["eth0"]);
+        assert_eq!(args.all_mappings().len(), 1);
+        let intercepts = args.all_intercepts();
+        assert_eq!(intercepts[0].port, crate::proto::DEFAULT_PORT);
+        assert_eq!(args.mtu, 1500);
+        assert!(args.client_ips.is_none());
+    }
+
+    #[test]
+    fn copy_repeated_and_listed_values_add_up() {
+        let args = copy(&[
+            "copy",
+            "-i",
+            "eth0",
+            "-i",
+            "eth1",
+            "-x",
+            "80-198.51.100.30:80,443-198.51.100.30:443",
+            "-x",
+            "8080-198.51.100.31:80",
+            "-s",
+            "198.51.100.40,198.51.100.41:9000",
+            "-c",
+            "203.0.113.x",
+        ]);
+        assert_eq!(args.interfaces, ["eth0", "eth1"]);
+        assert_eq!(args.all_mappings().len(), 3);
+        assert_eq!(args.all_intercepts()[1].port, 9000);
+        assert_eq!(args.client_ips.unwrap().len(), 254);
+    }
+
+    #[test]
+    fn copy_offline_replaces_interface() {
+        let args = copy(&[
+            "copy",
+            "--offline",
+            "in.pcap",
+            "-x",
+            "80-198.51.100.30:80",
+            "-s",
+            "198.51.100.40",
+        ]);
+        assert_eq!(args.offline, Some(PathBuf::from("in.pcap")));
+        assert!(
+            parse(&[
+                "copy",
+                "--offline",
+                "a.pcap",
+                "-i",
+                "eth0",
+                "-x",
+                "80-198.51.100.30:80",
+                "-s",
+                "h"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn copy_errors_name_the_flag() {
+        let err = parse(&["copy", "-i", "eth0", "-x", "80", "-s", "h"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--map") && err.contains("`80`"), "{err}");
+        let err = parse(&["copy", "-i", "eth0", "-x", "80-198.51.100.30:80"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--intercept"), "{err}");
+        let err = parse(&[
+            "copy",
+            "-i",
+            "eth0",
+            "-x",
+            "80-198.51.100.30:80",
+            "-s",
+            "h",
+            "-c",
+            "1.2.3",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--client-ip"), "{err}");
+        let err = parse(&["copy", "-x", "80-198.51.100.30:80", "-s", "h"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--interface"), "{err}");
+    }
+
+    #[test]
+    fn intercept_modes() {
+        let cli = parse(&["intercept", "--nfqueue", "3"]).unwrap();
+        let Command::Intercept(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.nfqueue, Some(3));
+        assert_eq!(args.port, crate::proto::DEFAULT_PORT);
+
+        let cli = parse(&[
+            "intercept",
+            "-i",
+            "eth0",
+            "-F",
+            "tcp and src port 80",
+            "-p",
+            "4000",
+            "-b",
+            "198.51.100.40",
+        ])
+        .unwrap();
+        let Command::Intercept(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.interfaces, ["eth0"]);
+        assert_eq!(args.port, 4000);
+
+        assert!(parse(&["intercept"]).is_err(), "a mode is required");
+        assert!(
+            parse(&["intercept", "-i", "eth0"]).is_err(),
+            "pcap mode needs -F"
+        );
+        assert!(parse(&["intercept", "--nfqueue", "1", "-i", "eth0", "-F", "tcp"]).is_err());
+    }
+
+    #[test]
+    fn verbosity_flags() {
+        let cli = parse(&["-vv", "stats"]).unwrap();
+        assert_eq!(cli.verbose, 2);
+        let cli = parse(&["stats", "-q"]).unwrap();
+        assert_eq!(cli.quiet, 1);
+        assert!(parse(&["-v", "-q", "stats"]).is_err());
+    }
+}

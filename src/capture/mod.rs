@@ -1,1 +1,67 @@
-//! (being built)
+//! Packet sources: live capture with libpcap and pcap files, behind one [`PacketSource`]
+//! trait so the copy pipeline runs the same way on both.
+//!
+//! Owns capture setup (immediate mode, inbound direction, the BPF filter) and nothing else:
+//! frames leave here as raw bytes with a timestamp; parsing is the packet model's job.
+
+mod filter;
+mod live;
+mod offline;
+
+use std::time::Duration;
+
+pub use filter::{build_filter, own_addresses};
+pub use live::LiveCapture;
+pub use offline::FileCapture;
+
+/// One captured frame, borrowed from the source until the next call.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// Capture time, since the Unix epoch.
+    pub timestamp: Duration,
+    /// The captured bytes (possibly fewer than went over the wire).
+    pub data: &'a [u8],
+    /// The frame's length on the wire.
+    pub wire_len: u32,
+}
+
+/// What a source has next.
+#[derive(Debug)]
+pub enum Next<'a> {
+    Frame(Frame<'a>),
+    /// Nothing arrived within the poll interval; the caller may check for shutdown.
+    Idle,
+    /// The source is exhausted (end of a file).
+    End,
+}
+
+/// Kernel-side counters of a source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceStats {
+    /// Packets the kernel handed to the capture (before the direction filter for live capture).
+    pub received: u64,
+    /// Packets the kernel dropped because the capture buffer was full.
+    pub dropped: u64,
+}
+
+/// A source of captured frames.
+pub trait PacketSource: Send {
+    /// The pcap data link type (DLT) of every frame this source yields.
+    fn datalink(&self) -> i32;
+    /// The next frame, `Idle` after a short wait with nothing, or `End`.
+    fn next_frame(&mut self) -> anyhow::Result<Next<'_>>;
+    /// Kernel counters, zero for files.
+    fn stats(&mut self) -> SourceStats;
+    /// A name for logs: the device or file.
+    fn name(&self) -> &str;
+}
+
+/// How long a live source waits for a packet before reporting `Idle`.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A pcap header timestamp as a duration since the Unix epoch (negative times clamp to 0).
+fn timeval_to_duration(ts: &libc::timeval) -> Duration {
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let micros = u32::try_from(ts.tv_usec).unwrap_or(0).min(999_999);
+    Duration::new(secs, micros * 1000)
+}

@@ -1,0 +1,206 @@
+//! Named event counters shared by the threads of `copy` and `intercept`.
+//!
+//! Hot paths bump a thread-local [`LocalCounters`] (no atomics, no sharing) and flush it
+//! into the shared [`Counters`] now and then; reporters read [`Snapshot`]s.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $variant:ident => $name:literal, )*) => {
+        /// Everything tcpcopy counts.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Counter { $( $(#[$doc])* $variant, )* }
+
+        impl Counter {
+            /// Every counter, in report order.
+            pub const ALL: &'static [Counter] = &[ $( Counter::$variant, )* ];
+
+            /// The counter's name in logs and reports.
+            pub fn name(self) -> &'static str {
+                match self { $( Counter::$variant => $name, )* }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Frames the capture delivered.
+    Captured => "captured",
+    /// Frames that were not a valid TCP packet (counted and skipped).
+    Malformed => "malformed",
+    /// TCP packets no mapping covers (only possible with a custom filter).
+    Unmapped => "unmapped",
+    /// Packets lost because a worker queue was full.
+    QueueFull => "queue_full",
+    /// Packets the kernel dropped before the capture saw them.
+    KernelDropped => "kernel_dropped",
+    /// IP packets sent to the target.
+    Sent => "sent",
+    /// Sends the kernel refused.
+    SendFailed => "send_failed",
+    /// Captured segments larger than the MTU that were split.
+    Split => "split",
+    /// Sessions opened toward the target.
+    SessionsOpened => "sessions_opened",
+    /// Sessions that finished normally.
+    SessionsClosed => "sessions_closed",
+    /// Sessions the target reset.
+    SessionsReset => "sessions_reset",
+    /// Sessions ended by a timeout (handshake or idle).
+    SessionsTimedOut => "sessions_timed_out",
+    /// Handshakes the target never answered.
+    HandshakesFailed => "handshakes_failed",
+    /// Segments sent again toward the target.
+    Retransmitted => "retransmitted",
+    /// Reply headers received from intercepts.
+    RepliesReceived => "replies_received",
+    /// Registrations sent to intercepts.
+    Registrations => "registrations",
+    /// Intercept connections (re)established.
+    InterceptConnects => "intercept_connects",
+    /// Replies intercept routed to a copy.
+    RepliesRouted => "replies_routed",
+    /// Replies intercept could not route (no copy registered the flow).
+    RepliesUnrouted => "replies_unrouted",
+    /// Replies dropped because a copy connection could not keep up.
+    RepliesDroppedSlowPeer => "replies_dropped_slow_peer",
+}
+
+/// Shared, thread-safe totals.
+#[derive(Debug)]
+pub struct Counters {
+    values: Vec<AtomicU64>,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            values: Counter::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl Counters {
+    pub fn add(&self, counter: Counter, n: u64) {
+        self.values[counter as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Replaces a gauge-like value (e.g. the kernel's cumulative drop count).
+    pub fn set(&self, counter: Counter, value: u64) {
+        self.values[counter as usize].store(value, Ordering::Relaxed);
+    }
+
+    pub fn get(&self, counter: Counter) -> u64 {
+        self.values[counter as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            values: self
+                .values
+                .iter()
+                .map(|v| v.load(Ordering::Relaxed))
+                .collect(),
+        }
+    }
+}
+
+/// One thread's unshared counts, flushed into [`Counters`].
+#[derive(Debug, Clone)]
+pub struct LocalCounters {
+    values: Vec<u64>,
+    pending: u64,
+}
+
+impl Default for LocalCounters {
+    fn default() -> Self {
+        LocalCounters {
+            values: vec![0; Counter::ALL.len()],
+            pending: 0,
+        }
+    }
+}
+
+impl LocalCounters {
+    /// How many bumps a thread may hold before it should flush.
+    pub const FLUSH_EVERY: u64 = 256;
+
+    pub fn add(&mut self, counter: Counter, n: u64) {
+        self.values[counter as usize] += n;
+        self.pending += 1;
+    }
+
+    pub fn bump(&mut self, counter: Counter) {
+        self.add(counter, 1);
+    }
+
+    /// True when enough has accumulated to be worth a flush.
+    pub fn should_flush(&self) -> bool {
+        self.pending >= Self::FLUSH_EVERY
+    }
+
+    /// Adds everything into `shared` and starts again from zero.
+    pub fn flush_into(&mut self, shared: &Counters) {
+        if self.pending == 0 {
+            return;
+        }
+        for (counter, value) in Counter::ALL.iter().zip(self.values.iter_mut()) {
+            if *value != 0 {
+                shared.add(*counter, std::mem::take(value));
+            }
+        }
+        self.pending = 0;
+    }
+}
+
+/// Counter values at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    values: Vec<u64>,
+}
+
+impl Snapshot {
+    pub fn get(&self, counter: Counter) -> u64 {
+        self.values[counter as usize]
+    }
+
+    /// `name value` pairs for `shown`, e.g. `captured 120 sent 118`.
+    pub fn format(&self, shown: &[Counter]) -> String {
+        shown
+            .iter()
+            .map(|&c| format!("{} {}", c.name(), self.get(c)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_counts_reach_the_shared_totals() {
+        let shared = Counters::default();
+        let mut local = LocalCounters::default();
+        local.bump(Counter::Captured);
+        local.add(Counter::Sent, 3);
+        assert_eq!(shared.get(Counter::Sent), 0);
+        local.flush_into(&shared);
+        local.flush_into(&shared);
+        assert_eq!(shared.get(Counter::Captured), 1);
+        assert_eq!(shared.get(Counter::Sent), 3);
+        let snap = shared.snapshot();
+        assert_eq!(
+            snap.format(&[Counter::Captured, Counter::Sent]),
+            "captured 1, sent 3"
+        );
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<_> = Counter::ALL.iter().map(|c| c.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Counter::ALL.len());
+    }
+}
