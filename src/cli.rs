@@ -86,9 +86,40 @@ pub struct CopyArgs {
     #[arg(short = 'F', long = "filter", value_name = "BPF")]
     pub filter: Option<String>,
 
+    /// Replay only sessions whose SYN was captured (skip connections already open at start)
+    #[arg(short = 'O', long)]
+    pub only_full_sessions: bool,
+
+    /// Send each request as soon as the target's window allows, without waiting for the
+    /// previous response
+    #[arg(short = 'W', long)]
+    pub no_wait: bool,
+
+    /// Replay worker threads; flows are spread over them by client address and port
+    #[arg(long, value_name = "N", default_value_t = default_workers(), value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: u16,
+
+    /// Sessions each worker replays at once; new ones beyond are counted and skipped
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub max_sessions: usize,
+
+    /// Write the copies to this pcap file instead of sending them (for inspection)
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// With --offline: how long to keep running after the end of the file so sessions finish
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub drain: Duration,
+
     /// Seconds between counter reports in the log (0 turns them off)
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
     pub stats_interval: Duration,
+}
+
+/// One worker per core beyond the first (which captures and sends), at least one.
+fn default_workers() -> u16 {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    u16::try_from(cores.saturating_sub(1).clamp(1, 8)).unwrap_or(1)
 }
 
 /// Options of `tcpcopy intercept`.

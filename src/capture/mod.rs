@@ -11,7 +11,7 @@ mod offline;
 use std::time::Duration;
 
 pub use filter::{build_filter, own_addresses};
-pub use live::LiveCapture;
+pub use live::{LiveCapture, LiveOptions};
 pub use offline::FileCapture;
 
 /// One captured frame, borrowed from the source until the next call.

@@ -1,9 +1,25 @@
-//! The copy side of the control channel: which intercepts to reach.
+//! The copy side of the control channel: which intercepts to reach, keeping a connection to
+//! each, registering every flow copy opens, and feeding the reply headers that come back to
+//! the workers.
 
+use std::collections::HashSet;
 use std::fmt;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use anyhow::Context;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use super::dispatch::Dispatcher;
 use super::rewrite::SyntaxError;
+use super::worker::WorkerInput;
+use crate::packet;
+use crate::proto;
+use crate::stats::{Counter, Counters, LocalCounters};
 
 /// One `-s` intercept: a host name or address and a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,4 +96,255 @@ mod tests {
             assert!(bad.parse::<InterceptAddr>().is_err(), "{bad}");
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registrations and intercept links.
+
+/// What a link writer sends to its intercept.
+#[derive(Debug, Clone, Copy)]
+enum Registration {
+    Add { client: SocketAddr, target: SocketAddr },
+}
+
+/// Fans registrations out to every connected intercept and remembers the live flows, so an
+/// intercept that (re)connects learns every flow that is still being replayed.
+#[derive(Default)]
+pub struct Registrar {
+    inner: Mutex<RegistrarInner>,
+}
+
+#[derive(Default)]
+struct RegistrarInner {
+    live: HashSet<(SocketAddr, SocketAddr)>,
+    links: Vec<(u64, Sender<Registration>)>,
+    next_link: u64,
+}
+
+impl Registrar {
+    /// A flow opened: tell every intercept.
+    pub fn register(&self, client: SocketAddr, target: SocketAddr) {
+        let Ok(mut inner) = self.inner.lock() else { return };
+        inner.live.insert((client, target));
+        for (_, link) in &inner.links {
+            // A full link queue means that intercept is far behind; its reconnect resends all.
+            let _ = link.try_send(Registration::Add { client, target });
+        }
+    }
+
+    /// A flow ended: it no longer needs registering on reconnect. (TCPCopy 1.x never sends
+    /// CLIENT_DEL; intercepts expire idle flows themselves.)
+    pub fn unregister(&self, client: SocketAddr, target: SocketAddr) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.live.remove(&(client, target));
+        }
+    }
+
+    /// How many intercepts are connected now.
+    pub fn connected(&self) -> usize {
+        self.inner.lock().map(|i| i.links.len()).unwrap_or(0)
+    }
+
+    /// Adds a link, returning its id, its queue, and the live flows it must learn first.
+    fn attach(&self) -> (u64, Receiver<Registration>, Vec<Registration>) {
+        let (tx, rx) = crossbeam_channel::bounded(LINK_QUEUE);
+        let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let id = inner.next_link;
+        inner.next_link += 1;
+        inner.links.push((id, tx));
+        let backlog = inner
+            .live
+            .iter()
+            .map(|&(client, target)| Registration::Add { client, target })
+            .collect();
+        (id, rx, backlog)
+    }
+
+    fn detach(&self, id: u64) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.links.retain(|(link, _)| *link != id);
+        }
+    }
+}
+
+/// Registrations a link may have queued before it is considered stuck.
+const LINK_QUEUE: usize = 65_536;
+/// Pause between connection attempts to an intercept.
+const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+/// How often the blocked threads of a link look at the stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(200);
+/// How often an unreachable intercept is reported again.
+const UNREACHABLE_LOG_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Keeps one intercept connected until `stop`: connects, sends the hello and registrations,
+/// and feeds the reply headers it receives to the workers.
+pub fn run_link(
+    addr: &InterceptAddr,
+    registrar: &Registrar,
+    dispatcher: &Dispatcher,
+    stop: &AtomicBool,
+    shared: &Arc<Counters>,
+) {
+    let mut last_failure_log: Option<Instant> = None;
+    while !stop.load(Ordering::Relaxed) {
+        match connect(addr) {
+            Ok(stream) => {
+                last_failure_log = None;
+                shared.add(Counter::InterceptConnects, 1);
+                log::info!("connected to intercept {addr}");
+                match serve_link(stream, registrar, dispatcher, stop, shared) {
+                    Ok(()) => log::warn!("intercept {addr} closed the connection; reconnecting"),
+                    Err(err) => log::warn!("intercept {addr}: {err:#}; reconnecting"),
+                }
+            }
+            Err(err) => {
+                let now = Instant::now();
+                if last_failure_log.is_none_or(|at| now - at >= UNREACHABLE_LOG_INTERVAL) {
+                    log::warn!(
+                        "cannot reach intercept {addr}: {err:#}; retrying every {}s",
+                        RECONNECT_DELAY.as_secs()
+                    );
+                    last_failure_log = Some(now);
+                }
+            }
+        }
+        sleep_unless_stopped(RECONNECT_DELAY, stop);
+    }
+}
+
+fn sleep_unless_stopped(duration: Duration, stop: &AtomicBool) {
+    let until = Instant::now() + duration;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+        std::thread::sleep(STOP_CHECK.min(until - Instant::now()));
+    }
+}
+
+fn connect(addr: &InterceptAddr) -> anyhow::Result<TcpStream> {
+    let resolved = (addr.host.as_str(), addr.port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {}", addr.host))?;
+    let mut last_error = None;
+    for candidate in resolved {
+        match TcpStream::connect_timeout(&candidate, Duration::from_secs(2)) {
+            Ok(stream) => {
+                stream.set_nodelay(true)?;
+                return Ok(stream);
+            }
+            Err(err) => last_error = Some(err),
+        }
+    }
+    Err(last_error.map_or_else(|| anyhow::anyhow!("no address"), anyhow::Error::new))
+}
+
+/// Runs one connection until it fails or `stop`: a writer thread sends the hello and every
+/// registration, this thread decodes replies.
+fn serve_link(
+    stream: TcpStream,
+    registrar: &Registrar,
+    dispatcher: &Dispatcher,
+    stop: &AtomicBool,
+    shared: &Arc<Counters>,
+) -> anyhow::Result<()> {
+    let writer_stream = stream.try_clone().context("cannot clone the intercept socket")?;
+    let (link_id, queue, backlog) = registrar.attach();
+    let link_down = AtomicBool::new(false);
+    let result = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| write_registrations(writer_stream, &queue, backlog, stop, &link_down));
+        let read_result = read_replies(&stream, dispatcher, stop, &link_down, shared);
+        link_down.store(true, Ordering::Relaxed);
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        let write_result = writer.join().unwrap_or_else(|_| Err(anyhow::anyhow!("writer panicked")));
+        read_result.and(write_result)
+    });
+    registrar.detach(link_id);
+    result
+}
+
+fn write_registrations(
+    mut stream: TcpStream,
+    queue: &Receiver<Registration>,
+    backlog: Vec<Registration>,
+    stop: &AtomicBool,
+    link_down: &AtomicBool,
+) -> anyhow::Result<()> {
+    let mut buffer = Vec::with_capacity(4096);
+    proto::encode_hello(proto::Version::V7, &mut buffer);
+    for registration in backlog {
+        encode_registration(registration, &mut buffer);
+    }
+    stream.write_all(&buffer).context("sending the hello failed")?;
+    while !stop.load(Ordering::Relaxed) && !link_down.load(Ordering::Relaxed) {
+        let first = match queue.recv_timeout(STOP_CHECK) {
+            Ok(registration) => registration,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        buffer.clear();
+        encode_registration(first, &mut buffer);
+        for more in queue.try_iter().take(1024) {
+            encode_registration(more, &mut buffer);
+        }
+        stream.write_all(&buffer).context("sending registrations failed")?;
+    }
+    Ok(())
+}
+
+fn encode_registration(registration: Registration, out: &mut Vec<u8>) {
+    let Registration::Add { client, target } = registration;
+    let message = proto::Registration {
+        kind: proto::RegKind::Add,
+        client,
+        target,
+    };
+    if let Err(err) = proto::encode_registration(proto::Version::V6, &message, out) {
+        log::debug!("cannot register {client} -> {target}: {err}");
+    }
+}
+
+fn read_replies(
+    mut stream: &TcpStream,
+    dispatcher: &Dispatcher,
+    stop: &AtomicBool,
+    link_down: &AtomicBool,
+    shared: &Arc<Counters>,
+) -> anyhow::Result<()> {
+    stream.set_read_timeout(Some(STOP_CHECK))?;
+    let mut decoder = proto::InterceptStreamDecoder::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut counters = LocalCounters::default();
+    while !stop.load(Ordering::Relaxed) && !link_down.load(Ordering::Relaxed) {
+        let n = match stream.read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                counters.flush_into(shared);
+                continue;
+            }
+            Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err).context("reading from intercept failed"),
+        };
+        decoder.feed(&buffer[..n]);
+        while let Some(message) = decoder.next().context("bad data from intercept")? {
+            if let proto::InterceptMessage::Reply(reply) = message {
+                counters.bump(Counter::RepliesReceived);
+                match packet::parse_ip_headers(reply.headers()) {
+                    Ok(segment) => {
+                        let client = segment.dst;
+                        if !dispatcher.dispatch(client, WorkerInput::Reply { segment }) {
+                            counters.bump(Counter::QueueFull);
+                        }
+                    }
+                    Err(err) => {
+                        counters.bump(Counter::Malformed);
+                        log::debug!("unusable reply headers from intercept: {err}");
+                    }
+                }
+            }
+        }
+        if counters.should_flush() {
+            counters.flush_into(shared);
+        }
+    }
+    counters.flush_into(shared);
+    Ok(())
 }

@@ -1,5 +1,224 @@
-//! The copy side: address rewriting, packet sinks and the capture → session → send pipeline.
+//! The copy side: address rewriting, packet sinks, the intercept links, and the
+//! capture → worker → sender pipeline that `tcpcopy copy` runs.
+//!
+//! ```text
+//!  capture thread(s) ──by flow hash──► worker 0..N-1 ──packets──► sender ─► raw socket
+//!                                          ▲
+//!  intercept link(s) ──reply headers───────┘   (registrations go back out to every intercept)
+//! ```
 
 pub mod control;
+mod dispatch;
 pub mod rewrite;
+pub mod sender;
 pub mod sink;
+pub mod worker;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::capture::{self, FileCapture, LiveCapture, PacketSource};
+use crate::cli::CopyArgs;
+use crate::session::SessionConfig;
+use crate::stats::{Counter, Counters, Reporter};
+
+pub use dispatch::{Dispatcher, Pace, shard_of};
+
+/// Counters `copy` reports.
+const REPORTED: &[Counter] = &[
+    Counter::Captured,
+    Counter::Malformed,
+    Counter::KernelDropped,
+    Counter::QueueFull,
+    Counter::SessionsOpened,
+    Counter::SessionsClosed,
+    Counter::SessionsReset,
+    Counter::SessionsTimedOut,
+    Counter::HandshakesFailed,
+    Counter::SessionsRefused,
+    Counter::Sent,
+    Counter::SendFailed,
+    Counter::Retransmitted,
+    Counter::RepliesReceived,
+    Counter::Registrations,
+];
+
+/// Kernel capture buffer per device.
+const CAPTURE_BUFFER_BYTES: i32 = 64 << 20;
+/// Packets a worker or the sender may have queued before new ones are dropped and counted.
+const QUEUE_DEPTH: usize = 65_536;
+
+/// `tcpcopy copy`: runs until SIGINT/SIGTERM (or, offline, until the file is replayed).
+pub fn run(args: &CopyArgs) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("cannot install the signal handler")?;
+    }
+    let mappings = args.all_mappings();
+    let rewriter = rewrite::Rewriter::new(mappings.clone(), args.client_ips.clone());
+    let sources = open_sources(args, &mappings)?;
+    let sink: Box<dyn sink::PacketSink> = match &args.output {
+        Some(path) => Box::new(sink::PcapFileSink::create(path)?),
+        None => Box::new(sink::RawSocketSink::open()?),
+    };
+
+    let counters = Arc::new(Counters::default());
+    let _reporter = Reporter::start("copy", Arc::clone(&counters), REPORTED, args.stats_interval);
+    let registrar = Arc::new(control::Registrar::default());
+    let worker_config = worker::WorkerConfig {
+        session: session_config(args),
+        mtu: usize::from(args.mtu),
+        max_sessions: args.max_sessions,
+    };
+
+    let (packets_tx, packets_rx) = crossbeam_channel::bounded(QUEUE_DEPTH);
+    let sender = {
+        let counters = Arc::clone(&counters);
+        spawn("sender", move || sender::run(sink, packets_rx, counters))?
+    };
+    let mut worker_inputs = Vec::new();
+    let mut workers = Vec::new();
+    for index in 0..args.workers.max(1) {
+        let (tx, rx) = crossbeam_channel::bounded(QUEUE_DEPTH);
+        worker_inputs.push(tx);
+        let worker = worker::Worker::new(
+            worker_config.clone(),
+            packets_tx.clone(),
+            Arc::clone(&registrar),
+            Arc::clone(&counters),
+        );
+        workers.push(spawn(&format!("worker-{index}"), move || worker.run(rx))?);
+    }
+    drop(packets_tx);
+    let dispatcher = Dispatcher::new(worker_inputs);
+
+    let links_stop = Arc::new(AtomicBool::new(false));
+    let mut links = Vec::new();
+    for addr in args.all_intercepts() {
+        let (registrar, dispatcher, stop, counters) = (
+            Arc::clone(&registrar),
+            dispatcher.clone(),
+            Arc::clone(&links_stop),
+            Arc::clone(&counters),
+        );
+        links.push(spawn(&format!("link-{addr}"), move || {
+            control::run_link(&addr, &registrar, &dispatcher, &stop, &counters)
+        })?);
+    }
+
+    let pace = if args.offline.is_some() { Pace::Recorded } else { Pace::AsFastAsPossible };
+    let mut captures = Vec::new();
+    for source in sources {
+        let (rewriter, dispatcher, stop, counters) =
+            (rewriter.clone(), dispatcher.clone(), Arc::clone(&stop), Arc::clone(&counters));
+        let name = format!("capture-{}", source.name());
+        captures.push(spawn(&name, move || {
+            dispatch::run(source, &rewriter, &dispatcher, pace, &stop, &counters)
+        })?);
+    }
+    let warn_no_intercept = WarnNoIntercept::new(&registrar);
+    let mut capture_result = Ok(());
+    for capture in captures {
+        while !capture.is_finished() {
+            warn_no_intercept.check();
+            thread::sleep(Duration::from_millis(100));
+        }
+        let result = capture.join().unwrap_or_else(|_| Err(anyhow::anyhow!("capture thread panicked")));
+        if let Err(err) = result {
+            stop.store(true, Ordering::Relaxed);
+            capture_result = capture_result.and(Err(err));
+        }
+    }
+    if args.offline.is_some() && !stop.load(Ordering::Relaxed) {
+        log::info!("end of {}; letting sessions finish for {}", args.offline.as_ref().map(|p| p.display().to_string()).unwrap_or_default(), humantime::format_duration(args.drain));
+        let until = Instant::now() + args.drain;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    links_stop.store(true, Ordering::Relaxed);
+    for link in links {
+        let _ = link.join();
+    }
+    drop(dispatcher);
+    for worker in workers {
+        let _ = worker.join();
+    }
+    let _ = sender.join();
+    capture_result
+}
+
+fn session_config(args: &CopyArgs) -> SessionConfig {
+    SessionConfig {
+        only_full_sessions: args.only_full_sessions,
+        wait_for_response: !args.no_wait,
+        ..SessionConfig::default()
+    }
+}
+
+fn open_sources(args: &CopyArgs, mappings: &[rewrite::PortMapping]) -> Result<Vec<Box<dyn PacketSource>>> {
+    if let Some(path) = &args.offline {
+        let source = FileCapture::open(path, args.filter.as_deref())?;
+        return Ok(vec![Box::new(source)]);
+    }
+    let mut sources: Vec<Box<dyn PacketSource>> = Vec::new();
+    for device in &args.interfaces {
+        let filter = match &args.filter {
+            Some(filter) => filter.clone(),
+            None => capture::build_filter(mappings, &capture::own_addresses(device)?)
+                .with_context(|| format!("cannot build the capture filter for {device}"))?,
+        };
+        let options = capture::LiveOptions {
+            device: device.clone(),
+            filter,
+            buffer_bytes: CAPTURE_BUFFER_BYTES,
+            snaplen: 65_535,
+        };
+        sources.push(Box::new(LiveCapture::open(&options)?));
+    }
+    Ok(sources)
+}
+
+fn spawn<T: Send + 'static>(
+    name: &str,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> Result<thread::JoinHandle<T>> {
+    thread::Builder::new()
+        .name(name.chars().take(15).collect())
+        .spawn(body)
+        .with_context(|| format!("cannot start thread {name}"))
+}
+
+/// Says clearly, and again every 30 s, when no intercept is connected: without one no session
+/// gets past its handshake.
+struct WarnNoIntercept<'a> {
+    registrar: &'a control::Registrar,
+    since: Instant,
+    last: std::cell::Cell<Option<Instant>>,
+}
+
+impl<'a> WarnNoIntercept<'a> {
+    const GRACE: Duration = Duration::from_secs(3);
+    const REPEAT: Duration = Duration::from_secs(30);
+
+    fn new(registrar: &'a control::Registrar) -> Self {
+        WarnNoIntercept { registrar, since: Instant::now(), last: std::cell::Cell::new(None) }
+    }
+
+    fn check(&self) {
+        let now = Instant::now();
+        if self.registrar.connected() > 0 || now - self.since < Self::GRACE {
+            return;
+        }
+        if self.last.get().is_none_or(|at| now - at >= Self::REPEAT) {
+            log::warn!("no intercept is connected: the target's replies cannot reach copy, so replayed sessions stall after the SYN");
+            self.last.set(Some(now));
+        }
+    }
+}

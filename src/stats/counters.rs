@@ -48,6 +48,8 @@ counters! {
     SessionsReset => "sessions_reset",
     /// Sessions ended by a timeout (handshake or idle).
     SessionsTimedOut => "sessions_timed_out",
+    /// New sessions refused because the session table was full.
+    SessionsRefused => "sessions_refused",
     /// Handshakes the target never answered.
     HandshakesFailed => "handshakes_failed",
     /// Segments sent again toward the target.

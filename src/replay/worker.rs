@@ -1,0 +1,256 @@
+//! A replay worker: owns the sessions of the flows hashed to it, their timers, and turns
+//! what the session engine transmits into IP packets for the sender.
+//!
+//! A flow lives on exactly one worker, so session state needs no lock. The worker is the
+//! engine's clock: it reads `Instant::now()` and hands it in.
+
+use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+
+use crate::packet::{self, Segment};
+use crate::session::{Event, Output, Session, SessionConfig};
+use crate::stats::{Counter, Counters, LocalCounters};
+
+use super::control::Registrar;
+use super::sender::Outgoing;
+
+/// What reaches a worker.
+#[derive(Debug)]
+pub enum WorkerInput {
+    /// A rewritten client segment (src = copy's client address, dst = target) and its payload.
+    Client { segment: Segment, payload: Vec<u8> },
+    /// The headers of a target reply, from an intercept.
+    Reply { segment: Segment },
+}
+
+/// A flow as the worker keys it: the copy's client end and the target end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey {
+    pub client: SocketAddr,
+    pub target: SocketAddr,
+}
+
+/// Worker settings.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub session: SessionConfig,
+    /// Largest IP packet to emit.
+    pub mtu: usize,
+    /// Sessions a worker keeps at once; new flows beyond are counted and skipped.
+    pub max_sessions: usize,
+}
+
+struct Tracked {
+    session: Session,
+    /// The deadline already queued in the timer heap, if any.
+    scheduled: Option<Instant>,
+}
+
+/// One worker thread's state.
+pub struct Worker {
+    config: WorkerConfig,
+    sessions: HashMap<FlowKey, Tracked>,
+    timers: BinaryHeap<Reverse<(Instant, FlowKey)>>,
+    emitter: Emitter,
+}
+
+/// The engine's [`Output`]: emits packets, counts events, registers new flows.
+struct Emitter {
+    mtu: usize,
+    packets: Sender<Outgoing>,
+    registrar: Arc<Registrar>,
+    counters: LocalCounters,
+    shared: Arc<Counters>,
+    buffer: Vec<u8>,
+}
+
+impl Output for Emitter {
+    fn transmit(&mut self, segment: &Segment, payload: &[u8]) {
+        if segment.flags.syn() && !segment.flags.ack() {
+            self.registrar.register(segment.src, segment.dst);
+            self.counters.bump(Counter::Registrations);
+        }
+        let max_payload = packet::max_payload_for_mtu(self.mtu, segment);
+        if payload.len() > max_payload {
+            self.counters.bump(Counter::Split);
+        }
+        for (piece, bytes) in packet::split(segment, payload, max_payload) {
+            self.buffer.clear();
+            if let Err(err) = packet::emit_ip(&piece, bytes, &mut self.buffer) {
+                log::warn!("cannot build a copy of {piece}: {err}");
+                self.counters.bump(Counter::SendFailed);
+                continue;
+            }
+            let outgoing = Outgoing {
+                dst: piece.dst.ip(),
+                bytes: self.buffer.clone(),
+            };
+            match self.packets.try_send(outgoing) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => self.counters.bump(Counter::QueueFull),
+                Err(TrySendError::Disconnected(_)) => {}
+            }
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        if let Some(counter) = counter_for(&event) {
+            self.counters.bump(counter);
+        }
+        log::trace!("session event {event:?}");
+    }
+}
+
+/// Which counter a session event feeds.
+fn counter_for(event: &Event) -> Option<Counter> {
+    Some(match event {
+        Event::Opened { .. } => Counter::SessionsOpened,
+        Event::Closed => Counter::SessionsClosed,
+        Event::ResetByTarget => Counter::SessionsReset,
+        Event::HandshakeTimeout => Counter::HandshakesFailed,
+        Event::IdleTimeout => Counter::SessionsTimedOut,
+        Event::Retransmitted | Event::FastRetransmit => Counter::Retransmitted,
+        _ => return None,
+    })
+}
+
+impl Worker {
+    pub fn new(
+        config: WorkerConfig,
+        packets: Sender<Outgoing>,
+        registrar: Arc<Registrar>,
+        shared: Arc<Counters>,
+    ) -> Worker {
+        Worker {
+            emitter: Emitter {
+                mtu: config.mtu,
+                packets,
+                registrar,
+                counters: LocalCounters::default(),
+                shared,
+                buffer: Vec::with_capacity(config.mtu),
+            },
+            config,
+            sessions: HashMap::new(),
+            timers: BinaryHeap::new(),
+        }
+    }
+
+    /// Runs until `inputs` is closed and drained.
+    pub fn run(mut self, inputs: Receiver<WorkerInput>) {
+        loop {
+            let received = match self.next_deadline() {
+                Some(deadline) => inputs.recv_deadline(deadline),
+                None => inputs.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            let now = Instant::now();
+            match received {
+                Ok(input) => self.handle(now, input),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.fire_timers(now);
+            if self.emitter.counters.should_flush() {
+                self.emitter.counters.flush_into(&self.emitter.shared);
+            }
+        }
+        self.emitter.counters.flush_into(&self.emitter.shared);
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    pub fn handle(&mut self, now: Instant, input: WorkerInput) {
+        match input {
+            WorkerInput::Client { segment, payload } => {
+                let key = FlowKey {
+                    client: segment.src,
+                    target: segment.dst,
+                };
+                let Some(tracked) = self.session_for(now, key) else {
+                    return;
+                };
+                tracked.session.on_client(now, &segment, &payload, &mut self.emitter);
+                self.after_event(key);
+            }
+            WorkerInput::Reply { segment } => {
+                let key = FlowKey {
+                    client: segment.dst,
+                    target: segment.src,
+                };
+                let Some(tracked) = self.sessions.get_mut(&key) else {
+                    log::trace!("reply for no session: {segment}");
+                    return;
+                };
+                tracked.session.on_reply(now, &segment, &mut self.emitter);
+                self.after_event(key);
+            }
+        }
+    }
+
+    /// The session of `key`, created on first sight unless the table is full.
+    fn session_for(&mut self, now: Instant, key: FlowKey) -> Option<&mut Tracked> {
+        let full = self.sessions.len() >= self.config.max_sessions;
+        match self.sessions.entry(key) {
+            Entry::Occupied(entry) => Some(entry.into_mut()),
+            Entry::Vacant(_) if full => {
+                self.emitter.counters.bump(Counter::SessionsRefused);
+                None
+            }
+            Entry::Vacant(entry) => Some(entry.insert(Tracked {
+                session: Session::new(&self.config.session, now, key.client, key.target),
+                scheduled: None,
+            })),
+        }
+    }
+
+    /// Drops a finished session or (re)queues its timer.
+    fn after_event(&mut self, key: FlowKey) {
+        let Some(tracked) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        if tracked.session.is_finished() {
+            self.sessions.remove(&key);
+            self.emitter.registrar.unregister(key.client, key.target);
+            return;
+        }
+        if let Some(deadline) = tracked.session.poll_timeout()
+            && tracked.scheduled.is_none_or(|queued| deadline < queued)
+        {
+            tracked.scheduled = Some(deadline);
+            self.timers.push(Reverse((deadline, key)));
+        }
+    }
+
+    /// Runs every session timer due by `now`.
+    pub fn fire_timers(&mut self, now: Instant) {
+        while let Some(&Reverse((at, key))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(tracked) = self.sessions.get_mut(&key) else {
+                continue; // the session ended since
+            };
+            if tracked.scheduled != Some(at) {
+                continue; // superseded by an earlier deadline that already fired
+            }
+            tracked.scheduled = None;
+            if tracked.session.poll_timeout().is_some_and(|due| due <= now) {
+                tracked.session.on_timeout(now, &mut self.emitter);
+            }
+            self.after_event(key);
+        }
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+}
