@@ -139,6 +139,11 @@ pub struct InterceptArgs {
     #[arg(short = 'F', long = "filter", value_name = "BPF")]
     pub filter: Option<String>,
 
+    /// Target mode: replies to these client addresses are let through instead of dropped.
+    /// Only for addresses that are not real clients.
+    #[arg(short = 'x', long, value_name = "ADDR[,ADDR...]", value_delimiter = ',', requires = "nfqueue")]
+    pub passlist: Vec<IpAddr>,
+
     /// Port copy processes connect to
     #[arg(short, long, value_name = "PORT", default_value_t = crate::proto::DEFAULT_PORT)]
     pub port: u16,

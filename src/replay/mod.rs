@@ -60,37 +60,66 @@ pub fn run(args: &CopyArgs) -> Result<()> {
             .context("cannot install the signal handler")?;
     }
     let mappings = args.all_mappings();
-    let rewriter = rewrite::Rewriter::new(mappings.clone(), args.client_ips.clone());
     let sources = open_sources(args, &mappings)?;
     let sink: Box<dyn sink::PacketSink> = match &args.output {
         Some(path) => Box::new(sink::PcapFileSink::create(path)?),
         None => Box::new(sink::RawSocketSink::open()?),
     };
-
     let counters = Arc::new(Counters::default());
     let _reporter = Reporter::start("copy", Arc::clone(&counters), REPORTED, args.stats_interval);
-    let registrar = Arc::new(control::Registrar::default());
-    let worker_config = worker::WorkerConfig {
-        session: session_config(args),
-        mtu: usize::from(args.mtu),
-        max_sessions: args.max_sessions,
+    let config = PipelineConfig {
+        rewriter: rewrite::Rewriter::new(mappings, args.client_ips.clone()),
+        intercepts: args.all_intercepts(),
+        worker: worker::WorkerConfig {
+            session: session_config(args),
+            mtu: usize::from(args.mtu),
+            max_sessions: args.max_sessions,
+        },
+        workers: usize::from(args.workers),
+        pace: if args.offline.is_some() { Pace::Recorded } else { Pace::AsFastAsPossible },
+        drain: args.offline.is_some().then_some(args.drain),
     };
+    run_pipeline(config, sources, sink, &stop, &counters)
+}
 
+/// Everything the copy pipeline needs besides its sources and sink.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub rewriter: rewrite::Rewriter,
+    pub intercepts: Vec<control::InterceptAddr>,
+    pub worker: worker::WorkerConfig,
+    pub workers: usize,
+    pub pace: Pace,
+    /// After the sources end, how long to keep running so sessions can finish (`None`: stop
+    /// at once).
+    pub drain: Option<Duration>,
+}
+
+/// Runs the copy pipeline until every source has ended (and the drain time passed) or `stop`
+/// is set, then shuts it down in order: captures, intercept links, workers, sender.
+pub fn run_pipeline(
+    config: PipelineConfig,
+    sources: Vec<Box<dyn PacketSource>>,
+    sink: Box<dyn sink::PacketSink>,
+    stop: &Arc<AtomicBool>,
+    counters: &Arc<Counters>,
+) -> Result<()> {
+    let registrar = Arc::new(control::Registrar::default());
     let (packets_tx, packets_rx) = crossbeam_channel::bounded(QUEUE_DEPTH);
     let sender = {
-        let counters = Arc::clone(&counters);
+        let counters = Arc::clone(counters);
         spawn("sender", move || sender::run(sink, packets_rx, counters))?
     };
     let mut worker_inputs = Vec::new();
     let mut workers = Vec::new();
-    for index in 0..args.workers.max(1) {
+    for index in 0..config.workers.max(1) {
         let (tx, rx) = crossbeam_channel::bounded(QUEUE_DEPTH);
         worker_inputs.push(tx);
         let worker = worker::Worker::new(
-            worker_config.clone(),
+            config.worker.clone(),
             packets_tx.clone(),
             Arc::clone(&registrar),
-            Arc::clone(&counters),
+            Arc::clone(counters),
         );
         workers.push(spawn(&format!("worker-{index}"), move || worker.run(rx))?);
     }
@@ -99,26 +128,29 @@ pub fn run(args: &CopyArgs) -> Result<()> {
 
     let links_stop = Arc::new(AtomicBool::new(false));
     let mut links = Vec::new();
-    for addr in args.all_intercepts() {
+    for addr in config.intercepts {
         let (registrar, dispatcher, stop, counters) = (
             Arc::clone(&registrar),
             dispatcher.clone(),
             Arc::clone(&links_stop),
-            Arc::clone(&counters),
+            Arc::clone(counters),
         );
         links.push(spawn(&format!("link-{addr}"), move || {
             control::run_link(&addr, &registrar, &dispatcher, &stop, &counters)
         })?);
     }
 
-    let pace = if args.offline.is_some() { Pace::Recorded } else { Pace::AsFastAsPossible };
     let mut captures = Vec::new();
     for source in sources {
-        let (rewriter, dispatcher, stop, counters) =
-            (rewriter.clone(), dispatcher.clone(), Arc::clone(&stop), Arc::clone(&counters));
+        let (rewriter, dispatcher, stop, counters) = (
+            config.rewriter.clone(),
+            dispatcher.clone(),
+            Arc::clone(stop),
+            Arc::clone(counters),
+        );
         let name = format!("capture-{}", source.name());
         captures.push(spawn(&name, move || {
-            dispatch::run(source, &rewriter, &dispatcher, pace, &stop, &counters)
+            dispatch::run(source, &rewriter, &dispatcher, config.pace, &stop, &counters)
         })?);
     }
     let warn_no_intercept = WarnNoIntercept::new(&registrar);
@@ -128,17 +160,22 @@ pub fn run(args: &CopyArgs) -> Result<()> {
             warn_no_intercept.check();
             thread::sleep(Duration::from_millis(100));
         }
-        let result = capture.join().unwrap_or_else(|_| Err(anyhow::anyhow!("capture thread panicked")));
+        let result = capture
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("capture thread panicked")));
         if let Err(err) = result {
             stop.store(true, Ordering::Relaxed);
             capture_result = capture_result.and(Err(err));
         }
     }
-    if args.offline.is_some() && !stop.load(Ordering::Relaxed) {
-        log::info!("end of {}; letting sessions finish for {}", args.offline.as_ref().map(|p| p.display().to_string()).unwrap_or_default(), humantime::format_duration(args.drain));
-        let until = Instant::now() + args.drain;
+    if let Some(drain) = config.drain.filter(|_| !stop.load(Ordering::Relaxed)) {
+        log::info!(
+            "input ended; letting sessions finish for {}",
+            humantime::format_duration(drain)
+        );
+        let until = Instant::now() + drain;
         while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-            thread::sleep(Duration::from_millis(50));
+            thread::sleep(Duration::from_millis(20));
         }
     }
 

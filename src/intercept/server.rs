@@ -1,0 +1,154 @@
+//! The control server: accepts copy connections, learns their flows, and streams the reply
+//! headers the hub routes to them.
+//!
+//! Each connection has a reader (hello, then registrations) and a writer (batches replies into
+//! frames of the negotiated version). A slow connection only loses its own replies.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use super::hub::{Hub, Reply};
+use crate::proto::{self, CopyMessage, CopyStreamDecoder, Version};
+
+/// How often blocked threads look at the stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(200);
+/// How long a new connection has to send its hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts copy connections on `listener` until `stop`.
+pub fn serve(listener: TcpListener, hub: Arc<Hub>, stop: Arc<AtomicBool>) -> Result<()> {
+    listener
+        .set_nonblocking(true)
+        .context("cannot make the control listener non-blocking")?;
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                let (hub, stop) = (Arc::clone(&hub), Arc::clone(&stop));
+                thread::Builder::new()
+                    .name(format!("copy-{peer}").chars().take(15).collect())
+                    .spawn(move || {
+                        match handle_connection(stream, peer, &hub, &stop) {
+                            Ok(()) => log::info!("copy {peer} disconnected"),
+                            Err(err) => log::warn!("copy {peer}: {err:#}"),
+                        }
+                    })
+                    .context("cannot start a connection thread")?;
+            }
+            Err(err) if err.kind() == ErrorKind::WouldBlock => thread::sleep(STOP_CHECK / 4),
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
+            Err(err) => {
+                log::warn!("accepting a copy connection failed: {err}");
+                thread::sleep(STOP_CHECK);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn handle_connection(stream: TcpStream, peer: SocketAddr, hub: &Hub, stop: &AtomicBool) -> Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_nodelay(true)?;
+    let mut decoder = CopyStreamDecoder::new();
+    let mut reader = &stream;
+    let version = read_hello(&mut reader, &mut decoder, stop)?;
+    log::info!("copy {peer} connected, protocol version {}", version.number());
+    let (conn, replies) = hub.connect();
+    let done = AtomicBool::new(false);
+    let result = thread::scope(|scope| {
+        let writer = scope.spawn(|| write_replies(&stream, version, &replies, stop, &done));
+        let read_result = read_registrations(&mut reader, &mut decoder, conn, hub, stop);
+        done.store(true, Ordering::Relaxed);
+        let write_result = writer.join().unwrap_or_else(|_| Err(anyhow::anyhow!("writer panicked")));
+        read_result.and(write_result)
+    });
+    hub.disconnect(conn);
+    result
+}
+
+fn read_hello(reader: &mut &TcpStream, decoder: &mut CopyStreamDecoder, stop: &AtomicBool) -> Result<Version> {
+    reader.set_read_timeout(Some(HELLO_TIMEOUT))?;
+    let mut buffer = [0u8; 512];
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(message) = decoder.next().context("bad hello")? {
+            return match message {
+                CopyMessage::Hello(version) => Ok(version),
+                other => Err(anyhow::anyhow!("expected a hello, got {other:?}")),
+            };
+        }
+        let n = reader.read(&mut buffer).context("no hello")?;
+        if n == 0 {
+            anyhow::bail!("closed before its hello");
+        }
+        decoder.feed(&buffer[..n]);
+    }
+    anyhow::bail!("stopping")
+}
+
+fn read_registrations(
+    reader: &mut &TcpStream,
+    decoder: &mut CopyStreamDecoder,
+    conn: super::router::ConnId,
+    hub: &Hub,
+    stop: &AtomicBool,
+) -> Result<()> {
+    reader.set_read_timeout(Some(STOP_CHECK))?;
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        while let Some(message) = decoder.next().context("bad data from copy")? {
+            match message {
+                CopyMessage::Registration(registration) => match registration.kind {
+                    proto::RegKind::Add => hub.register(conn, registration.client, registration.target),
+                    proto::RegKind::Del => {}
+                },
+                CopyMessage::Hello(_) => log::debug!("ignoring a repeated hello"),
+            }
+        }
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        match reader.read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(n) => decoder.feed(&buffer[..n]),
+            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+            Err(err) => return Err(err).context("reading from copy failed"),
+        }
+    }
+}
+
+/// Replies per write, at most (a v6 combined frame carries up to 16).
+const BATCH: usize = 256;
+
+fn write_replies(
+    mut stream: &TcpStream,
+    version: Version,
+    replies: &Receiver<Reply>,
+    stop: &AtomicBool,
+    done: &AtomicBool,
+) -> Result<()> {
+    let mut buffer = Vec::with_capacity(64 * 1024);
+    if version == Version::V7 {
+        proto::encode_hello_ack(&mut buffer);
+        stream.write_all(&buffer).context("sending the hello ack failed")?;
+    }
+    let mut batch: Vec<Reply> = Vec::with_capacity(BATCH);
+    while !stop.load(Ordering::Relaxed) && !done.load(Ordering::Relaxed) {
+        match replies.recv_timeout(STOP_CHECK) {
+            Ok(reply) => batch.push(reply),
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        batch.extend(replies.try_iter().take(BATCH - 1));
+        buffer.clear();
+        proto::encode_replies(version, batch.iter().map(|r| (r.packet.as_slice(), r.timestamp_us)), &mut buffer);
+        batch.clear();
+        stream.write_all(&buffer).context("sending replies failed")?;
+    }
+    Ok(())
+}
