@@ -576,3 +576,14 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_negotiation_bytes_are_fixed() {
+    let mut out = Vec::new();
+    encode_hello(Version::V7, &mut out);
+    assert_eq!(out, [0, 0, 0, 0, 0, 0, 0x00, 0x07, 0, 0, 0, 0, 0, 0]);
+    out.clear();
+    encode_switch(&mut out);
+    assert_eq!(out, [0xff, 0xff, 0x54, 0x43, 0x50, 0x43, 0x00, 0x07]);
+    assert_eq!(DEFAULT_PORT, 36524);
+}
