@@ -1,0 +1,131 @@
+//! The one error type of the control protocol codec.
+//!
+//! Every variant says which layer failed, what was wrong and, for short input, how many bytes
+//! were needed against how many there were. Stream decoders treat every error as fatal for the
+//! connection: the peer and we no longer agree on where the next frame starts.
+
+use std::fmt;
+
+/// What went wrong while encoding or decoding control-protocol bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProtoError {
+    /// A structure ended before its fields did (`what` names the structure).
+    Truncated {
+        what: &'static str,
+        needed: usize,
+        had: usize,
+    },
+    /// A version-6 combined frame announced a message count outside `1..=max`.
+    BadCombinedCount { count: u16, max: u16 },
+    /// A version-6 record (14 bytes, copy → intercept) had a type we do not know.
+    UnknownRecordType { record_type: u16 },
+    /// A version switch marker carried the wrong magic.
+    BadSwitchMagic { found: u32 },
+    /// A version switch marker named a version this side did not offer or cannot speak.
+    UnexpectedSwitchVersion { version: u16 },
+    /// Version 6 carries IPv4 only: an IPv6 address or reply cannot travel in it.
+    Ipv6NotInVersion6,
+    /// A registration mixed an IPv4 and an IPv6 address.
+    MixedAddressFamilies,
+    /// A version-7 registration named an unknown kind (1 add, 2 delete).
+    BadRegistrationKind { kind: u8 },
+    /// A version-7 registration named an unknown address family (4 or 6).
+    BadAddressFamily { family: u8 },
+    /// An IP header had a version nibble other than 4 or 6.
+    BadIpVersion { version: u8 },
+    /// An IPv4 header had an IHL below 5, or above 5 where options are not allowed.
+    BadIpv4HeaderLength { ihl: u8 },
+    /// The IP packet does not carry TCP (IPv6 extension headers are not supported).
+    NotTcp { protocol: u8 },
+    /// The IP packet is a non-first fragment, so it carries no TCP header.
+    Fragment { offset: u16 },
+    /// A TCP data offset below 5 words.
+    BadTcpDataOffset { offset: u8 },
+    /// The IP length field is smaller than the headers it must contain.
+    BadIpLength { declared: usize, headers: usize },
+    /// A version-7 reply's header block was not exactly a fixed IP header plus a TCP header.
+    BadHeadersLength { len: usize, expected: usize },
+    /// A payload prefix longer than the protocol allows.
+    PrefixTooLong { len: usize, max: usize },
+    /// A payload prefix longer than the payload its IP header declares.
+    PrefixBeyondPayload { prefix: usize, payload: usize },
+    /// A version-6 combined frame already holds as many messages as the layout allows.
+    BatchFull { max: u16 },
+    /// A version-7 frame body would not fit the 16-bit length field.
+    FrameTooLarge { len: usize },
+}
+
+impl fmt::Display for ProtoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Truncated { what, needed, had } => {
+                write!(f, "{what}: needed {needed} bytes, had {had}")
+            }
+            Self::BadCombinedCount { count, max } => {
+                write!(
+                    f,
+                    "v6 combined frame: message count {count} outside 1..={max}"
+                )
+            }
+            Self::UnknownRecordType { record_type } => {
+                write!(f, "v6 record: unknown type {record_type}")
+            }
+            Self::BadSwitchMagic { found } => {
+                write!(f, "version switch: bad magic {found:#010x}")
+            }
+            Self::UnexpectedSwitchVersion { version } => {
+                write!(f, "version switch: unexpected version {version}")
+            }
+            Self::Ipv6NotInVersion6 => write!(f, "protocol version 6 cannot carry ipv6"),
+            Self::MixedAddressFamilies => {
+                write!(f, "registration: client and target address families differ")
+            }
+            Self::BadRegistrationKind { kind } => {
+                write!(f, "v7 registration: unknown kind {kind}")
+            }
+            Self::BadAddressFamily { family } => {
+                write!(f, "v7 registration: unknown address family {family}")
+            }
+            Self::BadIpVersion { version } => write!(f, "ip header: unknown version {version}"),
+            Self::BadIpv4HeaderLength { ihl } => {
+                write!(f, "ipv4 header: unusable header length {ihl} words")
+            }
+            Self::NotTcp { protocol } => write!(
+                f,
+                "ip header: protocol {protocol} is not tcp (ipv6 extension headers are not supported)"
+            ),
+            Self::Fragment { offset } => {
+                write!(
+                    f,
+                    "ipv4 header: fragment at offset {offset} carries no tcp header"
+                )
+            }
+            Self::BadTcpDataOffset { offset } => {
+                write!(f, "tcp header: data offset {offset} words is below 5")
+            }
+            Self::BadIpLength { declared, headers } => write!(
+                f,
+                "ip header: length field says {declared} bytes, headers alone take {headers}"
+            ),
+            Self::BadHeadersLength { len, expected } => {
+                write!(
+                    f,
+                    "v7 reply: header block is {len} bytes, headers say {expected}"
+                )
+            }
+            Self::PrefixTooLong { len, max } => {
+                write!(f, "v7 reply: payload prefix of {len} bytes exceeds {max}")
+            }
+            Self::PrefixBeyondPayload { prefix, payload } => write!(
+                f,
+                "v7 reply: payload prefix of {prefix} bytes exceeds the {payload}-byte payload"
+            ),
+            Self::BatchFull { max } => write!(f, "v6 combined frame: already holds {max} messages"),
+            Self::FrameTooLarge { len } => {
+                write!(f, "v7 frame: body of {len} bytes exceeds 65535")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ProtoError {}
