@@ -148,3 +148,137 @@ fn append_tcp(segment: &Segment, payload: &[u8], out: &mut Vec<u8>) -> usize {
     tcp.set_urgent_pointer(0);
     start
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::testing::{
+        PAYLOAD, arbitrary_link, arbitrary_segment, checksums_verify, fixture_segment,
+        frame_fixtures,
+    };
+    use crate::packet::{LinkType, parse_frame};
+    use proptest::prelude::*;
+    use std::net::SocketAddr;
+
+    #[test]
+    fn construct_every_link_type() {
+        for fixture in frame_fixtures() {
+            let mut out = Vec::new();
+            emit_frame(
+                &fixture.link,
+                &fixture_segment(fixture.version),
+                PAYLOAD,
+                &mut out,
+            )
+            .unwrap();
+            assert_eq!(out, fixture.frame(), "{}", fixture.name);
+        }
+    }
+
+    #[test]
+    fn appends_after_existing_bytes() {
+        let mut out = vec![0xaa; 3];
+        emit_ip(&fixture_segment(IpVersion::V4), PAYLOAD, &mut out).unwrap();
+        assert_eq!(out[..3], [0xaa; 3]);
+        assert!(checksums_verify(&out[3..]));
+    }
+
+    #[test]
+    fn mixed_families_are_an_error_and_write_nothing() {
+        let mut segment = fixture_segment(IpVersion::V4);
+        segment.dst = fixture_segment(IpVersion::V6).dst;
+        let mut out = vec![1, 2];
+        assert_eq!(
+            emit_ip(&segment, PAYLOAD, &mut out).unwrap_err(),
+            mixed_families(Layer::Ipv4)
+        );
+        assert_eq!(
+            emit_frame(&LinkHeader::RawIp, &segment, PAYLOAD, &mut out).unwrap_err(),
+            mixed_families(Layer::Ipv4)
+        );
+        assert_eq!(out, [1, 2]);
+    }
+
+    #[test]
+    fn link_of_the_other_version_is_an_error() {
+        let ipv6_link = frame_fixtures()
+            .into_iter()
+            .find(|f| f.version == IpVersion::V6 && f.link.link_type() == LinkType::Ethernet)
+            .map(|f| f.link)
+            .unwrap();
+        let mut out = Vec::new();
+        assert!(matches!(
+            emit_frame(
+                &ipv6_link,
+                &fixture_segment(IpVersion::V4),
+                PAYLOAD,
+                &mut out
+            ),
+            Err(PacketError::Malformed {
+                layer: Layer::Link,
+                ..
+            })
+        ));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn oversized_packets_are_an_error() {
+        let payload = vec![0; 65_535];
+        let mut out = Vec::new();
+        let v4 = fixture_segment(IpVersion::V4);
+        assert_eq!(
+            emit_ip(&v4, &payload, &mut out).unwrap_err(),
+            PacketError::Oversized {
+                layer: Layer::Ipv4,
+                len: 20 + 32 + 65_535,
+                max: 65_535
+            }
+        );
+        let v6 = fixture_segment(IpVersion::V6);
+        assert!(matches!(
+            emit_ip(&v6, &payload, &mut out),
+            Err(PacketError::Oversized {
+                layer: Layer::Ipv6,
+                ..
+            })
+        ));
+        assert!(out.is_empty());
+        // The largest IPv4 packet still fits.
+        emit_ip(&v4, &payload[..65_535 - 52], &mut out).unwrap();
+        assert_eq!(out.len(), 65_535);
+    }
+
+    fn segment_and_link() -> impl Strategy<Value = (Segment, Vec<u8>, LinkHeader)> {
+        arbitrary_segment(1600).prop_flat_map(|(segment, payload)| {
+            let version = match segment.src {
+                SocketAddr::V4(_) => IpVersion::V4,
+                SocketAddr::V6(_) => IpVersion::V6,
+            };
+            (Just(segment), Just(payload), arbitrary_link(version))
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn emit_then_parse_round_trips(
+            (segment, payload, link) in segment_and_link(),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut frame = Vec::new();
+            emit_frame(&link, &segment, &payload, &mut frame).unwrap();
+            let parsed = parse_frame(link.link_type(), &frame).unwrap();
+            prop_assert_eq!(parsed.link, link);
+            prop_assert_eq!(&parsed.segment, &segment);
+            prop_assert_eq!(parsed.payload, &payload[..]);
+            prop_assert!(checksums_verify(parsed.ip));
+
+            let mut packet = Vec::new();
+            emit_ip(&segment, &payload, &mut packet).unwrap();
+            prop_assert_eq!(&packet[..], parsed.ip);
+
+            let truncated = &frame[..cut.index(frame.len())];
+            prop_assert!(parse_frame(link.link_type(), truncated).is_err());
+        }
+    }
+}

@@ -351,3 +351,81 @@ fn parse_loopback(frame: &[u8], big_endian: bool) -> Result<LoopbackHeader> {
     };
     Ok(header)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [LinkType; 6] = [
+        LinkType::Ethernet,
+        LinkType::LinuxSll,
+        LinkType::LinuxSll2,
+        LinkType::RawIp,
+        LinkType::Null,
+        LinkType::Loop,
+    ];
+
+    #[test]
+    fn dlt_values_round_trip() {
+        for link in ALL {
+            assert_eq!(LinkType::from_dlt(link.dlt()), Some(link));
+        }
+        for raw in [12, 14, 101, 228, 229] {
+            assert_eq!(LinkType::from_dlt(raw), Some(LinkType::RawIp));
+        }
+        assert_eq!(LinkType::from_dlt(105), None);
+    }
+
+    #[test]
+    fn three_vlan_tags_are_unsupported() {
+        let mut frame = vec![0; 12];
+        for _ in 0..3 {
+            frame.extend_from_slice(&[0x81, 0x00, 0x00, 0x01]);
+        }
+        frame.extend_from_slice(&[0x08, 0x00]);
+        assert_eq!(
+            LinkHeader::parse(LinkType::Ethernet, &frame).unwrap_err(),
+            PacketError::Unsupported {
+                layer: Layer::Link,
+                what: "vlan tag depth",
+                value: 3
+            }
+        );
+    }
+
+    #[test]
+    fn truncated_vlan_tag_reports_counts() {
+        let frame = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x81, 0x00, 0x00, 0x01];
+        assert_eq!(
+            LinkHeader::parse(LinkType::Ethernet, &frame).unwrap_err(),
+            PacketError::Truncated {
+                layer: Layer::Link,
+                needed: 18,
+                got: 16
+            }
+        );
+    }
+
+    #[test]
+    fn loopback_families() {
+        let (header, rest) = LinkHeader::parse(LinkType::Null, &[0x1c, 0, 0, 0, 0x60]).unwrap();
+        assert_eq!(header.ip_version(), Some(IpVersion::V6));
+        assert_eq!(rest, [0x60]);
+        assert_eq!(
+            LinkHeader::parse(LinkType::Loop, &[0, 0, 0, 7]).unwrap_err(),
+            PacketError::Unsupported {
+                layer: Layer::Link,
+                what: "address family",
+                value: 7
+            }
+        );
+    }
+
+    #[test]
+    fn raw_ip_announces_no_version() {
+        let (header, rest) = LinkHeader::parse(LinkType::RawIp, &[0x45]).unwrap();
+        assert_eq!(header, LinkHeader::RawIp);
+        assert_eq!(header.ip_version(), None);
+        assert_eq!(rest, [0x45]);
+    }
+}

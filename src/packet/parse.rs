@@ -190,3 +190,217 @@ fn ensure_tcp(layer: Layer, protocol: u8) -> Result<()> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::emit_ip;
+    use crate::packet::testing::{
+        IPV4_PACKET, IPV6_PACKET, PAYLOAD, fixture_segment, frame_fixtures,
+    };
+    use proptest::prelude::*;
+
+    #[test]
+    fn deconstruct_every_link_type() {
+        for fixture in frame_fixtures() {
+            let frame = fixture.frame();
+            let parsed = parse_frame(fixture.link.link_type(), &frame)
+                .unwrap_or_else(|err| panic!("{}: {err}", fixture.name));
+            assert_eq!(parsed.link, fixture.link, "{}", fixture.name);
+            assert_eq!(
+                parsed.segment,
+                fixture_segment(fixture.version),
+                "{}",
+                fixture.name
+            );
+            assert_eq!(parsed.ip, fixture.ip(), "{}", fixture.name);
+            assert_eq!(parsed.payload, PAYLOAD, "{}", fixture.name);
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        for fixture in frame_fixtures() {
+            let frame = fixture.frame();
+            for len in 0..frame.len() {
+                assert!(
+                    parse_frame(fixture.link.link_type(), &frame[..len]).is_err(),
+                    "{} cut to {len} bytes parsed",
+                    fixture.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ethernet_padding_is_trimmed() {
+        let mut segment = fixture_segment(IpVersion::V4);
+        segment.options = TcpOptions::default();
+        let mut frame = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        emit_ip(&segment, &[], &mut frame).unwrap();
+        assert_eq!(frame.len(), 14 + 40);
+        frame.resize(60, 0);
+        let parsed = parse_frame(LinkType::Ethernet, &frame).unwrap();
+        assert_eq!(parsed.ip, &frame[14..54]);
+        assert_eq!(parsed.payload, &[] as &[u8]);
+        assert_eq!(parsed.segment.payload_len, 0);
+    }
+
+    #[test]
+    fn short_capture_is_truncated_at_the_ip_layer() {
+        let frame = [&[0u8, 0, 0, 2][..], &IPV4_PACKET[..60]].concat();
+        assert_eq!(
+            parse_frame(LinkType::Null, &frame).unwrap_err(),
+            PacketError::Truncated {
+                layer: Layer::Ipv4,
+                needed: 68,
+                got: 60
+            }
+        );
+        assert_eq!(
+            parse_ip(&IPV6_PACKET[..80]).unwrap_err(),
+            PacketError::Truncated {
+                layer: Layer::Ipv6,
+                needed: 88,
+                got: 80
+            }
+        );
+    }
+
+    #[test]
+    fn non_tcp_and_non_ip_are_unsupported() {
+        let mut udp = IPV4_PACKET;
+        udp[9] = 17;
+        assert_eq!(
+            parse_ip(&udp).unwrap_err(),
+            PacketError::Unsupported {
+                layer: Layer::Ipv4,
+                what: "protocol",
+                value: 17
+            }
+        );
+        let mut icmp6 = IPV6_PACKET;
+        icmp6[6] = 58;
+        assert_eq!(
+            parse_ip(&icmp6).unwrap_err(),
+            PacketError::Unsupported {
+                layer: Layer::Ipv6,
+                what: "protocol",
+                value: 58
+            }
+        );
+        let arp = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x06, 0, 1];
+        assert_eq!(
+            parse_frame(LinkType::Ethernet, &arp).unwrap_err(),
+            PacketError::Unsupported {
+                layer: Layer::Link,
+                what: "ethertype",
+                value: 0x0806
+            }
+        );
+    }
+
+    #[test]
+    fn ipv4_fragments_are_unsupported() {
+        for flags_and_offset in [[0x20, 0x00], [0x00, 0x10]] {
+            let mut fragment = IPV4_PACKET;
+            fragment[6..8].copy_from_slice(&flags_and_offset);
+            assert!(matches!(
+                parse_ip(&fragment),
+                Err(PacketError::Unsupported {
+                    layer: Layer::Ipv4,
+                    what: "fragment at offset",
+                    ..
+                })
+            ));
+        }
+    }
+
+    #[test]
+    fn parse_ip_returns_segment_and_payload() {
+        for (packet, version) in [
+            (&IPV4_PACKET[..], IpVersion::V4),
+            (&IPV6_PACKET[..], IpVersion::V6),
+        ] {
+            let (segment, payload) = parse_ip(packet).unwrap();
+            assert_eq!(segment, fixture_segment(version));
+            assert_eq!(payload, PAYLOAD);
+        }
+    }
+
+    #[test]
+    fn reply_headers_without_payload() {
+        // TCPCopy's control message: the 20-byte IPv4 header and the TCP header
+        // zero-padded to 44 bytes; the payload stays behind.
+        let mut headers = IPV4_PACKET[..52].to_vec();
+        headers.resize(20 + 44, 0);
+        let segment = parse_ip_headers(&headers).unwrap();
+        assert_eq!(segment, fixture_segment(IpVersion::V4));
+        assert_eq!(segment.payload_len, PAYLOAD.len());
+
+        let segment = parse_ip_headers(&IPV6_PACKET[..72]).unwrap();
+        assert_eq!(segment, fixture_segment(IpVersion::V6));
+
+        assert_eq!(
+            parse_ip_headers(&IPV4_PACKET[..40]).unwrap_err(),
+            PacketError::Truncated {
+                layer: Layer::Tcp,
+                needed: 32,
+                got: 20
+            }
+        );
+        let mut short_total = headers.clone();
+        short_total[2..4].copy_from_slice(&40u16.to_be_bytes());
+        assert_eq!(
+            parse_ip_headers(&short_total).unwrap_err(),
+            PacketError::Malformed {
+                layer: Layer::Ipv4,
+                what: "length shorter than the tcp header"
+            }
+        );
+    }
+
+    const LINK_TYPES: [LinkType; 6] = [
+        LinkType::Ethernet,
+        LinkType::LinuxSll,
+        LinkType::LinuxSll2,
+        LinkType::RawIp,
+        LinkType::Null,
+        LinkType::Loop,
+    ];
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            for link in LINK_TYPES {
+                if let Ok(parsed) = parse_frame(link, &bytes) {
+                    prop_assert_eq!(parsed.payload.len(), parsed.segment.payload_len);
+                }
+            }
+            let _ = parse_ip(&bytes);
+            let _ = parse_ip_headers(&bytes);
+        }
+
+        /// Random bytes rarely get past the link layer; corrupting valid frames reaches
+        /// every layer's checks.
+        #[test]
+        fn corrupted_frames_never_panic(
+            fixture in prop::sample::select(frame_fixtures()),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let link = fixture.link.link_type();
+            let mut frame = fixture.frame();
+            for (at, value) in edits {
+                let at = at.index(frame.len());
+                frame[at] = value;
+            }
+            frame.truncate(cut.index(frame.len() + 1));
+            if let Ok(parsed) = parse_frame(link, &frame) {
+                prop_assert_eq!(parsed.payload.len(), parsed.segment.payload_len);
+                prop_assert!(parsed.ip.len() <= frame.len());
+            }
+            let _ = parse_ip_headers(&frame);
+        }
+    }
+}

@@ -76,6 +76,7 @@ const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 
 /// A hand-written frame: its link header bytes, the header they parse to, and the packet.
+#[derive(Debug, Clone)]
 pub(crate) struct FrameFixture {
     pub name: &'static str,
     pub link: LinkHeader,
@@ -336,4 +337,20 @@ pub(crate) fn arbitrary_link(version: IpVersion) -> impl Strategy<Value = LinkHe
         })
     });
     prop_oneof![ethernet, sll, sll2, Just(LinkHeader::RawIp), null, lo]
+}
+
+/// True when an emitted IP packet (no extension headers) has a correct IPv4 header
+/// checksum and a TCP checksum that folds to 0 over the pseudo-header and segment.
+pub(crate) fn checksums_verify(packet: &[u8]) -> bool {
+    use super::checksum;
+    use super::{Ipv4Packet, Ipv6Packet};
+    match IpVersion::sniff(packet) {
+        Ok(IpVersion::V4) => Ipv4Packet::new_checked(packet).is_ok_and(|ip| {
+            ip.verify_checksum()
+                && checksum::tcp_ipv4(ip.src_addr(), ip.dst_addr(), ip.payload()) == 0
+        }),
+        Ok(IpVersion::V6) => Ipv6Packet::new_checked(packet)
+            .is_ok_and(|ip| checksum::tcp_ipv6(ip.src_addr(), ip.dst_addr(), ip.payload()) == 0),
+        Err(_) => false,
+    }
 }
