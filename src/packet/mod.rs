@@ -19,6 +19,7 @@
 //! - `emit.rs`: [`emit_ip`], [`emit_frame`].
 //! - `split.rs`: [`split`] a super-segment to fit an MTU, [`max_payload_for_mtu`].
 //! - `bytes.rs`: big-endian field access for the views (private).
+//! - `testing.rs`: fixtures and proptest strategies shared by the tests (test builds only).
 
 mod bytes;
 pub mod checksum;

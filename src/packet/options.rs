@@ -5,9 +5,8 @@
 //! a length that cannot be right is an error. Emission writes Linux's layout, always a
 //! multiple of 4 bytes, so the header needs no further padding.
 
-use super::TcpOptions;
-use super::Timestamps;
 use super::error::{Layer, PacketError, Result};
+use super::{TcpOptions, Timestamps};
 
 /// Option kinds (IANA "TCP Option Kind Numbers").
 mod kind {
