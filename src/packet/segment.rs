@@ -29,6 +29,11 @@ impl TcpFlags {
         self.0 & other.0 == other.0
     }
 
+    /// `self` with every bit of `other` cleared.
+    pub fn without(self, other: TcpFlags) -> TcpFlags {
+        TcpFlags(self.0 & !other.0)
+    }
+
     pub fn syn(self) -> bool {
         self.contains(Self::SYN)
     }
