@@ -23,7 +23,7 @@ pub struct Reply {
 
 /// Replies a connection may have queued before further ones are dropped and counted.
 const CONNECTION_QUEUE: usize = 65_536;
-/// Reply bytes kept beyond the largest headers, for copies that want a payload prefix.
+/// Reply payload bytes forwarded to copies that speak version 7.
 pub const PAYLOAD_PREFIX: usize = 128;
 /// The largest IP + TCP headers: an IPv6 header and a TCP header full of options.
 const MAX_HEADERS: usize = 40 + 60;
@@ -70,6 +70,11 @@ impl Hub {
         for reply in parked {
             self.deliver(conn, reply);
         }
+    }
+
+    /// A copy ended a flow (version 7 only; 1.x never does).
+    pub fn unregister(&self, client: SocketAddr, target: SocketAddr) {
+        lock(&self.router).unregister(Flow { client, target });
     }
 
     /// A reply seen by a source: `packet` is the IP packet (possibly cut short), `segment` its

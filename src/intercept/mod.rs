@@ -23,7 +23,7 @@ use anyhow::{Context, Result};
 
 use crate::capture::{self, LiveCapture, Next, PacketSource};
 use crate::cli::InterceptArgs;
-use crate::packet::{self, LinkType};
+use crate::packet::{self, LinkHeader, LinkType};
 use crate::stats::{Counter, Counters, Reporter};
 
 pub use hub::Hub;
@@ -141,8 +141,8 @@ fn capture_replies(mut source: Box<dyn PacketSource>, hub: &Hub, counters: &Coun
         };
         counters.add(Counter::Captured, 1);
         // The snap length keeps headers and a payload prefix only, so parse headers alone.
-        let parsed = packet::network_bytes(link, frame.data)
-            .and_then(|ip| packet::parse_ip_headers(ip).map(|segment| (ip, segment)));
+        let parsed = LinkHeader::parse(link, frame.data)
+            .and_then(|(_, ip)| packet::parse_ip_headers(ip).map(|segment| (ip, segment)));
         match parsed {
             Ok((ip, segment)) => hub.on_reply(ip, &segment),
             Err(_) => counters.add(Counter::Malformed, 1),

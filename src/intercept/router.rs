@@ -115,6 +115,11 @@ impl<R> Router<R> {
         Routing::Parked
     }
 
+    /// Forgets one flow.
+    pub fn unregister(&mut self, flow: Flow) {
+        self.routes.remove(&flow);
+    }
+
     /// Forgets every flow of a connection that closed.
     pub fn drop_connection(&mut self, conn: ConnId) {
         self.routes.retain(|_, route| route.conn != conn);

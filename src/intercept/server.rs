@@ -14,8 +14,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::hub::{Hub, Reply};
-use crate::proto::{self, CopyMessage, CopyStreamDecoder, Version};
+use super::hub::{Hub, PAYLOAD_PREFIX, Reply};
+use crate::proto::{self, CopyMessage, CopyStreamDecoder, ReplyBatch, V6Layout, Version};
 
 /// How often blocked threads look at the stop flag.
 const STOP_CHECK: Duration = Duration::from_millis(200);
@@ -55,7 +55,7 @@ pub fn serve(listener: TcpListener, hub: Arc<Hub>, stop: Arc<AtomicBool>) -> Res
 fn handle_connection(stream: TcpStream, peer: SocketAddr, hub: &Hub, stop: &AtomicBool) -> Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_nodelay(true)?;
-    let mut decoder = CopyStreamDecoder::new();
+    let mut decoder = CopyStreamDecoder::new(Version::LATEST);
     let mut reader = &stream;
     let version = read_hello(&mut reader, &mut decoder, stop)?;
     log::info!("copy {peer} connected, protocol version {}", version.number());
@@ -76,9 +76,9 @@ fn read_hello(reader: &mut &TcpStream, decoder: &mut CopyStreamDecoder, stop: &A
     reader.set_read_timeout(Some(HELLO_TIMEOUT))?;
     let mut buffer = [0u8; 512];
     while !stop.load(Ordering::Relaxed) {
-        if let Some(message) = decoder.next().context("bad hello")? {
+        if let Some(message) = decoder.next_message().context("bad hello")? {
             return match message {
-                CopyMessage::Hello(version) => Ok(version),
+                CopyMessage::Hello { version, .. } => Ok(version),
                 other => Err(anyhow::anyhow!("expected a hello, got {other:?}")),
             };
         }
@@ -101,13 +101,16 @@ fn read_registrations(
     reader.set_read_timeout(Some(STOP_CHECK))?;
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
-        while let Some(message) = decoder.next().context("bad data from copy")? {
+        while let Some(message) = decoder.next_message().context("bad data from copy")? {
             match message {
                 CopyMessage::Registration(registration) => match registration.kind {
                     proto::RegKind::Add => hub.register(conn, registration.client, registration.target),
-                    proto::RegKind::Del => {}
+                    proto::RegKind::Del => hub.unregister(registration.client, registration.target),
                 },
-                CopyMessage::Hello(_) => log::debug!("ignoring a repeated hello"),
+                CopyMessage::Hello { .. } => log::debug!("ignoring a repeated hello"),
+                CopyMessage::Unknown { frame_type, .. } => {
+                    log::debug!("skipping a frame of unknown type {frame_type}");
+                }
             }
         }
         if stop.load(Ordering::Relaxed) {
@@ -122,7 +125,7 @@ fn read_registrations(
     }
 }
 
-/// Replies per write, at most (a v6 combined frame carries up to 16).
+/// Replies per write, at most (a v6 combined frame carries up to 16: several frames then).
 const BATCH: usize = 256;
 
 fn write_replies(
@@ -133,21 +136,30 @@ fn write_replies(
     done: &AtomicBool,
 ) -> Result<()> {
     let mut buffer = Vec::with_capacity(64 * 1024);
-    if version == Version::V7 {
-        proto::encode_hello_ack(&mut buffer);
-        stream.write_all(&buffer).context("sending the hello ack failed")?;
-    }
-    let mut batch: Vec<Reply> = Vec::with_capacity(BATCH);
+    let mut batch = match version {
+        Version::V6 => ReplyBatch::v6(V6Layout::Headers),
+        Version::V7 => {
+            proto::encode_switch(&mut buffer);
+            stream.write_all(&buffer).context("sending the version switch failed")?;
+            ReplyBatch::v7(PAYLOAD_PREFIX)
+        }
+    };
     while !stop.load(Ordering::Relaxed) && !done.load(Ordering::Relaxed) {
-        match replies.recv_timeout(STOP_CHECK) {
-            Ok(reply) => batch.push(reply),
+        let first = match replies.recv_timeout(STOP_CHECK) {
+            Ok(reply) => reply,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
-        }
-        batch.extend(replies.try_iter().take(BATCH - 1));
+        };
         buffer.clear();
-        proto::encode_replies(version, batch.iter().map(|r| (r.packet.as_slice(), r.timestamp_us)), &mut buffer);
-        batch.clear();
+        for reply in std::iter::once(first).chain(replies.try_iter().take(BATCH - 1)) {
+            if batch.is_full() {
+                batch.flush_into(&mut buffer);
+            }
+            if let Err(err) = batch.push(&reply.packet, reply.timestamp_us) {
+                log::debug!("cannot forward a reply in version {}: {err}", version.number());
+            }
+        }
+        batch.flush_into(&mut buffer);
         stream.write_all(&buffer).context("sending replies failed")?;
     }
     Ok(())

@@ -247,17 +247,29 @@ fn serve_link(
 ) -> anyhow::Result<()> {
     let writer_stream = stream.try_clone().context("cannot clone the intercept socket")?;
     let (link_id, queue, backlog) = registrar.attach();
-    let link_down = AtomicBool::new(false);
+    let state = LinkState::default();
     let result = std::thread::scope(|scope| {
-        let writer = scope.spawn(|| write_registrations(writer_stream, &queue, backlog, stop, &link_down));
-        let read_result = read_replies(&stream, dispatcher, stop, &link_down, shared);
-        link_down.store(true, Ordering::Relaxed);
+        let writer = scope.spawn(|| write_registrations(writer_stream, &queue, backlog, stop, &state));
+        let read_result = read_replies(&stream, dispatcher, stop, &state, shared);
+        state.down.store(true, Ordering::Relaxed);
         let _ = stream.shutdown(std::net::Shutdown::Both);
-        let write_result = writer.join().unwrap_or_else(|_| Err(anyhow::anyhow!("writer panicked")));
+        let write_result = writer
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("writer panicked")));
         read_result.and(write_result)
     });
     registrar.detach(link_id);
     result
+}
+
+/// What the two threads of a link tell each other.
+#[derive(Default)]
+struct LinkState {
+    /// The link failed or is closing.
+    down: AtomicBool,
+    /// The intercept agreed to version 7: the writer answers with the switch marker and
+    /// speaks version 7 from then on.
+    switch_to_v7: AtomicBool,
 }
 
 fn write_registrations(
@@ -265,38 +277,40 @@ fn write_registrations(
     queue: &Receiver<Registration>,
     backlog: Vec<Registration>,
     stop: &AtomicBool,
-    link_down: &AtomicBool,
+    state: &LinkState,
 ) -> anyhow::Result<()> {
+    let mut version = proto::Version::V6;
     let mut buffer = Vec::with_capacity(4096);
-    proto::encode_hello(proto::Version::V7, &mut buffer);
+    proto::encode_hello(proto::Version::LATEST, &mut buffer);
     for registration in backlog {
-        encode_registration(registration, &mut buffer);
+        encode_registration(version, registration, &mut buffer);
     }
     stream.write_all(&buffer).context("sending the hello failed")?;
-    while !stop.load(Ordering::Relaxed) && !link_down.load(Ordering::Relaxed) {
-        let first = match queue.recv_timeout(STOP_CHECK) {
-            Ok(registration) => registration,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
+    while !stop.load(Ordering::Relaxed) && !state.down.load(Ordering::Relaxed) {
         buffer.clear();
-        encode_registration(first, &mut buffer);
-        for more in queue.try_iter().take(1024) {
-            encode_registration(more, &mut buffer);
+        if version == proto::Version::V6 && state.switch_to_v7.load(Ordering::Relaxed) {
+            proto::encode_switch(&mut buffer);
+            version = proto::Version::V7;
         }
-        stream.write_all(&buffer).context("sending registrations failed")?;
+        match queue.recv_timeout(STOP_CHECK) {
+            Ok(first) => {
+                for registration in std::iter::once(first).chain(queue.try_iter().take(1023)) {
+                    encode_registration(version, registration, &mut buffer);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if !buffer.is_empty() {
+            stream.write_all(&buffer).context("sending registrations failed")?;
+        }
     }
     Ok(())
 }
 
-fn encode_registration(registration: Registration, out: &mut Vec<u8>) {
+fn encode_registration(version: proto::Version, registration: Registration, out: &mut Vec<u8>) {
     let Registration::Add { client, target } = registration;
-    let message = proto::Registration {
-        kind: proto::RegKind::Add,
-        client,
-        target,
-    };
-    if let Err(err) = proto::encode_registration(proto::Version::V6, &message, out) {
+    if let Err(err) = proto::encode_registration(version, &proto::Registration::add(client, target), out) {
         log::debug!("cannot register {client} -> {target}: {err}");
     }
 }
@@ -305,14 +319,14 @@ fn read_replies(
     mut stream: &TcpStream,
     dispatcher: &Dispatcher,
     stop: &AtomicBool,
-    link_down: &AtomicBool,
+    state: &LinkState,
     shared: &Arc<Counters>,
 ) -> anyhow::Result<()> {
     stream.set_read_timeout(Some(STOP_CHECK))?;
-    let mut decoder = proto::InterceptStreamDecoder::new();
+    let mut decoder = proto::InterceptStreamDecoder::new(proto::Version::LATEST);
     let mut buffer = vec![0u8; 64 * 1024];
     let mut counters = LocalCounters::default();
-    while !stop.load(Ordering::Relaxed) && !link_down.load(Ordering::Relaxed) {
+    while !stop.load(Ordering::Relaxed) && !state.down.load(Ordering::Relaxed) {
         let n = match stream.read(&mut buffer) {
             Ok(0) => return Ok(()),
             Ok(n) => n,
@@ -324,20 +338,27 @@ fn read_replies(
             Err(err) => return Err(err).context("reading from intercept failed"),
         };
         decoder.feed(&buffer[..n]);
-        while let Some(message) = decoder.next().context("bad data from intercept")? {
-            if let proto::InterceptMessage::Reply(reply) = message {
-                counters.bump(Counter::RepliesReceived);
-                match packet::parse_ip_headers(reply.headers()) {
-                    Ok(segment) => {
-                        let client = segment.dst;
-                        if !dispatcher.dispatch(client, WorkerInput::Reply { segment }) {
-                            counters.bump(Counter::QueueFull);
-                        }
+        while let Some(message) = decoder.next_message().context("bad data from intercept")? {
+            let reply = match message {
+                proto::InterceptMessage::Reply(reply) => reply,
+                proto::InterceptMessage::Switch(version) => {
+                    log::info!("intercept speaks protocol version {}", version.number());
+                    state.switch_to_v7.store(version == proto::Version::V7, Ordering::Relaxed);
+                    continue;
+                }
+                proto::InterceptMessage::Counters(_) | proto::InterceptMessage::Unknown { .. } => continue,
+            };
+            counters.bump(Counter::RepliesReceived);
+            match packet::parse_ip_headers(reply.headers()) {
+                Ok(segment) => {
+                    let client = segment.dst;
+                    if !dispatcher.dispatch(client, WorkerInput::Reply { segment }) {
+                        counters.bump(Counter::QueueFull);
                     }
-                    Err(err) => {
-                        counters.bump(Counter::Malformed);
-                        log::debug!("unusable reply headers from intercept: {err}");
-                    }
+                }
+                Err(err) => {
+                    counters.bump(Counter::Malformed);
+                    log::debug!("unusable reply headers from intercept: {err}");
                 }
             }
         }
