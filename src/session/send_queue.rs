@@ -1,0 +1,471 @@
+//! The client's byte stream on its way to the target.
+//!
+//! [`SendQueue`] holds client bytes by sequence number from the oldest byte the target has not
+//! acknowledged to the end of what the client sent in order, plus out-of-order segments
+//! waiting for a gap to fill. It trims client retransmissions and overlaps, so every byte is
+//! stored once, and it notes where each request starts (a payload whose client ACK moved
+//! forward: the client had received a response in between).
+//!
+//! It does not decide what to send or when: that is the engine's job, with the target's
+//! window and the pacing rules.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use crate::packet::SeqNum;
+
+/// Bytes the queue keeps consumed at its front before compacting its buffer.
+const COMPACT_THRESHOLD: usize = 64 * 1024;
+
+/// What [`SendQueue::insert`] did with a client segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Inserted {
+    /// Bytes now in the in-order stream (this segment's and any out-of-order ones it joined).
+    pub in_order: usize,
+    /// Bytes kept ahead of a gap.
+    pub out_of_order: usize,
+    /// Bytes dropped because the queue already had (or already delivered) them.
+    pub duplicate: usize,
+}
+
+/// The queue is full: the segment was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueFull {
+    /// Storing the segment would exceed the byte cap.
+    Bytes {
+        /// Bytes the segment would have added.
+        needed: usize,
+        /// Bytes still free under the cap.
+        free: usize,
+    },
+    /// Too many out-of-order segments are waiting already.
+    OutOfOrderSegments {
+        /// The cap that was reached.
+        max: usize,
+    },
+}
+
+impl fmt::Display for QueueFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueueFull::Bytes { needed, free } => write!(
+                f,
+                "session send queue full: segment needs {needed} bytes, {free} free"
+            ),
+            QueueFull::OutOfOrderSegments { max } => write!(
+                f,
+                "session send queue full: {max} out-of-order segments already waiting"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for QueueFull {}
+
+/// A client segment that arrived ahead of a gap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Chunk {
+    seq: SeqNum,
+    ack: SeqNum,
+    bytes: Vec<u8>,
+}
+
+/// Client bytes by sequence number, from the first byte the target has not acknowledged.
+#[derive(Debug, Clone)]
+pub struct SendQueue {
+    /// Sequence number of `bytes[head]`.
+    start: SeqNum,
+    bytes: Vec<u8>,
+    head: usize,
+    /// Segments beyond the in-order end, sorted by sequence number.
+    out_of_order: Vec<Chunk>,
+    out_of_order_bytes: usize,
+    max_bytes: usize,
+    max_out_of_order: usize,
+    /// The client's ACK on the latest in-order payload (or its handshake ACK).
+    last_ack: Option<SeqNum>,
+    /// Where each request not yet released starts, in order.
+    request_starts: VecDeque<RequestStart>,
+    /// Whether the first in-order payload has been seen.
+    started: bool,
+}
+
+/// Where a request starts in the client's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestStart {
+    /// Its first byte.
+    pub seq: SeqNum,
+    /// The client had received server data before sending it (its ACK moved forward), so the
+    /// target must answer first. False only for a first request sent without a greeting.
+    pub follows_response: bool,
+}
+
+impl SendQueue {
+    /// An empty queue whose first byte will be `start`.
+    pub fn new(start: SeqNum, max_bytes: usize, max_out_of_order: usize) -> SendQueue {
+        SendQueue {
+            start,
+            bytes: Vec::new(),
+            head: 0,
+            out_of_order: Vec::new(),
+            out_of_order_bytes: 0,
+            max_bytes,
+            max_out_of_order,
+            last_ack: None,
+            request_starts: VecDeque::new(),
+            started: false,
+        }
+    }
+
+    /// The oldest byte held (the first one the target has not acknowledged).
+    pub fn start(&self) -> SeqNum {
+        self.start
+    }
+
+    /// The sequence number after the last in-order byte.
+    pub fn end(&self) -> SeqNum {
+        self.start + self.in_order_len()
+    }
+
+    /// Bytes held in order.
+    pub fn in_order_len(&self) -> usize {
+        self.bytes.len() - self.head
+    }
+
+    /// Bytes held ahead of a gap.
+    pub fn out_of_order_len(&self) -> usize {
+        self.out_of_order_bytes
+    }
+
+    /// Records the client ACK that precedes its first payload (its handshake ACK), so a first
+    /// payload with a later ACK counts as a request that follows a server greeting.
+    pub fn set_initial_ack(&mut self, ack: SeqNum) {
+        if self.last_ack.is_none() {
+            self.last_ack = Some(ack);
+        }
+    }
+
+    /// Stores a client segment's payload, trimming what the queue already has.
+    pub fn insert(
+        &mut self,
+        seq: SeqNum,
+        payload: &[u8],
+        ack: SeqNum,
+    ) -> Result<Inserted, QueueFull> {
+        let mut inserted = Inserted::default();
+        let Some((seq, payload)) = self.trim_delivered(seq, payload, &mut inserted) else {
+            return Ok(inserted);
+        };
+        if seq == self.end() {
+            self.check_room(payload.len())?;
+            self.append(seq, payload, ack, &mut inserted);
+            self.join_out_of_order(&mut inserted);
+        } else {
+            self.keep_out_of_order(seq, payload, ack, &mut inserted)?;
+        }
+        Ok(inserted)
+    }
+
+    /// Up to `max_len` in-order bytes starting at `seq`; empty when `seq` is outside the
+    /// in-order range.
+    pub fn bytes_at(&self, seq: SeqNum, max_len: usize) -> &[u8] {
+        let offset = seq.distance_from(self.start);
+        let Ok(offset) = usize::try_from(offset) else {
+            return &[];
+        };
+        let available = self.bytes.get(self.head + offset..).unwrap_or(&[]);
+        &available[..available.len().min(max_len)]
+    }
+
+    /// The target acknowledged everything before `ack`: forget those bytes.
+    pub fn acknowledge(&mut self, ack: SeqNum) {
+        let advance = ack.distance_from(self.start);
+        let Ok(advance) = usize::try_from(advance) else {
+            return;
+        };
+        let advance = advance.min(self.in_order_len());
+        self.head += advance;
+        self.start += advance as u32;
+        if self.head >= COMPACT_THRESHOLD && self.head * 2 >= self.bytes.len() {
+            self.bytes.drain(..self.head);
+            self.head = 0;
+        }
+    }
+
+    /// Where the next request not yet released starts, if the client sent one.
+    pub fn next_request_start(&self) -> Option<RequestStart> {
+        self.request_starts.front().copied()
+    }
+
+    /// The request at [`next_request_start`](Self::next_request_start) was released.
+    pub fn release_request(&mut self) {
+        self.request_starts.pop_front();
+    }
+
+    /// Drops `payload` bytes the in-order stream already covers. `None` when nothing is left.
+    fn trim_delivered<'p>(
+        &self,
+        seq: SeqNum,
+        payload: &'p [u8],
+        inserted: &mut Inserted,
+    ) -> Option<(SeqNum, &'p [u8])> {
+        let end = self.end();
+        let covered = usize::try_from(end.distance_from(seq)).unwrap_or(0);
+        if covered >= payload.len() {
+            inserted.duplicate += payload.len();
+            return None;
+        }
+        inserted.duplicate += covered;
+        Some((seq + covered, &payload[covered..]))
+    }
+
+    fn check_room(&self, needed: usize) -> Result<(), QueueFull> {
+        let used = self.in_order_len() + self.out_of_order_bytes;
+        let free = self.max_bytes.saturating_sub(used);
+        if needed > free {
+            return Err(QueueFull::Bytes { needed, free });
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, seq: SeqNum, payload: &[u8], ack: SeqNum, inserted: &mut Inserted) {
+        let follows_response = self.last_ack.is_some_and(|last| ack > last);
+        if follows_response || !self.started {
+            self.request_starts.push_back(RequestStart {
+                seq,
+                follows_response,
+            });
+        }
+        self.started = true;
+        self.last_ack = Some(self.last_ack.map_or(ack, |last| last.max(ack)));
+        self.bytes.extend_from_slice(payload);
+        inserted.in_order += payload.len();
+    }
+
+    /// Moves the out-of-order segments the in-order end now reaches into the stream.
+    fn join_out_of_order(&mut self, inserted: &mut Inserted) {
+        while let Some(first) = self.out_of_order.first() {
+            if first.seq > self.end() {
+                break;
+            }
+            let chunk = self.out_of_order.remove(0);
+            self.out_of_order_bytes -= chunk.bytes.len();
+            if let Some((seq, rest)) = self.trim_delivered(chunk.seq, &chunk.bytes, inserted) {
+                self.append(seq, rest, chunk.ack, inserted);
+            }
+        }
+    }
+
+    fn keep_out_of_order(
+        &mut self,
+        seq: SeqNum,
+        payload: &[u8],
+        ack: SeqNum,
+        inserted: &mut Inserted,
+    ) -> Result<(), QueueFull> {
+        let end = seq + payload.len();
+        let already_held = self
+            .out_of_order
+            .iter()
+            .any(|chunk| chunk.seq <= seq && chunk.seq + chunk.bytes.len() >= end);
+        if already_held {
+            inserted.duplicate += payload.len();
+            return Ok(());
+        }
+        if self.out_of_order.len() >= self.max_out_of_order {
+            return Err(QueueFull::OutOfOrderSegments {
+                max: self.max_out_of_order,
+            });
+        }
+        self.check_room(payload.len())?;
+        let at = self
+            .out_of_order
+            .iter()
+            .position(|chunk| chunk.seq > seq)
+            .unwrap_or(self.out_of_order.len());
+        self.out_of_order.insert(
+            at,
+            Chunk {
+                seq,
+                ack,
+                bytes: payload.to_vec(),
+            },
+        );
+        self.out_of_order_bytes += payload.len();
+        inserted.out_of_order += payload.len();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ACK: SeqNum = SeqNum(7000);
+
+    fn queue(start: u32) -> SendQueue {
+        SendQueue::new(SeqNum(start), 1 << 20, 8)
+    }
+
+    #[test]
+    fn in_order_segments_append() {
+        let mut q = queue(100);
+        let got = q.insert(SeqNum(100), b"hello ", ACK).unwrap();
+        assert_eq!(got.in_order, 6);
+        q.insert(SeqNum(106), b"world", ACK).unwrap();
+        assert_eq!(q.end(), SeqNum(111));
+        assert_eq!(q.bytes_at(SeqNum(100), 100), b"hello world");
+        assert_eq!(q.bytes_at(SeqNum(106), 3), b"wor");
+        assert_eq!(q.bytes_at(SeqNum(111), 3), b"");
+        assert_eq!(q.bytes_at(SeqNum(99), 3), b"");
+    }
+
+    #[test]
+    fn retransmissions_and_overlaps_are_trimmed() {
+        let mut q = queue(100);
+        q.insert(SeqNum(100), b"abcdef", ACK).unwrap();
+        let dup = q.insert(SeqNum(100), b"abcdef", ACK).unwrap();
+        assert_eq!(
+            dup,
+            Inserted {
+                duplicate: 6,
+                ..Inserted::default()
+            }
+        );
+        let overlap = q.insert(SeqNum(104), b"efgh", ACK).unwrap();
+        assert_eq!(overlap.duplicate, 2);
+        assert_eq!(overlap.in_order, 2);
+        assert_eq!(q.bytes_at(SeqNum(100), 100), b"abcdefgh");
+    }
+
+    #[test]
+    fn acknowledged_bytes_are_dropped_and_retransmissions_of_them_ignored() {
+        let mut q = queue(100);
+        q.insert(SeqNum(100), b"abcdef", ACK).unwrap();
+        q.acknowledge(SeqNum(104));
+        assert_eq!(q.start(), SeqNum(104));
+        assert_eq!(q.bytes_at(SeqNum(104), 10), b"ef");
+        let dup = q.insert(SeqNum(100), b"abcd", ACK).unwrap();
+        assert_eq!(dup.duplicate, 4);
+        // An ACK beyond what we hold (never happens with a sane target) is clamped.
+        q.acknowledge(SeqNum(200));
+        assert_eq!(q.start(), SeqNum(106));
+        // An old ACK is ignored.
+        q.acknowledge(SeqNum(50));
+        assert_eq!(q.start(), SeqNum(106));
+    }
+
+    #[test]
+    fn out_of_order_data_waits_for_the_gap() {
+        let mut q = queue(100);
+        let ahead = q.insert(SeqNum(106), b"world", ACK).unwrap();
+        assert_eq!(ahead.out_of_order, 5);
+        assert_eq!(q.end(), SeqNum(100));
+        assert_eq!(q.out_of_order_len(), 5);
+        let dup = q.insert(SeqNum(107), b"or", ACK).unwrap();
+        assert_eq!(dup.duplicate, 2);
+        let filled = q.insert(SeqNum(100), b"hello ", ACK).unwrap();
+        assert_eq!(filled.in_order, 11);
+        assert_eq!(q.out_of_order_len(), 0);
+        assert_eq!(q.bytes_at(SeqNum(100), 100), b"hello world");
+    }
+
+    #[test]
+    fn overlapping_out_of_order_chunks_join_trimmed() {
+        let mut q = queue(0);
+        q.insert(SeqNum(4), b"efgh", ACK).unwrap();
+        q.insert(SeqNum(2), b"cdef", ACK).unwrap();
+        let filled = q.insert(SeqNum(0), b"abc", ACK).unwrap();
+        assert_eq!(filled.in_order, 8);
+        assert_eq!(filled.duplicate, 3);
+        assert_eq!(q.bytes_at(SeqNum(0), 100), b"abcdefgh");
+    }
+
+    #[test]
+    fn caps_refuse_segments() {
+        let mut q = SendQueue::new(SeqNum(0), 10, 1);
+        q.insert(SeqNum(0), b"12345678", ACK).unwrap();
+        assert_eq!(
+            q.insert(SeqNum(8), b"abc", ACK),
+            Err(QueueFull::Bytes { needed: 3, free: 2 })
+        );
+        q.insert(SeqNum(20), b"x", ACK).unwrap();
+        assert_eq!(
+            q.insert(SeqNum(30), b"y", ACK),
+            Err(QueueFull::OutOfOrderSegments { max: 1 })
+        );
+        assert_eq!(
+            QueueFull::Bytes { needed: 3, free: 2 }.to_string(),
+            "session send queue full: segment needs 3 bytes, 2 free"
+        );
+    }
+
+    fn start(seq: u32, follows_response: bool) -> Option<RequestStart> {
+        Some(RequestStart {
+            seq: SeqNum(seq),
+            follows_response,
+        })
+    }
+
+    #[test]
+    fn a_forward_client_ack_starts_a_request() {
+        let mut q = queue(0);
+        q.set_initial_ack(SeqNum(1000));
+        q.insert(SeqNum(0), b"GET /a", SeqNum(1000)).unwrap();
+        q.insert(SeqNum(6), b"\n", SeqNum(1000)).unwrap();
+        assert_eq!(q.next_request_start(), start(0, false));
+        q.release_request();
+        assert_eq!(q.next_request_start(), None);
+        q.insert(SeqNum(7), b"GET /b\n", SeqNum(1500)).unwrap();
+        q.insert(SeqNum(14), b"GET /c\n", SeqNum(1400)).unwrap();
+        assert_eq!(q.next_request_start(), start(7, true));
+        q.release_request();
+        assert_eq!(q.next_request_start(), None);
+    }
+
+    #[test]
+    fn a_first_payload_after_a_greeting_follows_a_response() {
+        let mut q = queue(0);
+        q.set_initial_ack(SeqNum(1000));
+        q.insert(SeqNum(0), b"EHLO x\n", SeqNum(1030)).unwrap();
+        assert_eq!(q.next_request_start(), start(0, true));
+    }
+
+    #[test]
+    fn a_mid_stream_first_payload_is_a_request_that_waits_for_nothing() {
+        let mut q = queue(0);
+        q.insert(SeqNum(0), b"GET /\n", SeqNum(1030)).unwrap();
+        assert_eq!(q.next_request_start(), start(0, false));
+    }
+
+    #[test]
+    fn works_across_sequence_wrap() {
+        let start = u32::MAX - 3;
+        let mut q = queue(start);
+        q.insert(SeqNum(start), b"abcdef", ACK).unwrap();
+        assert_eq!(q.end(), SeqNum(2));
+        q.acknowledge(SeqNum(1));
+        assert_eq!(q.bytes_at(SeqNum(1), 10), b"f");
+    }
+
+    proptest! {
+        /// However a stream is cut, duplicated and reordered, the queue rebuilds it exactly.
+        #[test]
+        fn any_arrival_order_rebuilds_the_stream(
+            start: u32,
+            stream in proptest::collection::vec(any::<u8>(), 1..400),
+            cuts in proptest::collection::vec((0usize..400, 1usize..60), 1..40),
+        ) {
+            let mut q = SendQueue::new(SeqNum(start), 1 << 20, 1024);
+            for (offset, len) in cuts {
+                let offset = offset % stream.len();
+                let end = (offset + len).min(stream.len());
+                q.insert(SeqNum(start) + offset, &stream[offset..end], ACK).unwrap();
+            }
+            q.insert(SeqNum(start), &stream, ACK).unwrap();
+            prop_assert_eq!(q.bytes_at(SeqNum(start), usize::MAX), &stream[..]);
+            prop_assert_eq!(q.out_of_order_len(), 0);
+        }
+    }
+}
