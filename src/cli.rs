@@ -141,7 +141,13 @@ pub struct InterceptArgs {
 
     /// Target mode: replies to these client addresses are let through instead of dropped.
     /// Only for addresses that are not real clients.
-    #[arg(short = 'x', long, value_name = "ADDR[,ADDR...]", value_delimiter = ',', requires = "nfqueue")]
+    #[arg(
+        short = 'x',
+        long,
+        value_name = "ADDR[,ADDR...]",
+        value_delimiter = ',',
+        requires = "nfqueue"
+    )]
     pub passlist: Vec<IpAddr>,
 
     /// Port copy processes connect to

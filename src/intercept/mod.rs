@@ -52,7 +52,10 @@ pub fn run(args: &InterceptArgs) -> Result<()> {
     let counters = Arc::new(Counters::default());
     let hub = Arc::new(Hub::new(Arc::clone(&counters)));
 
-    let bind = SocketAddr::new(args.bind.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED)), args.port);
+    let bind = SocketAddr::new(
+        args.bind.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+        args.port,
+    );
     let listener = TcpListener::bind(bind)
         .or_else(|err| match args.bind {
             // A host without IPv6 still serves IPv4.
@@ -64,7 +67,12 @@ pub fn run(args: &InterceptArgs) -> Result<()> {
 
     // Sources first: a queue we cannot bind is a startup error, not a log line.
     start_sources(args, &hub, &counters, &stop)?;
-    let _reporter = Reporter::start("intercept", Arc::clone(&counters), REPORTED, args.stats_interval);
+    let _reporter = Reporter::start(
+        "intercept",
+        Arc::clone(&counters),
+        REPORTED,
+        args.stats_interval,
+    );
     let server = {
         let (hub, stop) = (Arc::clone(&hub), Arc::clone(&stop));
         thread::Builder::new()
@@ -78,10 +86,17 @@ pub fn run(args: &InterceptArgs) -> Result<()> {
     }
     stop.store(true, Ordering::Relaxed);
     // Source threads may sit in a blocking read; the process exit ends them.
-    server.join().unwrap_or_else(|_| Err(anyhow::anyhow!("control server panicked")))
+    server
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("control server panicked")))
 }
 
-fn start_sources(args: &InterceptArgs, hub: &Arc<Hub>, counters: &Arc<Counters>, stop: &Arc<AtomicBool>) -> Result<()> {
+fn start_sources(
+    args: &InterceptArgs,
+    hub: &Arc<Hub>,
+    counters: &Arc<Counters>,
+    stop: &Arc<AtomicBool>,
+) -> Result<()> {
     if let Some(number) = args.nfqueue {
         let source = nfqueue::NfQueueSource::open(number, args.passlist.clone())?;
         let (hub, counters, stop) = (Arc::clone(hub), Arc::clone(counters), Arc::clone(stop));
@@ -113,7 +128,11 @@ fn start_sources(args: &InterceptArgs, hub: &Arc<Hub>, counters: &Arc<Counters>,
 }
 
 /// Runs a source on its own thread; if it fails, the whole intercept stops.
-fn spawn_source(name: &str, stop: Arc<AtomicBool>, body: impl FnOnce() -> Result<()> + Send + 'static) -> Result<()> {
+fn spawn_source(
+    name: &str,
+    stop: Arc<AtomicBool>,
+    body: impl FnOnce() -> Result<()> + Send + 'static,
+) -> Result<()> {
     thread::Builder::new()
         .name(name.chars().take(15).collect())
         .spawn(move || {
@@ -127,9 +146,15 @@ fn spawn_source(name: &str, stop: Arc<AtomicBool>, body: impl FnOnce() -> Result
 }
 
 /// Assistant mode: replies captured with pcap (the assistant's `ip_forward=0` drops them after).
-fn capture_replies(mut source: Box<dyn PacketSource>, hub: &Hub, counters: &Counters, stop: &AtomicBool) -> Result<()> {
+fn capture_replies(
+    mut source: Box<dyn PacketSource>,
+    hub: &Hub,
+    counters: &Counters,
+    stop: &AtomicBool,
+) -> Result<()> {
     let dlt = source.datalink();
-    let link = LinkType::from_dlt(dlt).with_context(|| format!("{}: unsupported link type {dlt}", source.name()))?;
+    let link = LinkType::from_dlt(dlt)
+        .with_context(|| format!("{}: unsupported link type {dlt}", source.name()))?;
     while !stop.load(Ordering::Relaxed) {
         let frame = match source.next_frame()? {
             Next::Frame(frame) => frame,

@@ -87,7 +87,13 @@ impl<R> Router<R> {
     /// `conn` owns `flow` from now on (a later registration by another copy takes it over).
     /// Returns the replies that were parked waiting for it, oldest first.
     pub fn register(&mut self, flow: Flow, conn: ConnId, now: Instant) -> Vec<R> {
-        self.routes.insert(flow, Route { conn, last_used: now });
+        self.routes.insert(
+            flow,
+            Route {
+                conn,
+                last_used: now,
+            },
+        );
         if !self.parked.iter().any(|p| p.flow == flow) {
             return Vec::new();
         }
@@ -111,7 +117,11 @@ impl<R> Router<R> {
             self.parked.pop_front();
             self.expired += 1;
         }
-        self.parked.push_back(Parked { at: now, flow, reply });
+        self.parked.push_back(Parked {
+            at: now,
+            flow,
+            reply,
+        });
         Routing::Parked
     }
 
@@ -171,7 +181,10 @@ mod tests {
         let mut router = Router::new(RouterLimits::default());
         assert!(router.register(flow(1), 7, now).is_empty());
         assert_eq!(router.route(flow(1), false, "r", now), Routing::To(7, "r"));
-        assert_eq!(router.route(flow(2), false, "r", now), Routing::Unrouted("r"));
+        assert_eq!(
+            router.route(flow(2), false, "r", now),
+            Routing::Unrouted("r")
+        );
     }
 
     #[test]
@@ -187,7 +200,10 @@ mod tests {
     #[test]
     fn parked_replies_expire_and_the_park_is_bounded() {
         let now = Instant::now();
-        let limits = RouterLimits { max_parked: 2, ..RouterLimits::default() };
+        let limits = RouterLimits {
+            max_parked: 2,
+            ..RouterLimits::default()
+        };
         let mut router = Router::new(limits);
         for port in 1..=3 {
             router.route(flow(port), true, port, now);

@@ -33,11 +33,9 @@ pub fn serve(listener: TcpListener, hub: Arc<Hub>, stop: Arc<AtomicBool>) -> Res
                 let (hub, stop) = (Arc::clone(&hub), Arc::clone(&stop));
                 thread::Builder::new()
                     .name(format!("copy-{peer}").chars().take(15).collect())
-                    .spawn(move || {
-                        match handle_connection(stream, peer, &hub, &stop) {
-                            Ok(()) => log::info!("copy {peer} disconnected"),
-                            Err(err) => log::warn!("copy {peer}: {err:#}"),
-                        }
+                    .spawn(move || match handle_connection(stream, peer, &hub, &stop) {
+                        Ok(()) => log::info!("copy {peer} disconnected"),
+                        Err(err) => log::warn!("copy {peer}: {err:#}"),
                     })
                     .context("cannot start a connection thread")?;
             }
@@ -52,27 +50,41 @@ pub fn serve(listener: TcpListener, hub: Arc<Hub>, stop: Arc<AtomicBool>) -> Res
     Ok(())
 }
 
-fn handle_connection(stream: TcpStream, peer: SocketAddr, hub: &Hub, stop: &AtomicBool) -> Result<()> {
+fn handle_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    hub: &Hub,
+    stop: &AtomicBool,
+) -> Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_nodelay(true)?;
     let mut decoder = CopyStreamDecoder::new(Version::LATEST);
     let mut reader = &stream;
     let version = read_hello(&mut reader, &mut decoder, stop)?;
-    log::info!("copy {peer} connected, protocol version {}", version.number());
+    log::info!(
+        "copy {peer} connected, protocol version {}",
+        version.number()
+    );
     let (conn, replies) = hub.connect();
     let done = AtomicBool::new(false);
     let result = thread::scope(|scope| {
         let writer = scope.spawn(|| write_replies(&stream, version, &replies, stop, &done));
         let read_result = read_registrations(&mut reader, &mut decoder, conn, hub, stop);
         done.store(true, Ordering::Relaxed);
-        let write_result = writer.join().unwrap_or_else(|_| Err(anyhow::anyhow!("writer panicked")));
+        let write_result = writer
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("writer panicked")));
         read_result.and(write_result)
     });
     hub.disconnect(conn);
     result
 }
 
-fn read_hello(reader: &mut &TcpStream, decoder: &mut CopyStreamDecoder, stop: &AtomicBool) -> Result<Version> {
+fn read_hello(
+    reader: &mut &TcpStream,
+    decoder: &mut CopyStreamDecoder,
+    stop: &AtomicBool,
+) -> Result<Version> {
     reader.set_read_timeout(Some(HELLO_TIMEOUT))?;
     let mut buffer = [0u8; 512];
     while !stop.load(Ordering::Relaxed) {
@@ -104,7 +116,9 @@ fn read_registrations(
         while let Some(message) = decoder.next_message().context("bad data from copy")? {
             match message {
                 CopyMessage::Registration(registration) => match registration.kind {
-                    proto::RegKind::Add => hub.register(conn, registration.client, registration.target),
+                    proto::RegKind::Add => {
+                        hub.register(conn, registration.client, registration.target)
+                    }
                     proto::RegKind::Del => hub.unregister(registration.client, registration.target),
                 },
                 CopyMessage::Hello { .. } => log::debug!("ignoring a repeated hello"),
@@ -119,7 +133,11 @@ fn read_registrations(
         match reader.read(&mut buffer) {
             Ok(0) => return Ok(()),
             Ok(n) => decoder.feed(&buffer[..n]),
-            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
             Err(err) => return Err(err).context("reading from copy failed"),
         }
     }
@@ -140,7 +158,9 @@ fn write_replies(
         Version::V6 => ReplyBatch::v6(V6Layout::Headers),
         Version::V7 => {
             proto::encode_switch(&mut buffer);
-            stream.write_all(&buffer).context("sending the version switch failed")?;
+            stream
+                .write_all(&buffer)
+                .context("sending the version switch failed")?;
             ReplyBatch::v7(PAYLOAD_PREFIX)
         }
     };
@@ -156,11 +176,16 @@ fn write_replies(
                 batch.flush_into(&mut buffer);
             }
             if let Err(err) = batch.push(&reply.packet, reply.timestamp_us) {
-                log::debug!("cannot forward a reply in version {}: {err}", version.number());
+                log::debug!(
+                    "cannot forward a reply in version {}: {err}",
+                    version.number()
+                );
             }
         }
         batch.flush_into(&mut buffer);
-        stream.write_all(&buffer).context("sending replies failed")?;
+        stream
+            .write_all(&buffer)
+            .context("sending replies failed")?;
     }
     Ok(())
 }

@@ -104,7 +104,10 @@ mod tests {
 /// What a link writer sends to its intercept.
 #[derive(Debug, Clone, Copy)]
 enum Registration {
-    Add { client: SocketAddr, target: SocketAddr },
+    Add {
+        client: SocketAddr,
+        target: SocketAddr,
+    },
 }
 
 /// Fans registrations out to every connected intercept and remembers the live flows, so an
@@ -124,7 +127,9 @@ struct RegistrarInner {
 impl Registrar {
     /// A flow opened: tell every intercept.
     pub fn register(&self, client: SocketAddr, target: SocketAddr) {
-        let Ok(mut inner) = self.inner.lock() else { return };
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
         inner.live.insert((client, target));
         for (_, link) in &inner.links {
             // A full link queue means that intercept is far behind; its reconnect resends all.
@@ -148,7 +153,10 @@ impl Registrar {
     /// Adds a link, returning its id, its queue, and the live flows it must learn first.
     fn attach(&self) -> (u64, Receiver<Registration>, Vec<Registration>) {
         let (tx, rx) = crossbeam_channel::bounded(LINK_QUEUE);
-        let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let id = inner.next_link;
         inner.next_link += 1;
         inner.links.push((id, tx));
@@ -245,11 +253,14 @@ fn serve_link(
     stop: &AtomicBool,
     shared: &Arc<Counters>,
 ) -> anyhow::Result<()> {
-    let writer_stream = stream.try_clone().context("cannot clone the intercept socket")?;
+    let writer_stream = stream
+        .try_clone()
+        .context("cannot clone the intercept socket")?;
     let (link_id, queue, backlog) = registrar.attach();
     let state = LinkState::default();
     let result = std::thread::scope(|scope| {
-        let writer = scope.spawn(|| write_registrations(writer_stream, &queue, backlog, stop, &state));
+        let writer =
+            scope.spawn(|| write_registrations(writer_stream, &queue, backlog, stop, &state));
         let read_result = read_replies(&stream, dispatcher, stop, &state, shared);
         state.down.store(true, Ordering::Relaxed);
         let _ = stream.shutdown(std::net::Shutdown::Both);
@@ -285,7 +296,9 @@ fn write_registrations(
     for registration in backlog {
         encode_registration(version, registration, &mut buffer);
     }
-    stream.write_all(&buffer).context("sending the hello failed")?;
+    stream
+        .write_all(&buffer)
+        .context("sending the hello failed")?;
     while !stop.load(Ordering::Relaxed) && !state.down.load(Ordering::Relaxed) {
         buffer.clear();
         if version == proto::Version::V6 && state.switch_to_v7.load(Ordering::Relaxed) {
@@ -302,7 +315,9 @@ fn write_registrations(
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if !buffer.is_empty() {
-            stream.write_all(&buffer).context("sending registrations failed")?;
+            stream
+                .write_all(&buffer)
+                .context("sending registrations failed")?;
         }
     }
     Ok(())
@@ -310,7 +325,9 @@ fn write_registrations(
 
 fn encode_registration(version: proto::Version, registration: Registration, out: &mut Vec<u8>) {
     let Registration::Add { client, target } = registration;
-    if let Err(err) = proto::encode_registration(version, &proto::Registration::add(client, target), out) {
+    if let Err(err) =
+        proto::encode_registration(version, &proto::Registration::add(client, target), out)
+    {
         log::debug!("cannot register {client} -> {target}: {err}");
     }
 }
@@ -343,10 +360,14 @@ fn read_replies(
                 proto::InterceptMessage::Reply(reply) => reply,
                 proto::InterceptMessage::Switch(version) => {
                     log::info!("intercept speaks protocol version {}", version.number());
-                    state.switch_to_v7.store(version == proto::Version::V7, Ordering::Relaxed);
+                    state
+                        .switch_to_v7
+                        .store(version == proto::Version::V7, Ordering::Relaxed);
                     continue;
                 }
-                proto::InterceptMessage::Counters(_) | proto::InterceptMessage::Unknown { .. } => continue,
+                proto::InterceptMessage::Counters(_) | proto::InterceptMessage::Unknown { .. } => {
+                    continue;
+                }
             };
             counters.bump(Counter::RepliesReceived);
             match packet::parse_ip_headers(reply.headers()) {

@@ -94,7 +94,9 @@ pub fn run(
             Err(err) => {
                 counters.bump(Counter::Malformed);
                 if !malformed_logged {
-                    log::warn!("skipping a malformed packet ({err}); further ones are only counted");
+                    log::warn!(
+                        "skipping a malformed packet ({err}); further ones are only counted"
+                    );
                     malformed_logged = true;
                 }
                 continue;

@@ -76,7 +76,11 @@ pub fn run(args: &CopyArgs) -> Result<()> {
             max_sessions: args.max_sessions,
         },
         workers: usize::from(args.workers),
-        pace: if args.offline.is_some() { Pace::Recorded } else { Pace::AsFastAsPossible },
+        pace: if args.offline.is_some() {
+            Pace::Recorded
+        } else {
+            Pace::AsFastAsPossible
+        },
         drain: args.offline.is_some().then_some(args.drain),
     };
     run_pipeline(config, sources, sink, &stop, &counters)
@@ -150,7 +154,14 @@ pub fn run_pipeline(
         );
         let name = format!("capture-{}", source.name());
         captures.push(spawn(&name, move || {
-            dispatch::run(source, &rewriter, &dispatcher, config.pace, &stop, &counters)
+            dispatch::run(
+                source,
+                &rewriter,
+                &dispatcher,
+                config.pace,
+                &stop,
+                &counters,
+            )
         })?);
     }
     let warn_no_intercept = WarnNoIntercept::new(&registrar);
@@ -199,7 +210,10 @@ fn session_config(args: &CopyArgs) -> SessionConfig {
     }
 }
 
-fn open_sources(args: &CopyArgs, mappings: &[rewrite::PortMapping]) -> Result<Vec<Box<dyn PacketSource>>> {
+fn open_sources(
+    args: &CopyArgs,
+    mappings: &[rewrite::PortMapping],
+) -> Result<Vec<Box<dyn PacketSource>>> {
     if let Some(path) = &args.offline {
         let source = FileCapture::open(path, args.filter.as_deref())?;
         return Ok(vec![Box::new(source)]);
@@ -245,7 +259,11 @@ impl<'a> WarnNoIntercept<'a> {
     const REPEAT: Duration = Duration::from_secs(30);
 
     fn new(registrar: &'a control::Registrar) -> Self {
-        WarnNoIntercept { registrar, since: Instant::now(), last: std::cell::Cell::new(None) }
+        WarnNoIntercept {
+            registrar,
+            since: Instant::now(),
+            last: std::cell::Cell::new(None),
+        }
     }
 
     fn check(&self) {
@@ -254,7 +272,9 @@ impl<'a> WarnNoIntercept<'a> {
             return;
         }
         if self.last.get().is_none_or(|at| now - at >= Self::REPEAT) {
-            log::warn!("no intercept is connected: the target's replies cannot reach copy, so replayed sessions stall after the SYN");
+            log::warn!(
+                "no intercept is connected: the target's replies cannot reach copy, so replayed sessions stall after the SYN"
+            );
             self.last.set(Some(now));
         }
     }

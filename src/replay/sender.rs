@@ -23,7 +23,7 @@ const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(5);
 pub fn run(mut sink: Box<dyn PacketSink>, packets: Receiver<Outgoing>, shared: Arc<Counters>) {
     let mut counters = LocalCounters::default();
     let mut last_error_log: Option<Instant> = None;
-    for packet in packets {
+    for packet in packets.iter() {
         match sink.send(packet.dst, &packet.bytes) {
             Ok(()) => counters.bump(Counter::Sent),
             Err(err) => {

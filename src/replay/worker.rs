@@ -120,6 +120,28 @@ fn counter_for(event: &Event) -> Option<Counter> {
     })
 }
 
+/// The session of `key`, created on first sight unless the table is full.
+fn session_for<'a>(
+    sessions: &'a mut HashMap<FlowKey, Tracked>,
+    config: &WorkerConfig,
+    emitter: &mut Emitter,
+    now: Instant,
+    key: FlowKey,
+) -> Option<&'a mut Tracked> {
+    let full = sessions.len() >= config.max_sessions;
+    match sessions.entry(key) {
+        Entry::Occupied(entry) => Some(entry.into_mut()),
+        Entry::Vacant(_) if full => {
+            emitter.counters.bump(Counter::SessionsRefused);
+            None
+        }
+        Entry::Vacant(entry) => Some(entry.insert(Tracked {
+            session: Session::new(&config.session, now, key.client, key.target),
+            scheduled: None,
+        })),
+    }
+}
+
 impl Worker {
     pub fn new(
         config: WorkerConfig,
@@ -174,10 +196,18 @@ impl Worker {
                     client: segment.src,
                     target: segment.dst,
                 };
-                let Some(tracked) = self.session_for(now, key) else {
+                let Some(tracked) = session_for(
+                    &mut self.sessions,
+                    &self.config,
+                    &mut self.emitter,
+                    now,
+                    key,
+                ) else {
                     return;
                 };
-                tracked.session.on_client(now, &segment, &payload, &mut self.emitter);
+                tracked
+                    .session
+                    .on_client(now, &segment, &payload, &mut self.emitter);
                 self.after_event(key);
             }
             WorkerInput::Reply { segment } => {
@@ -192,22 +222,6 @@ impl Worker {
                 tracked.session.on_reply(now, &segment, &mut self.emitter);
                 self.after_event(key);
             }
-        }
-    }
-
-    /// The session of `key`, created on first sight unless the table is full.
-    fn session_for(&mut self, now: Instant, key: FlowKey) -> Option<&mut Tracked> {
-        let full = self.sessions.len() >= self.config.max_sessions;
-        match self.sessions.entry(key) {
-            Entry::Occupied(entry) => Some(entry.into_mut()),
-            Entry::Vacant(_) if full => {
-                self.emitter.counters.bump(Counter::SessionsRefused);
-                None
-            }
-            Entry::Vacant(entry) => Some(entry.insert(Tracked {
-                session: Session::new(&self.config.session, now, key.client, key.target),
-                scheduled: None,
-            })),
         }
     }
 
