@@ -39,6 +39,8 @@ pub struct TcpPacket {
     pub src: SocketAddrV4,
     /// Destination address and port.
     pub dst: SocketAddrV4,
+    /// Sequence number.
+    pub seq: u32,
     /// SYN flag.
     pub syn: bool,
     /// ACK flag.
@@ -136,6 +138,7 @@ fn tcp_packet(frame: &[u8]) -> Option<TcpPacket> {
     Some(TcpPacket {
         src: SocketAddrV4::new(header.source_addr(), tcp.source_port()),
         dst: SocketAddrV4::new(header.destination_addr(), tcp.destination_port()),
+        seq: tcp.sequence_number(),
         syn: tcp.syn(),
         ack: tcp.ack(),
         payload_len: tcp.payload().len(),

@@ -29,7 +29,7 @@ pub use host::{CLIENT_NET, Host};
 pub use lab::Lab;
 pub use process::{Output, Proc};
 pub use servers::Nginx;
-pub use wait::wait_until;
+pub use wait::{has_bound_packet_socket, wait_until};
 
 /// The `tcpcopy` binary cargo built for this test run.
 pub fn tcpcopy_bin() -> &'static str {
