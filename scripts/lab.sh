@@ -152,7 +152,7 @@ lab_up() {
     # A half-built lab is torn down rather than left behind (the prefix was
     # validated against PREFIX_PATTERN, so expanding it now is safe).
     # shellcheck disable=SC2064
-    trap "lab_down $prefix" EXIT
+    trap "echo 'lab.sh: up failed, tearing down $prefix' >&2; lab_down $prefix" EXIT
 
     add_bridge_namespace "$(ns_name "$prefix" br)"
     local host

@@ -21,7 +21,7 @@ cargo test --lib --bins
 cargo test --doc
 
 # Integration tests: e2e ones run serially (one lab at a time on two cores),
-# the others in parallel as usual.
+# the others in parallel as usual; every test binary runs even after a failure.
 e2e=()
 others=()
 for file in tests/*.rs; do
@@ -33,8 +33,8 @@ for file in tests/*.rs; do
     esac
 done
 if ((${#others[@]} > 0)); then
-    cargo test "${others[@]}"
+    cargo test --no-fail-fast "${others[@]}"
 fi
 if ((${#e2e[@]} > 0)); then
-    cargo test "${e2e[@]}" -- --test-threads=1
+    cargo test --no-fail-fast "${e2e[@]}" -- --test-threads=1
 fi

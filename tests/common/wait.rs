@@ -6,14 +6,15 @@ use std::net::{SocketAddrV4, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 /// How often a wait re-checks its condition.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// How long one connection attempt of [`port_open`] may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
 
-/// Polls `condition` until it returns true; fails, naming `what`, after `timeout`.
+/// Polls `condition` until it returns true; fails, naming `what`, after `timeout` or as soon
+/// as `condition` fails.
 pub fn wait_until(
     timeout: Duration,
     what: &str,
@@ -21,7 +22,7 @@ pub fn wait_until(
 ) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        if condition()? {
+        if condition().with_context(|| format!("while waiting for {what}"))? {
             return Ok(());
         }
         if Instant::now() >= deadline {
