@@ -119,7 +119,7 @@ impl Capture {
         }
     }
 
-    /// How many packets in the file so far match `filter`.
+    /// How many TCP/IPv4 packets in the file so far match `filter`.
     pub fn count(&self, filter: &str) -> Result<usize> {
         Ok(self.packets(filter)?.len())
     }

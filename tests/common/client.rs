@@ -1,4 +1,4 @@
-//! Bounded TCP clients, run inside a lab host (see [`crate::common::Lab::http_load`]): an
+//! Bounded TCP clients, run inside a lab host (through `Lab::http_load` and `Lab::line_exchange`): an
 //! HTTP/1.1 load of a fixed number of GET requests, and a one-line request/response exchange
 //! for memcached and redis. Every socket operation has a timeout, so a client always ends.
 
