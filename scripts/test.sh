@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# test.sh: every check of the project, the same in CI (.ci/run) and by hand:
+# formatting, lints, unit and integration tests, then the network-namespace
+# end-to-end tests (tests/e2e_*.rs), one at a time.
+#
+# Usage: sudo scripts/test.sh
+# The e2e tests build a lab (scripts/lab.sh), so they need root; they never
+# skip. Set CARGO_BUILD_JOBS=1 on a busy machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "test.sh: the e2e tests need root (network namespaces, raw sockets): run sudo scripts/test.sh" >&2
+    exit 2
+fi
+scripts/lab.sh check
+
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
+cargo test --lib --bins
+cargo test --doc
+
+# Integration tests: e2e ones run serially (one lab at a time on two cores),
+# the others in parallel as usual; every test binary runs even after a failure.
+e2e=()
+others=()
+for file in tests/*.rs; do
+    [[ -e $file ]] || continue
+    name=$(basename "$file" .rs)
+    case $name in
+        e2e_*) e2e+=(--test "$name") ;;
+        *) others+=(--test "$name") ;;
+    esac
+done
+if ((${#others[@]} > 0)); then
+    cargo test --no-fail-fast "${others[@]}"
+fi
+if ((${#e2e[@]} > 0)); then
+    cargo test --no-fail-fast "${e2e[@]}" -- --test-threads=1
+fi

@@ -1,0 +1,57 @@
+//! The lab's hosts and addresses, as `scripts/lab.sh` builds them.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+/// The network that `tcpcopy copy -c` rewrites client addresses into; the target routes it
+/// via the assistant.
+pub const CLIENT_NET: &str = "203.0.113.0/24";
+
+/// One host of the lab: its own network namespace with `eth0` on the lab's bridge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Host {
+    /// Sends the real requests to the online host.
+    Client,
+    /// The production server; `tcpcopy copy` runs here.
+    Online,
+    /// The server that receives the copies.
+    Target,
+    /// Black-holes the target's replies to rewritten clients; `tcpcopy intercept` runs here.
+    Assistant,
+}
+
+impl Host {
+    /// Every host, in the order the lab creates them.
+    pub const ALL: [Host; 4] = [Host::Client, Host::Online, Host::Target, Host::Assistant];
+
+    /// The name `scripts/lab.sh` uses (the namespace is `PREFIX-name`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Host::Client => "client",
+            Host::Online => "online",
+            Host::Target => "target",
+            Host::Assistant => "assistant",
+        }
+    }
+
+    /// The host's address on `eth0`.
+    pub fn addr(self) -> Ipv4Addr {
+        match self {
+            Host::Client => Ipv4Addr::new(198, 51, 100, 10),
+            Host::Online => Ipv4Addr::new(198, 51, 100, 20),
+            Host::Target => Ipv4Addr::new(198, 51, 100, 30),
+            Host::Assistant => Ipv4Addr::new(198, 51, 100, 40),
+        }
+    }
+
+    /// The host's address with `port`.
+    pub fn socket(self, port: u16) -> SocketAddrV4 {
+        SocketAddrV4::new(self.addr(), port)
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,37 @@
+//! The end-to-end test harness: a network-namespace lab of four hosts (see `scripts/lab.sh`),
+//! processes started inside its hosts, the servers the tests talk to, packet captures and
+//! bounded clients.
+//!
+//! It owns the lab's life cycle (up, teardown on drop, even when a test panics) and every
+//! process it starts (killed by pid, then reaped). It must not send traffic anywhere but the
+//! lab's own hosts, and never lets an e2e test skip: when the lab cannot be built (not root, a
+//! command missing) [`Lab::up`] returns an error saying why, and the test panics with it.
+//!
+//! Run e2e tests one at a time (`cargo test --test 'e2e_*' -- --test-threads=1`, as
+//! `scripts/test.sh` does); labs are also serialized by a process-wide lock.
+
+// Each test binary compiles this whole module but uses only part of it.
+#![allow(dead_code, unused_imports)]
+
+mod capture;
+mod client;
+mod host;
+mod lab;
+mod netns;
+mod process;
+mod servers;
+mod temp_dir;
+mod wait;
+
+pub use capture::{Capture, CaptureSummary, TcpPacket};
+pub use client::{Connections, LoadReport};
+pub use host::{CLIENT_NET, Host};
+pub use lab::Lab;
+pub use process::{Output, Proc};
+pub use servers::Nginx;
+pub use wait::{has_bound_packet_socket, wait_until};
+
+/// The `tcpcopy` binary cargo built for this test run.
+pub fn tcpcopy_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tcpcopy")
+}
