@@ -758,7 +758,6 @@ impl Session {
     /// A client segment that cannot belong to the connection we replay.
     fn is_port_reuse(&self, segment: &Segment) -> bool {
         segment.payload_len > 0
-            && self.state != State::SynSent
             && segment.seq.distance_from(self.queue.end()).unsigned_abs()
                 > self.config.port_reuse_jump
     }

@@ -23,3 +23,8 @@ mod timers;
 pub use config::SessionConfig;
 pub use engine::Session;
 pub use event::{Event, Output, RecordingOutput};
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;

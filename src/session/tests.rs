@@ -1,0 +1,578 @@
+//! Whole-session scenarios: a scripted client replayed through [`Session`] against the
+//! simulated target of [`sim`](super::sim), in simulated time.
+
+use std::time::Duration;
+
+use super::sim::{ClientScript, NetConfig, TargetConfig, TargetLog, World};
+use super::{Event, SessionConfig};
+use crate::packet::{SeqNum, TcpFlags};
+
+const CLIENT_ISN: u32 = 0x0a00_0000;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn world(session: SessionConfig, target: TargetConfig) -> World {
+    World::new(session, target, NetConfig::default())
+}
+
+/// A full session: SYN, handshake ACK, `requests` keep-alive requests each answered online
+/// with 300 bytes, then FIN.
+fn keep_alive_script(requests: usize) -> ClientScript {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn().ack();
+    for i in 0..requests {
+        client.send(format!("GET /{i} HTTP/1.1\n").as_bytes());
+        client.wait(ms(1)).receive(300);
+    }
+    client.fin();
+    client
+}
+
+/// Runs long enough for the session to end and leave time-wait.
+fn run_to_end(world: &mut World) {
+    world.run_for(Duration::from_secs(20));
+    assert!(world.session.is_finished(), "events: {:?}", world.events);
+}
+
+/// The target got exactly the client's stream, never beyond its window, never twice.
+fn assert_stream_delivered(world: &World, client: &ClientScript) {
+    assert_eq!(world.target.stream.len(), client.stream.len());
+    assert!(world.target.stream == client.stream, "stream differs");
+    assert_eq!(world.target.window_violations, 0);
+}
+
+/// Every session ends with an RST to the target, after which nothing else is sent.
+fn assert_ends_with_rst(world: &World) {
+    let (_, last, _) = world.sent.last().expect("the engine sent something");
+    assert!(last.flags.rst(), "last segment {last}");
+}
+
+#[test]
+fn full_session_with_keep_alive_requests() {
+    let client = keep_alive_script(3);
+    let mut world = world(SessionConfig::default(), TargetConfig::default());
+    world.play(&client);
+    run_to_end(&mut world);
+
+    assert_stream_delivered(&world, &client);
+    assert_eq!(world.target.duplicate_bytes, 0);
+    assert_eq!(world.target.requests, 3);
+    assert_eq!(world.count(Event::Opened { syn_seen: true }), 1);
+    assert_eq!(world.count(Event::Established), 1);
+    assert_eq!(world.count(Event::RequestSent), 3);
+    assert_eq!(world.count(Event::Closed), 1);
+    assert_eq!(world.count(Event::FakeHandshake), 0);
+    assert_eq!(world.target.resets_received, 1);
+    assert_ends_with_rst(&world);
+
+    // The client's SYN goes out with its sequence number and options, minus SACK.
+    let (_, syn, _) = &world.sent[0];
+    assert_eq!(syn.flags, TcpFlags::SYN);
+    assert_eq!(syn.seq, SeqNum(CLIENT_ISN));
+    assert_eq!(syn.options.mss, Some(1460));
+    assert_eq!(syn.options.window_scale, Some(7));
+    assert!(!syn.options.sack_permitted);
+    // The third ACK is ours and acknowledges the target's ISN.
+    let (_, third, _) = &world.sent[1];
+    assert_eq!(third.flags, TcpFlags::ACK);
+    assert_eq!(third.ack, SeqNum(TargetConfig::default().isn + 1));
+    assert_eq!(third.ttl, 64);
+    // Every ACK we send lies in the target's sequence space; timestamps never go back and
+    // echo the target's clock.
+    let mut last_tsval = 0;
+    for (_, seg, _) in &world.sent[1..] {
+        if seg.flags.ack() {
+            assert!(seg.ack.0 > TargetConfig::default().isn, "{seg}");
+        }
+        if let Some(ts) = seg.options.timestamps {
+            assert!(ts.tsval >= last_tsval);
+            assert!(ts.tsecr >= 5_000_000, "TSecr echoes the target's TSval");
+            last_tsval = ts.tsval;
+        }
+    }
+}
+
+#[test]
+fn mid_stream_session_opens_with_a_fake_handshake() {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client
+        .send(b"GET /a HTTP/1.1\n")
+        .receive(300)
+        .send(b"GET /b\n")
+        .fin();
+    let mut world = world(SessionConfig::default(), TargetConfig::default());
+    world.play(&client);
+    run_to_end(&mut world);
+
+    let (_, syn, _) = &world.sent[0];
+    assert_eq!(syn.flags, TcpFlags::SYN);
+    assert_eq!(syn.seq, SeqNum(CLIENT_ISN - 1));
+    assert_eq!(syn.options.mss, Some(1460));
+    assert_eq!(syn.options.window_scale, None);
+    assert_eq!(syn.window, 65535);
+    assert_eq!(syn.ttl, 64);
+    let (_, third, _) = &world.sent[1];
+    assert_eq!(third.flags, TcpFlags::ACK);
+    assert_eq!(third.seq, SeqNum(CLIENT_ISN));
+    assert_stream_delivered(&world, &client);
+    assert_eq!(world.target.requests, 2);
+    assert_eq!(world.count(Event::Opened { syn_seen: false }), 1);
+    assert_eq!(world.count(Event::FakeHandshake), 1);
+    // Without the client's window scale we advertise an unscaled 65535.
+    assert!(world.sent.iter().all(|(_, seg, _)| seg.window == 65535));
+    assert_ends_with_rst(&world);
+}
+
+#[test]
+fn only_full_sessions_skips_a_mid_stream_session() {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.send(b"GET /\n");
+    let config = SessionConfig {
+        only_full_sessions: true,
+        ..SessionConfig::default()
+    };
+    let mut world = world(config, TargetConfig::default());
+    world.play(&client);
+    world.run_for(ms(100));
+    assert!(world.session.is_finished());
+    assert!(world.sent.is_empty());
+    assert_eq!(world.events, vec![Event::NotFullSessionSkipped]);
+}
+
+#[test]
+fn greeting_protocol_waits_for_the_target_to_speak_first() {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client
+        .syn()
+        .ack()
+        .receive(40)
+        .send(b"EHLO me\n")
+        .receive(300)
+        .send(b"QUIT\n")
+        .receive(300)
+        .fin();
+    let target = TargetConfig {
+        greeting: 40,
+        think_time: ms(20),
+        ..TargetConfig::default()
+    };
+    let mut world = world(SessionConfig::default(), target);
+    world.play(&client);
+    run_to_end(&mut world);
+
+    let greeting_sent = world.target.times_of(|log| *log == TargetLog::ResponseSent)[0];
+    let first_data = world
+        .sent
+        .iter()
+        .find(|(_, seg, _)| seg.payload_len > 0)
+        .map(|(at, _, _)| *at)
+        .expect("data was sent");
+    assert!(
+        first_data > greeting_sent,
+        "the request waited for the greeting"
+    );
+    assert_stream_delivered(&world, &client);
+    assert_eq!(world.target.requests, 2);
+    assert_eq!(world.count(Event::ResponseTimeout), 0);
+}
+
+/// Two requests the client sent back to back (its capture compressed the wait).
+fn two_requests() -> ClientScript {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client
+        .syn()
+        .ack()
+        .send(b"GET /1\n")
+        .receive(300)
+        .send(b"GET /2\n")
+        .receive(300)
+        .fin();
+    client
+}
+
+fn slow_target() -> TargetConfig {
+    TargetConfig {
+        think_time: ms(50),
+        ..TargetConfig::default()
+    }
+}
+
+#[test]
+fn pacing_holds_the_second_request_until_the_first_response_ends() {
+    let client = two_requests();
+    let mut world = world(SessionConfig::default(), slow_target());
+    world.play(&client);
+    run_to_end(&mut world);
+
+    let second = world.target.times_of(|log| *log == TargetLog::Request(2))[0];
+    let first_response = world.target.times_of(|log| *log == TargetLog::ResponseSent)[0];
+    assert!(second > first_response);
+    assert_stream_delivered(&world, &client);
+    assert_eq!(world.count(Event::RequestSent), 2);
+}
+
+#[test]
+fn without_pacing_requests_go_at_once() {
+    let client = two_requests();
+    let config = SessionConfig {
+        wait_for_response: false,
+        ..SessionConfig::default()
+    };
+    let mut world = world(config, slow_target());
+    world.play(&client);
+    run_to_end(&mut world);
+
+    let second = world.target.times_of(|log| *log == TargetLog::Request(2))[0];
+    let first_response = world.target.times_of(|log| *log == TargetLog::ResponseSent)[0];
+    assert!(second < first_response);
+    assert_stream_delivered(&world, &client);
+}
+
+#[test]
+fn a_client_reset_waits_for_the_pending_response() {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn().ack().send(b"GET /1\n").rst();
+    let mut world = world(SessionConfig::default(), slow_target());
+    world.play(&client);
+    run_to_end(&mut world);
+
+    let response = world.target.times_of(|log| *log == TargetLog::ResponseSent)[0];
+    let reset = world
+        .target
+        .times_of(|log| *log == TargetLog::ResetReceived)[0];
+    assert!(reset > response);
+    assert_eq!(world.count(Event::Closed), 1);
+    assert_eq!(world.sent_with(TcpFlags::FIN), 0);
+    assert_stream_delivered(&world, &client);
+    assert_ends_with_rst(&world);
+}
+
+#[test]
+fn a_one_megabyte_request_respects_the_target_window() {
+    let mut body = vec![b'x'; 1 << 20];
+    body.push(b'\n');
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn().ack().send(&body).receive(300).fin();
+    let target = TargetConfig {
+        window_scale: None,
+        window: 16 * 1024,
+        ..TargetConfig::default()
+    };
+    let mut world = world(SessionConfig::default(), target);
+    world.play(&client);
+    run_to_end(&mut world);
+
+    assert_stream_delivered(&world, &client);
+    assert_eq!(world.target.duplicate_bytes, 0);
+    assert_eq!(world.target.requests, 1);
+    assert_eq!(world.count(Event::Retransmitted), 0);
+    // Segments never exceed the target's MSS.
+    assert!(world.sent.iter().all(|(_, seg, _)| seg.payload_len <= 1460));
+}
+
+#[test]
+fn a_large_response_is_acknowledged_completely() {
+    let client = two_requests();
+    let target = TargetConfig {
+        response_len: 1 << 20,
+        ..TargetConfig::default()
+    };
+    let mut world = world(SessionConfig::default(), target);
+    world.play(&client);
+    world.run_for(Duration::from_secs(1));
+
+    // Both responses were sent in full and acknowledged: the target never waited on us.
+    assert_eq!(
+        world
+            .target
+            .times_of(|log| *log == TargetLog::ResponseSent)
+            .len(),
+        2
+    );
+    let target_isn = TargetConfig::default().isn;
+    let highest_ack = world
+        .sent
+        .iter()
+        .filter(|(_, seg, _)| seg.flags.ack() && !seg.flags.rst())
+        .map(|(_, seg, _)| seg.ack.0.wrapping_sub(target_isn))
+        .max();
+    assert!(highest_ack >= Some(2 << 20));
+    // Delayed ACKs: fewer pure ACKs than target segments.
+    let target_segments = (2 << 20) / 1460;
+    let pure_acks = world
+        .sent
+        .iter()
+        .filter(|(_, seg, _)| seg.flags == TcpFlags::ACK && seg.payload_len == 0)
+        .count();
+    assert!(pure_acks < target_segments, "{pure_acks} ACKs");
+    run_to_end(&mut world);
+    assert_stream_delivered(&world, &client);
+    assert_eq!(world.target.unacknowledged(), 0);
+}
+
+#[test]
+fn target_reset_mid_session_rebuilds_it() {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn().ack();
+    for path in ["/1", "/2", "/3"] {
+        client.send(format!("GET {path}\n").as_bytes()).receive(300);
+    }
+    client.fin();
+    let target = TargetConfig {
+        reset_on_request: Some(1),
+        ..TargetConfig::default()
+    };
+    let mut world = world(SessionConfig::default(), target);
+    world.play(&client);
+    run_to_end(&mut world);
+
+    assert_eq!(world.count(Event::ResetByTarget), 1);
+    assert_eq!(world.count(Event::SessionRebuilt), 1);
+    assert_eq!(world.target.connections, 2);
+    assert_stream_delivered(&world, &client);
+    assert_eq!(world.target.requests, 3);
+    assert_ends_with_rst(&world);
+}
+
+#[test]
+fn loss_toward_the_target_is_repaired_exactly_once_in_order() {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn().ack();
+    for i in 0..6 {
+        let mut request = format!("POST /{i} ").into_bytes();
+        request.extend(std::iter::repeat_n(b'a' + i as u8, 20_000));
+        request.push(b'\n');
+        client.send(&request).receive(300);
+    }
+    client.fin();
+    for seed in 1..=4 {
+        let net = NetConfig {
+            loss_to_target: 15,
+            reorder_to_target: 10,
+            seed,
+            ..NetConfig::default()
+        };
+        let mut world = World::new(SessionConfig::default(), TargetConfig::default(), net);
+        world.play(&client);
+        world.run_for(Duration::from_secs(60));
+        assert_stream_delivered(&world, &client);
+        assert_eq!(world.target.requests, 6, "seed {seed}");
+        assert!(
+            world.count(Event::Retransmitted) + world.count(Event::FastRetransmit) > 0,
+            "seed {seed}"
+        );
+        assert_eq!(world.count(Event::RetransmitLimit), 0);
+    }
+}
+
+#[test]
+fn client_retransmissions_are_not_sent_twice() {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn().ack().send(b"GET /first\n");
+    let first = client.items.len() - 1;
+    client.repeat(first).repeat(first).receive(300).fin();
+    let mut world = world(SessionConfig::default(), TargetConfig::default());
+    world.play(&client);
+    run_to_end(&mut world);
+
+    let data_bytes: usize = world.sent.iter().map(|(_, _, p)| p.len()).sum();
+    assert_eq!(data_bytes, client.stream.len());
+    assert_eq!(world.count(Event::ClientRetransmitDropped { bytes: 11 }), 2);
+    assert_stream_delivered(&world, &client);
+}
+
+#[test]
+fn out_of_order_client_data_is_delivered_in_order() {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    let mut body = b"POST /".to_vec();
+    body.extend((0..5000).map(|i| b'a' + (i % 26) as u8));
+    body.push(b'\n');
+    client.syn().ack().send(&body).receive(300).fin();
+    // The capture saw the body's second and third segments before the first.
+    let (t2, t3) = (client.items[3].0, client.items[4].0);
+    client.items[3].0 = client.items[2].0;
+    client.items[4].0 = client.items[2].0;
+    client.items[2].0 = t3;
+    let _ = t2;
+    client.items.sort_by_key(|(at, _, _)| *at);
+    let mut world = world(SessionConfig::default(), TargetConfig::default());
+    world.play(&client);
+    run_to_end(&mut world);
+
+    assert!(world.count(Event::OutOfOrderBuffered) >= 1);
+    assert_stream_delivered(&world, &client);
+    assert_eq!(world.target.duplicate_bytes, 0);
+}
+
+#[test]
+fn a_new_syn_on_the_same_port_starts_a_new_session() {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn().ack().send(b"GET /old\n").receive(300);
+    let mut reused = ClientScript::new(CLIENT_ISN + 5_000_000);
+    reused.syn().ack().send(b"GET /new\n").receive(300).fin();
+    let mut world = world(SessionConfig::default(), TargetConfig::default());
+    world.play(&client);
+    world.run_for(ms(100));
+    world.play(&reused);
+    run_to_end(&mut world);
+
+    assert_eq!(world.count(Event::PortReused), 1);
+    assert_eq!(world.count(Event::Opened { syn_seen: true }), 2);
+    assert_eq!(world.target.connections, 2);
+    assert_eq!(world.target.resets_received, 2);
+    assert_eq!(world.target.stream, b"GET /old\nGET /new\n");
+    assert_ends_with_rst(&world);
+}
+
+#[test]
+fn a_sequence_jump_means_the_port_was_reused() {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn().ack().send(b"GET /old\n").receive(300);
+    let mut jumped = client.clone();
+    jumped.items.clear();
+    jumped.seq += 100_000_000u32;
+    jumped.send(b"GET /new\n").receive(300).fin();
+    let mut world = world(SessionConfig::default(), TargetConfig::default());
+    world.play(&client);
+    world.run_for(ms(100));
+    world.play(&jumped);
+    run_to_end(&mut world);
+
+    assert_eq!(world.count(Event::PortReused), 1);
+    assert_eq!(world.count(Event::FakeHandshake), 1);
+    assert_eq!(world.target.connections, 2);
+    assert_eq!(world.target.stream, b"GET /old\nGET /new\n");
+}
+
+#[test]
+fn an_unanswered_syn_times_out() {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn().ack().send(b"GET /\n");
+    let target = TargetConfig {
+        answers_syn: false,
+        ..TargetConfig::default()
+    };
+    let mut world = world(SessionConfig::default(), target);
+    world.play(&client);
+    run_to_end(&mut world);
+
+    assert_eq!(world.count(Event::HandshakeTimeout), 1);
+    assert!(world.count(Event::Retransmitted) >= 2);
+    assert_eq!(world.count(Event::UnsentDataDiscarded { bytes: 6 }), 1);
+    let syns = world.sent_with(TcpFlags::SYN);
+    assert_eq!(syns, world.count(Event::Retransmitted) + 1);
+    assert_ends_with_rst(&world);
+}
+
+#[test]
+fn a_silent_session_times_out() {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn().ack().send(b"GET /\n").receive(300);
+    let config = SessionConfig {
+        idle_timeout: Duration::from_secs(10),
+        ..SessionConfig::default()
+    };
+    let mut world = world(config, TargetConfig::default());
+    world.play(&client);
+    world.run_for(Duration::from_secs(9));
+    assert!(!world.session.is_finished());
+    run_to_end(&mut world);
+
+    assert_eq!(world.count(Event::IdleTimeout), 1);
+    assert_eq!(world.target.resets_received, 1);
+    assert_ends_with_rst(&world);
+}
+
+#[test]
+fn a_gap_that_never_fills_ends_with_the_idle_timeout() {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn().ack().send(b"GET /\n");
+    client.seq += 100u32;
+    client.send(b"lost before\n");
+    let config = SessionConfig {
+        idle_timeout: Duration::from_secs(5),
+        ..SessionConfig::default()
+    };
+    let mut world = world(config, TargetConfig::default());
+    world.play(&client);
+    run_to_end(&mut world);
+
+    assert_eq!(world.count(Event::IdleTimeout), 1);
+    assert_eq!(world.count(Event::UnsentDataDiscarded { bytes: 12 }), 1);
+    assert_eq!(world.target.stream, b"GET /\n");
+}
+
+#[test]
+fn the_buffer_cap_resets_the_session() {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn().ack().send(&[b'y'; 20_000]);
+    let config = SessionConfig {
+        max_buffered_bytes: 10_000,
+        ..SessionConfig::default()
+    };
+    let target = TargetConfig {
+        answers_syn: false,
+        ..TargetConfig::default()
+    };
+    let mut world = world(config, target);
+    world.play(&client);
+    run_to_end(&mut world);
+
+    let overflow = world
+        .events
+        .iter()
+        .find(|e| matches!(e, Event::BufferOverflow { .. }));
+    assert_eq!(overflow, Some(&Event::BufferOverflow { bytes: 1448 }));
+    assert_eq!(world.count(Event::HandshakeTimeout), 0);
+    assert_ends_with_rst(&world);
+}
+
+#[test]
+fn late_target_packets_are_answered_with_rst() {
+    let client = keep_alive_script(1);
+    let mut world = world(SessionConfig::default(), TargetConfig::default());
+    world.play(&client);
+    world.run_for(Duration::from_secs(1));
+    assert!(!world.session.is_finished(), "still in time-wait");
+    let late = crate::packet::Segment {
+        src: super::sim::target_addr(),
+        dst: super::sim::client_addr(),
+        seq: SeqNum(1),
+        ack: SeqNum(12345),
+        flags: TcpFlags::ACK,
+        window: 100,
+        options: Default::default(),
+        ip_id: 0,
+        ttl: 64,
+        payload_len: 0,
+    };
+    let mut out = super::RecordingOutput::default();
+    world.session.on_reply(world.now, &late, &mut out);
+    assert_eq!(out.events, vec![Event::LateTargetPacketReset]);
+    let (rst, _) = &out.transmits[0];
+    assert_eq!(rst.flags, TcpFlags::RST);
+    assert_eq!(rst.seq, SeqNum(12345));
+}
+
+#[test]
+fn sequence_numbers_wrap_around() {
+    let mut client = ClientScript::new(u32::MAX - 3000);
+    client.server_seq = SeqNum(u32::MAX - 100);
+    client.syn().ack();
+    client.send(&[b'w'; 10_000]).send(b"\n").receive(300_000);
+    client.send(b"GET /after-wrap\n").receive(10).fin();
+    let target = TargetConfig {
+        isn: u32::MAX - 200,
+        response_len: 300_000,
+        ..TargetConfig::default()
+    };
+    let mut world = world(SessionConfig::default(), target);
+    world.play(&client);
+    run_to_end(&mut world);
+
+    assert_stream_delivered(&world, &client);
+    assert_eq!(world.target.requests, 2);
+    assert_eq!(world.count(Event::Closed), 1);
+}
