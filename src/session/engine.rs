@@ -276,6 +276,11 @@ impl Session {
                 if self.state == State::TargetReset || self.rcv.fin {
                     self.rebuild_if_needed(now, out);
                 }
+                if self.state == State::TargetReset && self.close.is_some() {
+                    // The target is gone and the client is done: nothing left to replay.
+                    out.event(Event::Closed);
+                    self.end(now, false, out);
+                }
                 self.push(now, out);
             }
         }

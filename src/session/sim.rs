@@ -183,6 +183,8 @@ pub struct TargetConfig {
     pub reset_on_request: Option<usize>,
     /// Whether SYNs are answered at all.
     pub answers_syn: bool,
+    /// Close (FIN) once this many requests of a connection are answered.
+    pub close_after_request: Option<usize>,
 }
 
 impl Default for TargetConfig {
@@ -198,6 +200,7 @@ impl Default for TargetConfig {
             think_time: Duration::from_millis(1),
             reset_on_request: None,
             answers_syn: true,
+            close_after_request: None,
         }
     }
 }
@@ -530,8 +533,13 @@ impl SimTarget {
             }
             conn.last_progress = now;
         }
-        // The client closed and everything is answered: close too.
-        if conn.fin_received
+        // The client closed (or the script says so) and everything is answered: close.
+        let server_closes = self
+            .config
+            .close_after_request
+            .is_some_and(|n| conn.requests >= n);
+        if (conn.fin_received || server_closes)
+            && conn.established
             && conn.due.is_empty()
             && conn.snd_nxt == conn.snd_end
             && !conn.fin_sent
@@ -611,12 +619,13 @@ impl Default for NetConfig {
 /// The engine, the target, the network and the client script, in simulated time.
 pub struct World {
     pub now: Instant,
+    /// Network conditions; tests may change them mid-run.
+    pub net_config: NetConfig,
     pub session: Session,
     pub target: SimTarget,
     /// Everything the engine sent, with the time it was sent.
     pub sent: Vec<(Instant, Segment, Vec<u8>)>,
     pub events: Vec<Event>,
-    net_config: NetConfig,
     rng: Rng,
     net: Vec<InFlight>,
     order: u64,

@@ -1,11 +1,13 @@
 //! Whole-session scenarios: a scripted client replayed through [`Session`] against the
 //! simulated target of [`sim`](super::sim), in simulated time.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::sim::{ClientScript, NetConfig, TargetConfig, TargetLog, World};
-use super::{Event, SessionConfig};
-use crate::packet::{SeqNum, TcpFlags};
+use super::sim::{
+    ClientScript, NetConfig, TargetConfig, TargetLog, World, client_addr, target_addr,
+};
+use super::{Event, RecordingOutput, Session, SessionConfig};
+use crate::packet::{Segment, SeqNum, TcpFlags, TcpOptions};
 
 const CLIENT_ISN: u32 = 0x0a00_0000;
 
@@ -536,9 +538,9 @@ fn late_target_packets_are_answered_with_rst() {
     world.play(&client);
     world.run_for(Duration::from_secs(1));
     assert!(!world.session.is_finished(), "still in time-wait");
-    let late = crate::packet::Segment {
-        src: super::sim::target_addr(),
-        dst: super::sim::client_addr(),
+    let late = Segment {
+        src: target_addr(),
+        dst: client_addr(),
         seq: SeqNum(1),
         ack: SeqNum(12345),
         flags: TcpFlags::ACK,
@@ -548,7 +550,7 @@ fn late_target_packets_are_answered_with_rst() {
         ttl: 64,
         payload_len: 0,
     };
-    let mut out = super::RecordingOutput::default();
+    let mut out = RecordingOutput::default();
     world.session.on_reply(world.now, &late, &mut out);
     assert_eq!(out.events, vec![Event::LateTargetPacketReset]);
     let (rst, _) = &out.transmits[0];
@@ -575,4 +577,162 @@ fn sequence_numbers_wrap_around() {
     assert_stream_delivered(&world, &client);
     assert_eq!(world.target.requests, 2);
     assert_eq!(world.count(Event::Closed), 1);
+}
+
+#[test]
+fn target_fin_with_client_data_left_rebuilds_the_session() {
+    let client = two_requests();
+    let target = TargetConfig {
+        close_after_request: Some(1),
+        ..TargetConfig::default()
+    };
+    let mut world = world(SessionConfig::default(), target);
+    world.play(&client);
+    run_to_end(&mut world);
+
+    assert!(world.count(Event::FinByTarget) >= 1);
+    assert_eq!(world.count(Event::SessionRebuilt), 1, "{:?}", world.events);
+    assert_eq!(world.target.connections, 2);
+    assert_stream_delivered(&world, &client);
+    assert_eq!(world.target.requests, 2);
+    assert_eq!(world.count(Event::Closed), 1);
+    assert_ends_with_rst(&world);
+}
+
+#[test]
+fn a_client_close_after_a_target_reset_ends_the_session() {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client
+        .syn()
+        .ack()
+        .send(b"GET /1\n")
+        .wait(ms(5))
+        .receive(300)
+        .fin();
+    let target = TargetConfig {
+        reset_on_request: Some(1),
+        ..TargetConfig::default()
+    };
+    let mut world = world(SessionConfig::default(), target);
+    world.play(&client);
+    run_to_end(&mut world);
+
+    assert_eq!(world.count(Event::ResetByTarget), 1);
+    assert_eq!(world.count(Event::SessionRebuilt), 0);
+    assert_eq!(world.count(Event::Closed), 1);
+    assert_eq!(world.target.connections, 1);
+    assert_stream_delivered(&world, &client);
+}
+
+#[test]
+fn a_target_that_stops_acknowledging_is_given_up_on() {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client
+        .syn()
+        .ack()
+        .send(b"GET /1\n")
+        .receive(300)
+        .wait(ms(100))
+        .send(b"GET /2\n");
+    let mut world = world(SessionConfig::default(), TargetConfig::default());
+    world.play(&client);
+    world.run_for(ms(50));
+    assert_eq!(world.target.requests, 1);
+    world.net_config.loss_to_target = 100;
+    run_to_end(&mut world);
+
+    let config = SessionConfig::default();
+    assert_eq!(
+        world.count(Event::Retransmitted),
+        config.max_retransmits as usize
+    );
+    assert_eq!(world.count(Event::RetransmitLimit), 1);
+    assert_eq!(world.count(Event::UnsentDataDiscarded { bytes: 7 }), 1);
+    assert_ends_with_rst(&world);
+}
+
+#[test]
+fn a_request_the_target_never_answers_is_released_after_the_response_timeout() {
+    let client = two_requests();
+    let target = TargetConfig {
+        response_len: 0,
+        ..TargetConfig::default()
+    };
+    let mut world = world(SessionConfig::default(), target);
+    world.play(&client);
+    run_to_end(&mut world);
+
+    let first = world.target.times_of(|log| *log == TargetLog::Request(1))[0];
+    let second = world.target.times_of(|log| *log == TargetLog::Request(2))[0];
+    assert!(second - first >= SessionConfig::default().response_timeout);
+    assert_eq!(world.count(Event::ResponseTimeout), 1);
+    assert_stream_delivered(&world, &client);
+}
+
+/// A reply header from the target at `seq`, acknowledging `ack`, without options.
+fn target_segment(seq: u32, ack: u32, flags: TcpFlags, window: u16) -> Segment {
+    Segment {
+        src: target_addr(),
+        dst: client_addr(),
+        seq: SeqNum(seq),
+        ack: SeqNum(ack),
+        flags,
+        window,
+        options: TcpOptions::default(),
+        ip_id: 0,
+        ttl: 64,
+        payload_len: 0,
+    }
+}
+
+#[test]
+fn a_zero_window_is_probed_and_data_waits_for_it_to_open() {
+    let t0 = Instant::now();
+    let mut session = Session::new(&SessionConfig::default(), t0, client_addr(), target_addr());
+    let mut out = RecordingOutput::default();
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn().ack().send(b"GET /\n");
+    for (_, segment, payload) in &client.items {
+        session.on_client(t0, segment, payload, &mut out);
+    }
+    let syn_ack = target_segment(9000, CLIENT_ISN + 1, TcpFlags::SYN | TcpFlags::ACK, 0);
+    session.on_reply(t0 + ms(1), &syn_ack, &mut out);
+    assert!(out.transmits.iter().all(|(_, payload)| payload.is_empty()));
+    assert_eq!(out.count(Event::Established), 1);
+
+    let probe_at = session.poll_timeout().expect("the persist timer runs");
+    out.clear();
+    session.on_timeout(probe_at, &mut out);
+    assert_eq!(out.events, vec![Event::ZeroWindowProbe]);
+    let (probe, payload) = &out.transmits[0];
+    assert!(payload.is_empty());
+    assert_eq!(probe.seq, SeqNum(CLIENT_ISN));
+    assert_eq!(probe.ack, SeqNum(9001));
+
+    out.clear();
+    let update = target_segment(9001, CLIENT_ISN + 1, TcpFlags::ACK, 1000);
+    session.on_reply(probe_at + ms(1), &update, &mut out);
+    let (data, payload) = &out.transmits[0];
+    assert_eq!(payload.as_slice(), b"GET /\n");
+    assert_eq!(data.seq, SeqNum(CLIENT_ISN + 1));
+    assert!(data.flags.psh());
+}
+
+#[test]
+fn client_pure_acks_are_not_forwarded_once_established() {
+    let t0 = Instant::now();
+    let mut session = Session::new(&SessionConfig::default(), t0, client_addr(), target_addr());
+    let mut out = RecordingOutput::default();
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn();
+    session.on_client(t0, &client.items[0].1, &[], &mut out);
+    let syn_ack = target_segment(9000, CLIENT_ISN + 1, TcpFlags::SYN | TcpFlags::ACK, 1000);
+    session.on_reply(t0 + ms(1), &syn_ack, &mut out);
+    out.clear();
+    client.ack().receive(100).receive(100);
+    for (_, segment, payload) in &client.items[1..] {
+        session.on_client(t0 + ms(2), segment, payload, &mut out);
+    }
+    assert!(out.transmits.is_empty());
+    assert!(out.events.is_empty());
 }
