@@ -314,11 +314,7 @@ impl Session {
             self.on_timer(now, timer, out);
         }
         if let Some(expiry) = self.pacer.on_timeout(now) {
-            let held = self
-                .queue
-                .next_request_start()
-                .is_some_and(|start| start.seq == self.snd.nxt && start.follows_response);
-            if expiry == PacingExpiry::ResponseTimedOut && held {
+            if expiry == PacingExpiry::HoldTimedOut {
                 out.event(Event::ResponseTimeout);
             }
             self.push(now, out);
@@ -515,7 +511,7 @@ impl Session {
                 .max(self.config.min_response_quiet),
         );
         self.pacer.set_rtt(pacing_rtt);
-        self.pacer.on_connected(now, self.greeting_possible);
+        self.pacer.on_connected(self.greeting_possible);
         self.timers.stop(Timer::Handshake);
         self.timers.stop(Timer::Retransmit);
         self.set_state(State::Established);
@@ -597,7 +593,6 @@ impl Session {
         self.snd.dup_acks = 0;
         self.queue.acknowledge(ack);
         self.rtt.on_ack(now, ack);
-        self.pacer.on_request_progress(now);
         // RFC 6298 §5.2 and §5.3: stop the timer when all is acknowledged, else restart it.
         if self.snd.una == self.snd.nxt {
             self.timers.stop(Timer::Retransmit);
@@ -798,11 +793,10 @@ impl Session {
             let mut limit = self.queue.end();
             if let Some(start) = self.queue.next_request_start() {
                 if start.seq <= self.snd.nxt {
-                    if !self.pacer.may_send_request(start.follows_response) {
+                    if !self.pacer.try_send_request(now, start.follows_response) {
                         break;
                     }
                     self.queue.release_request();
-                    self.pacer.on_request_sent(now);
                     out.event(Event::RequestSent);
                     continue;
                 }
@@ -829,26 +823,33 @@ impl Session {
     /// Sends the client's FIN or RST once everything before it is delivered and the pacing
     /// rules allow.
     fn push_close(&mut self, now: Instant, out: &mut impl Output) {
-        let all_sent = self.snd.fin_sent
-            || (self.snd.nxt == self.queue.end() && self.queue.next_request_start().is_none());
-        if !all_sent || !self.pacer.may_close() {
+        let Some(close) = self.close else {
+            return;
+        };
+        let data_sent =
+            self.snd.nxt == self.queue.end() && self.queue.next_request_start().is_none();
+        let ready = match close {
+            // The FIN takes its place in the stream, after every byte and request.
+            ClientClose::Fin(seq) => !self.snd.fin_sent && data_sent && seq == self.snd.nxt,
+            // The RST goes once the target acknowledged all we sent, so it cannot overtake
+            // data in flight (a reset discards the target's unread data).
+            ClientClose::Rst => (data_sent || self.snd.fin_sent) && self.snd.una == self.snd.nxt,
+        };
+        if !ready || !self.pacer.try_close(now) {
             return;
         }
-        match self.close {
-            Some(ClientClose::Fin(seq)) if !self.snd.fin_sent && seq == self.snd.nxt => {
+        match close {
+            ClientClose::Fin(seq) => {
                 self.snd.fin_sent = true;
                 self.snd.nxt += 1u32;
                 self.transmit_fin(now, seq, out);
                 self.set_state(State::FinSent);
                 self.timers.set(Timer::Retransmit, now + self.rtt.rto());
             }
-            // Forwarded after the target acknowledged everything before it, so a RST cannot
-            // overtake data still in flight.
-            Some(ClientClose::Rst) if self.snd.una == self.snd.nxt => {
+            ClientClose::Rst => {
                 out.event(Event::Closed);
                 self.end(now, true, out);
             }
-            _ => {}
         }
     }
 

@@ -32,7 +32,8 @@ pub enum Event {
     HandshakeTimeout,
     /// A new request was released to the target.
     RequestSent,
-    /// A request was held for the previous response and none came in time; released anyway.
+    /// A request or close was held for the previous response longer than the response
+    /// timeout (no answer, or an answer that never paused); released anyway.
     ResponseTimeout,
     /// The client's FIN or RST reached the target and the session ended normally.
     Closed,

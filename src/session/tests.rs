@@ -652,7 +652,7 @@ fn a_target_that_stops_acknowledging_is_given_up_on() {
 }
 
 #[test]
-fn a_request_the_target_never_answers_is_released_after_the_response_timeout() {
+fn requests_the_target_never_answers_are_released_after_the_response_timeout() {
     let client = two_requests();
     let target = TargetConfig {
         response_len: 0,
@@ -665,7 +665,9 @@ fn a_request_the_target_never_answers_is_released_after_the_response_timeout() {
     let first = world.target.times_of(|log| *log == TargetLog::Request(1))[0];
     let second = world.target.times_of(|log| *log == TargetLog::Request(2))[0];
     assert!(second - first >= SessionConfig::default().response_timeout);
-    assert_eq!(world.count(Event::ResponseTimeout), 1);
+    // Once for the second request, once for the FIN behind it.
+    assert_eq!(world.count(Event::ResponseTimeout), 2);
+    assert_eq!(world.target.requests, 2);
     assert_stream_delivered(&world, &client);
 }
 
@@ -735,4 +737,35 @@ fn client_pure_acks_are_not_forwarded_once_established() {
     }
     assert!(out.transmits.is_empty());
     assert!(out.events.is_empty());
+}
+
+#[test]
+fn a_target_that_streams_without_pause_does_not_hold_requests_forever() {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn().ack().send(b"SUBSCRIBE\n").receive(100);
+    for i in 0..3 {
+        client.send(format!("PING {i}\n").as_bytes()).receive(100);
+    }
+    // The target answers the first request with a stream longer than the test.
+    let target = TargetConfig {
+        response_len: 200_000_000,
+        ..TargetConfig::default()
+    };
+    let net = NetConfig {
+        latency: ms(10),
+        ..NetConfig::default()
+    };
+    // Window-limited bursts come one RTT apart: a quiet time above that never ends the
+    // response.
+    let config = SessionConfig {
+        min_response_quiet: ms(50),
+        ..SessionConfig::default()
+    };
+    let mut world = World::new(config, target, net);
+    world.play(&client);
+    world.run_for(Duration::from_secs(17));
+
+    assert_eq!(world.target.requests, 4, "{:?}", world.events);
+    assert_eq!(world.count(Event::ResponseTimeout), 3);
+    assert_eq!(world.target.stream, client.stream);
 }
