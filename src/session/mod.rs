@@ -5,11 +5,13 @@
 //! packets and counters out through [`Output`]. Pure: no I/O, no clock (time is an argument),
 //! no threads; the worker owns the sockets, the timer wheel and the buffers.
 //!
-//! - [`engine`]: the state machine ([`Session`]).
+//! - [`engine`]: the state machine ([`Session`]); `engine/send.rs` builds what it sends,
+//!   `engine/timeouts.rs` handles its timers and its end.
 //! - [`send_queue`]: the client's bytes by sequence number, trimmed and reordered.
 //! - [`pacing`]: when the next request may go (TCPCopy's wait-for-response).
 //! - [`rtt`]: RFC 6298 round-trip estimation and retransmission timeout.
 //! - [`timers`]: the session's deadlines.
+//! - [`timestamps`]: RFC 7323 TSval/TSecr of the replayed connection.
 //! - [`config`], [`event`]: tunables and what a session reports.
 
 mod config;
@@ -19,6 +21,7 @@ mod pacing;
 mod rtt;
 mod send_queue;
 mod timers;
+mod timestamps;
 
 pub use config::SessionConfig;
 pub use engine::Session;
