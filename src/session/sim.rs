@@ -602,6 +602,8 @@ pub struct NetConfig {
     pub loss_to_target: u64,
     /// Percent of engine → target packets delayed by an extra latency (reordering).
     pub reorder_to_target: u64,
+    /// Engine transmissions (0-based, in sending order) that are lost.
+    pub drop_to_target: Vec<usize>,
     pub seed: u64,
 }
 
@@ -611,6 +613,7 @@ impl Default for NetConfig {
             latency: Duration::from_micros(200),
             loss_to_target: 0,
             reorder_to_target: 0,
+            drop_to_target: Vec::new(),
             seed: 1,
         }
     }
@@ -672,8 +675,11 @@ impl World {
     fn absorb(&mut self, out: RecordingOutput) {
         self.events.extend(out.events);
         for (segment, payload) in out.transmits {
+            let index = self.sent.len();
             self.sent.push((self.now, segment.clone(), payload.clone()));
-            if self.rng.chance(self.net_config.loss_to_target) {
+            if self.rng.chance(self.net_config.loss_to_target)
+                || self.net_config.drop_to_target.contains(&index)
+            {
                 continue;
             }
             let mut arrives = self.now + self.net_config.latency;

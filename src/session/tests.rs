@@ -769,3 +769,31 @@ fn a_target_that_streams_without_pause_does_not_hold_requests_forever() {
     assert_eq!(world.count(Event::ResponseTimeout), 3);
     assert_eq!(world.target.stream, client.stream);
 }
+
+#[test]
+fn three_duplicate_acks_trigger_one_fast_retransmit() {
+    let mut body = vec![b'f'; 100_000];
+    body.push(b'\n');
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn().ack().send(&body).receive(300).fin();
+    // Transmissions 0 and 1 are the SYN and the third ACK; 12 is a data segment mid-window.
+    let net = NetConfig {
+        drop_to_target: vec![12],
+        ..NetConfig::default()
+    };
+    let mut world = World::new(SessionConfig::default(), TargetConfig::default(), net);
+    world.play(&client);
+    run_to_end(&mut world);
+
+    assert_eq!(world.count(Event::FastRetransmit), 1);
+    assert_eq!(world.count(Event::Retransmitted), 0);
+    let (_, lost, _) = &world.sent[12];
+    let resent = world
+        .sent
+        .iter()
+        .skip(13)
+        .filter(|(_, seg, _)| seg.seq == lost.seq && seg.payload_len > 0)
+        .count();
+    assert_eq!(resent, 1);
+    assert_stream_delivered(&world, &client);
+}

@@ -10,6 +10,8 @@ use crate::session::event::{Event, Output};
 use crate::session::timers::Timer;
 
 impl Session {
+    /// Sends (or resends) the SYN we open with: the client's own, keeping its sequence
+    /// number, window and options, or one of our making.
     pub(super) fn send_syn(&mut self, now: Instant, out: &mut impl Output) {
         let mut options = self.syn_options;
         if let Some(ts) = &mut options.timestamps {
@@ -52,7 +54,7 @@ impl Session {
     }
 
     /// Sends client data up to the target's window and the next request pacing holds.
-    pub(super) fn push_data(&mut self, now: Instant, out: &mut impl Output) {
+    fn push_data(&mut self, now: Instant, out: &mut impl Output) {
         let window_end = self.snd.una + self.snd.window;
         loop {
             let mut limit = self.queue.end();
@@ -87,7 +89,7 @@ impl Session {
 
     /// Sends the client's FIN or RST once everything before it is delivered and the pacing
     /// rules allow.
-    pub(super) fn push_close(&mut self, now: Instant, out: &mut impl Output) {
+    fn push_close(&mut self, now: Instant, out: &mut impl Output) {
         let Some(close) = self.close else {
             return;
         };
@@ -120,7 +122,7 @@ impl Session {
 
     /// RFC 9293 §3.8.6.1: with data waiting, nothing in flight and a zero window, probe the
     /// window on the retransmission timer.
-    pub(super) fn arm_persist(&mut self, now: Instant) {
+    fn arm_persist(&mut self, now: Instant) {
         let waiting = self.queue.end() > self.snd.nxt;
         if self.state == State::Established
             && waiting
@@ -146,13 +148,7 @@ impl Session {
         }
     }
 
-    pub(super) fn transmit_data(
-        &mut self,
-        now: Instant,
-        seq: SeqNum,
-        len: usize,
-        out: &mut impl Output,
-    ) {
+    fn transmit_data(&mut self, now: Instant, seq: SeqNum, len: usize, out: &mut impl Output) {
         let end = seq + len;
         let push = end == self.queue.end()
             || self
@@ -169,7 +165,7 @@ impl Session {
         out.transmit(&segment, payload);
     }
 
-    pub(super) fn transmit_fin(&mut self, now: Instant, seq: SeqNum, out: &mut impl Output) {
+    fn transmit_fin(&mut self, now: Instant, seq: SeqNum, out: &mut impl Output) {
         let segment = self.segment(now, seq, TcpFlags::FIN | TcpFlags::ACK, 0, self.client_ttl);
         out.transmit(&segment, &[]);
     }
@@ -238,7 +234,7 @@ impl Session {
     /// The window we advertise. The engine, not the client, receives the target's data and
     /// takes it all at once, so the window never closes: the client's own (when its scaling
     /// matches what the target agreed) keeps the target's pace faithful, 65535 otherwise.
-    pub(super) fn advertised_window(&self) -> u16 {
+    fn advertised_window(&self) -> u16 {
         if self.client_window_valid {
             self.client_window
         } else {
@@ -246,7 +242,7 @@ impl Session {
         }
     }
 
-    pub(super) fn next_ip_id(&mut self) -> u16 {
+    fn next_ip_id(&mut self) -> u16 {
         let id = self.ip_id;
         self.ip_id = self.ip_id.wrapping_add(1);
         id

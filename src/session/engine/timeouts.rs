@@ -9,6 +9,7 @@ use crate::session::send_queue::SendQueue;
 use crate::session::timers::Timer;
 
 impl Session {
+    /// One expired timer, by state (the session's `match (state, event)` for time).
     pub(super) fn on_timer(&mut self, now: Instant, timer: Timer, out: &mut impl Output) {
         match (self.state, timer) {
             (State::Finished, _) => {}
@@ -47,7 +48,9 @@ impl Session {
         }
     }
 
-    pub(super) fn on_retransmit_timer(&mut self, now: Instant, out: &mut impl Output) {
+    /// The retransmission timer: resend the oldest unacknowledged segment, probe a zero
+    /// window, or give up after `max_retransmits`.
+    fn on_retransmit_timer(&mut self, now: Instant, out: &mut impl Output) {
         if self.snd.una == self.snd.nxt {
             // Nothing in flight: the timer was the persist timer (RFC 9293 §3.8.6.1). An ACK
             // below the window makes the target repeat its window (§3.10.7.4).
