@@ -10,6 +10,7 @@
 //! timeout in [`RttEstimator`], deadlines in [`TimerTable`].
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use log::trace;
@@ -105,7 +106,7 @@ struct ReceiveState {
 /// One client connection replayed against the target.
 #[derive(Debug, Clone)]
 pub struct Session {
-    config: SessionConfig,
+    config: Arc<SessionConfig>,
     client: SocketAddr,
     target: SocketAddr,
     state: State,
@@ -144,15 +145,15 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session for the client connection `client` → `target`, before any segment.
+    /// A session for the client connection `client` → `target`, before any segment. Sessions
+    /// of a worker share one configuration.
     pub fn new(
-        config: &SessionConfig,
+        config: Arc<SessionConfig>,
         now: Instant,
         client: SocketAddr,
         target: SocketAddr,
     ) -> Session {
         let mut session = Session {
-            config: config.clone(),
             client,
             target,
             state: State::Unopened,
@@ -181,6 +182,7 @@ impl Session {
             syn_sent_at: now,
             syn_retransmitted: false,
             rebuilds: 0,
+            config,
         };
         session.touch(now);
         session
@@ -704,7 +706,7 @@ impl Session {
             self.end(now, true, out);
         }
         out.event(Event::PortReused);
-        *self = Session::new(&self.config, now, self.client, self.target);
+        *self = Session::new(Arc::clone(&self.config), now, self.client, self.target);
         self.note_client(now, segment);
         self.open(now, segment, payload, out);
     }

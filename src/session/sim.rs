@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Event, RecordingOutput, Session, SessionConfig};
@@ -640,7 +641,7 @@ impl World {
         let epoch = Instant::now();
         World {
             now: epoch,
-            session: Session::new(&session, epoch, client_addr(), target_addr()),
+            session: Session::new(Arc::new(session), epoch, client_addr(), target_addr()),
             target: SimTarget::new(target, epoch),
             sent: Vec::new(),
             events: Vec::new(),

@@ -1,6 +1,7 @@
 //! Whole-session scenarios: a scripted client replayed through [`Session`] against the
 //! simulated target of [`sim`](super::sim), in simulated time.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::sim::{
@@ -690,7 +691,7 @@ fn target_segment(seq: u32, ack: u32, flags: TcpFlags, window: u16) -> Segment {
 #[test]
 fn a_zero_window_is_probed_and_data_waits_for_it_to_open() {
     let t0 = Instant::now();
-    let mut session = Session::new(&SessionConfig::default(), t0, client_addr(), target_addr());
+    let mut session = Session::new(Arc::default(), t0, client_addr(), target_addr());
     let mut out = RecordingOutput::default();
     let mut client = ClientScript::new(CLIENT_ISN);
     client.syn().ack().send(b"GET /\n");
@@ -723,7 +724,7 @@ fn a_zero_window_is_probed_and_data_waits_for_it_to_open() {
 #[test]
 fn client_pure_acks_are_not_forwarded_once_established() {
     let t0 = Instant::now();
-    let mut session = Session::new(&SessionConfig::default(), t0, client_addr(), target_addr());
+    let mut session = Session::new(Arc::default(), t0, client_addr(), target_addr());
     let mut out = RecordingOutput::default();
     let mut client = ClientScript::new(CLIENT_ISN);
     client.syn();
