@@ -473,6 +473,7 @@ impl Session {
         if self.state == State::TargetReset {
             return;
         }
+        self.update_ts_recent(segment);
         if flags.ack() {
             self.on_ack(now, segment, out);
             if self.state == State::TimeWait {
@@ -482,7 +483,22 @@ impl Session {
         if segment.payload_len > 0 || flags.fin() {
             self.on_target_data(now, segment, out);
         }
+        if self.rcv.fin {
+            self.rebuild_if_needed(now, out);
+        }
         self.push(now, out);
+    }
+
+    /// RFC 7323 §4.3: TS.Recent takes the TSval of any segment at or below RCV.NXT, pure
+    /// ACKs included, so the TSecr we echo lets the target measure its RTT correctly.
+    fn update_ts_recent(&mut self, segment: &Segment) {
+        if let Some(ts) = segment.options.timestamps
+            && self.timestamps.enabled
+            && segment.seq <= self.rcv.nxt
+            && SeqNum(ts.tsval) >= SeqNum(self.timestamps.recent)
+        {
+            self.timestamps.recent = ts.tsval;
+        }
     }
 
     /// The target's acknowledgement of client data (RFC 9293 §3.10.7.4, fifth check).
@@ -558,13 +574,6 @@ impl Session {
             self.send_ack(now, out);
             return;
         }
-        if let Some(ts) = segment.options.timestamps
-            && self.timestamps.enabled
-            && SeqNum(ts.tsval) >= SeqNum(self.timestamps.recent)
-        {
-            // RFC 7323 §4.3: TS.Recent from the segment that fills RCV.NXT.
-            self.timestamps.recent = ts.tsval;
-        }
         let new_bytes = segment.seq_end().distance_from(self.rcv.nxt) as usize
             - usize::from(segment.flags.fin());
         self.rcv.nxt = segment.seq_end();
@@ -577,7 +586,10 @@ impl Session {
             self.pacer.on_target_closed();
             out.event(Event::FinByTarget);
             self.send_ack(now, out);
-            self.on_target_fin(now, out);
+            if self.state == State::FinSent && self.fin_acked() {
+                out.event(Event::Closed);
+                self.end(now, true, out);
+            }
             return;
         }
         self.rcv.unacked_segments += 1;
@@ -589,16 +601,6 @@ impl Session {
             self.timers
                 .set(Timer::DelayedAck, now + self.config.ack_delay);
         }
-    }
-
-    /// The target closed its side.
-    fn on_target_fin(&mut self, now: Instant, out: &mut impl Output) {
-        if self.state == State::FinSent && self.fin_acked() {
-            out.event(Event::Closed);
-            self.end(now, true, out);
-            return;
-        }
-        self.rebuild_if_needed(now, out);
     }
 
     /// The target reset the connection (RFC 9293 §3.10.7.4, second check, simplified to an
@@ -620,12 +622,19 @@ impl Session {
         }
     }
 
-    /// The target closed (RST, or FIN) while client data was still to go: open a new
-    /// connection and continue from the first byte it has not acknowledged.
+    /// The target closed while client data was still to go: open a new connection and
+    /// continue from the first byte it has not acknowledged. After a RST that is at once;
+    /// after a FIN (the target may still read) once what is in flight is acknowledged, so
+    /// the target never gets the same bytes on two connections.
     fn rebuild_if_needed(&mut self, now: Instant, out: &mut impl Output) {
-        let unsent = self.queue.end() > self.snd.nxt || self.queue.in_order_len() > 0;
-        let target_closed = self.state == State::TargetReset || self.rcv.fin;
-        if !(target_closed && unsent) {
+        let needed = match self.state {
+            State::TargetReset => self.queue.in_order_len() > 0,
+            State::Established | State::FinSent if self.rcv.fin => {
+                self.queue.end() > self.snd.nxt && self.snd.una == self.snd.nxt
+            }
+            _ => false,
+        };
+        if !needed {
             return;
         }
         let reset = self.state != State::TargetReset;

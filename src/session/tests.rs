@@ -273,6 +273,15 @@ fn a_one_megabyte_request_respects_the_target_window() {
     assert_eq!(world.count(Event::Retransmitted), 0);
     // Segments never exceed the target's MSS.
     assert!(world.sent.iter().all(|(_, seg, _)| seg.payload_len <= 1460));
+    // The target sent only ACKs while the body went out, yet our TSecr follows its clock.
+    let tsecrs: Vec<u32> = world
+        .sent
+        .iter()
+        .filter(|(_, seg, _)| seg.payload_len > 0)
+        .filter_map(|(_, seg, _)| seg.options.timestamps.map(|ts| ts.tsecr))
+        .collect();
+    assert!(tsecrs.windows(2).all(|pair| pair[0] <= pair[1]));
+    assert!(tsecrs.last() > tsecrs.first());
 }
 
 #[test]

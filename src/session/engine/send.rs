@@ -44,7 +44,8 @@ impl Session {
 
     /// Sends whatever the target's window, the pacing rules and the client's close allow.
     pub(super) fn push(&mut self, now: Instant, out: &mut impl Output) {
-        if self.state == State::Established {
+        // After the target's FIN, new data waits for a rebuilt connection.
+        if self.state == State::Established && !self.rcv.fin {
             self.push_data(now, out);
         }
         if matches!(self.state, State::Established | State::FinSent) {
