@@ -807,3 +807,87 @@ fn three_duplicate_acks_trigger_one_fast_retransmit() {
     assert_eq!(resent, 1);
     assert_stream_delivered(&world, &client);
 }
+
+mod random_sessions {
+    use super::*;
+    use proptest::prelude::*;
+
+    prop_compose! {
+        fn request_sizes()(sizes in proptest::collection::vec(1usize..30_000, 1..7)) -> Vec<usize> {
+            sizes
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever the loss, reordering and client retransmissions, the target reads the
+        /// client's stream exactly, never beyond its window.
+        #[test]
+        fn the_target_reads_the_client_stream_exactly(
+            sizes in request_sizes(),
+            response_len in 1u32..20_000,
+            loss in 0u64..15,
+            reorder in 0u64..15,
+            seed in 1u64..1000,
+            pacing: bool,
+            full: bool,
+            client_noise in proptest::collection::vec((0usize..64, any::<bool>()), 0..6),
+            isn: u32,
+        ) {
+            let mut client = ClientScript::new(isn);
+            if full {
+                client.syn().ack();
+            }
+            for (i, size) in sizes.iter().enumerate() {
+                let mut request = vec![b'a' + (i % 26) as u8; *size];
+                request.push(b'\n');
+                client.send(&request).receive(response_len);
+            }
+            client.fin();
+            // Client retransmissions (repeat) and capture reordering (swap two payloads). A
+            // mid-stream capture starts at its first segment, so that one stays first.
+            let first_data = if full { 2 } else { 1 };
+            for (pick, repeat) in client_noise {
+                let data: Vec<usize> = (first_data..client.items.len())
+                    .filter(|&i| !client.items[i].2.is_empty())
+                    .collect();
+                if data.is_empty() {
+                    break;
+                }
+                let a = data[pick % data.len()];
+                if repeat {
+                    client.repeat(a);
+                } else if let Some(&b) = data.get(pick % data.len() + 1) {
+                    let (ta, tb) = (client.items[a].0, client.items[b].0);
+                    client.items[a].0 = tb;
+                    client.items[b].0 = ta;
+                    client.items.sort_by_key(|(at, _, _)| *at);
+                }
+            }
+            let config = SessionConfig {
+                wait_for_response: pacing,
+                ..SessionConfig::default()
+            };
+            let target = TargetConfig {
+                response_len,
+                ..TargetConfig::default()
+            };
+            let net = NetConfig {
+                loss_to_target: loss,
+                reorder_to_target: reorder,
+                seed,
+                ..NetConfig::default()
+            };
+            let mut world = World::new(config, target, net);
+            world.play(&client);
+            world.run_for(Duration::from_secs(60));
+
+            prop_assert!(world.session.is_finished(), "events {:?}", world.events);
+            prop_assert!(world.target.stream == client.stream, "events {:?}", world.events);
+            prop_assert_eq!(world.target.requests, sizes.len());
+            prop_assert_eq!(world.target.window_violations, 0);
+            prop_assert!(world.sent.last().is_some_and(|(_, seg, _)| seg.flags.rst()));
+        }
+    }
+}
