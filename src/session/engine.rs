@@ -413,7 +413,19 @@ impl Session {
             }
             return;
         }
-        if !(flags.syn() && acks_our_syn) {
+        if flags.ack() && !acks_our_syn {
+            // RFC 9293 §3.10.7.3: an unacceptable ACK gets <SEQ=SEG.ACK><CTL=RST>, which
+            // clears a stale connection of this 4-tuple the target still holds (it answers
+            // our SYN with an ACK of the old one). Only once our SYN went unanswered for an
+            // RTO: before that the ACK is more likely a late packet of the connection we
+            // just closed, and a rebuilt connection's ISN sits right beside its sequence
+            // space, so the RST could hit the new connection.
+            if self.syn_retransmitted {
+                self.send_reset_reply(now, segment, out);
+            }
+            return;
+        }
+        if !flags.syn() {
             return;
         }
         self.snd.una = segment.ack;
@@ -585,10 +597,13 @@ impl Session {
             self.rcv.fin = true;
             self.pacer.on_target_closed();
             out.event(Event::FinByTarget);
-            self.send_ack(now, out);
             if self.state == State::FinSent && self.fin_acked() {
+                // Both sides closed: our RST stands in for the last ACK (RFC 9293 §3.10.7.4
+                // would ACK and enter TIME-WAIT), so the target keeps no state at all.
                 out.event(Event::Closed);
                 self.end(now, true, out);
+            } else {
+                self.send_ack(now, out);
             }
             return;
         }

@@ -316,6 +316,11 @@ impl SimTarget {
         });
     }
 
+    /// Whether a connection is open (or half-open) on the target.
+    pub fn has_connection(&self) -> bool {
+        self.conn.is_some()
+    }
+
     /// Response bytes the engine has not acknowledged yet.
     pub fn unacknowledged(&self) -> usize {
         self.conn
@@ -384,6 +389,10 @@ impl SimTarget {
             self.reply(now, &conn, conn.snd_nxt, TcpFlags::ACK, 0);
         } else if flags.fin() {
             self.reply(now, &conn, conn.snd_nxt, TcpFlags::ACK, 0);
+        }
+        if conn.fin_sent && conn.fin_received && conn.snd_una == conn.snd_nxt {
+            // Both FINs acknowledged: closed (or TIME-WAIT, which this model skips).
+            return;
         }
         self.conn = Some(conn);
         self.send_data(now);
@@ -557,8 +566,7 @@ impl SimTarget {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let conn = self.conn.as_ref()?;
         let due = conn.due.front().map(|(at, _)| *at);
-        let rto = (conn.snd_una < conn.snd_nxt && !conn.fin_sent)
-            .then_some(conn.last_progress + TARGET_RTO);
+        let rto = (conn.snd_una < conn.snd_nxt).then_some(conn.last_progress + TARGET_RTO);
         match (due, rto) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -566,14 +574,24 @@ impl SimTarget {
     }
 
     pub fn on_timeout(&mut self, now: Instant) {
-        if let Some(conn) = &mut self.conn
-            && conn.snd_una < conn.snd_nxt
-            && !conn.fin_sent
-            && conn.last_progress + TARGET_RTO <= now
-        {
-            // Go back to the oldest unacknowledged byte.
-            conn.snd_nxt = conn.snd_una;
-            conn.last_progress = now;
+        if let Some(mut conn) = self.conn.take() {
+            if conn.snd_una < conn.snd_nxt && conn.last_progress + TARGET_RTO <= now {
+                conn.last_progress = now;
+                if conn.fin_sent {
+                    // Only the FIN is unacknowledged (replies are never lost): repeat it.
+                    self.reply(
+                        now,
+                        &conn,
+                        conn.snd_nxt - 1,
+                        TcpFlags::FIN | TcpFlags::ACK,
+                        0,
+                    );
+                } else {
+                    // Go back to the oldest unacknowledged byte.
+                    conn.snd_nxt = conn.snd_una;
+                }
+            }
+            self.conn = Some(conn);
         }
         self.send_data(now);
     }

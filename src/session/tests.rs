@@ -821,8 +821,8 @@ mod random_sessions {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
-        /// Whatever the loss, reordering and client retransmissions, the target reads the
-        /// client's stream exactly, never beyond its window.
+        /// Whatever the loss, reordering, client retransmissions and early closes by the
+        /// target, the target reads the client's stream exactly, never beyond its window.
         #[test]
         fn the_target_reads_the_client_stream_exactly(
             sizes in request_sizes(),
@@ -834,6 +834,8 @@ mod random_sessions {
             full: bool,
             client_noise in proptest::collection::vec((0usize..64, any::<bool>()), 0..6),
             isn: u32,
+            reset_on_request in proptest::option::of(1usize..7),
+            close_after_request in proptest::option::of(2usize..7),
         ) {
             let mut client = ClientScript::new(isn);
             if full {
@@ -871,6 +873,8 @@ mod random_sessions {
             };
             let target = TargetConfig {
                 response_len,
+                reset_on_request,
+                close_after_request,
                 ..TargetConfig::default()
             };
             let net = NetConfig {
@@ -887,7 +891,41 @@ mod random_sessions {
             prop_assert!(world.target.stream == client.stream, "events {:?}", world.events);
             prop_assert_eq!(world.target.requests, sizes.len());
             prop_assert_eq!(world.target.window_violations, 0);
-            prop_assert!(world.sent.last().is_some_and(|(_, seg, _)| seg.flags.rst()));
+            // Nothing stays open on the target: we reset it, or it reset itself.
+            prop_assert!(!world.target.has_connection());
+            let ended_with_rst = world.sent.last().is_some_and(|(_, seg, _)| seg.flags.rst());
+            prop_assert!(ended_with_rst || world.count(Event::ResetByTarget) > 0);
         }
     }
+}
+
+#[test]
+fn a_stale_target_connection_blocking_our_syn_is_reset() {
+    let t0 = Instant::now();
+    let mut session = Session::new(Arc::default(), t0, client_addr(), target_addr());
+    let mut out = RecordingOutput::default();
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn();
+    session.on_client(t0, &client.items[0].1, &[], &mut out);
+    // The target answers with an ACK of an older connection on the same 4-tuple.
+    let stale = target_segment(777, 4242, TcpFlags::ACK, 1000);
+    out.clear();
+    session.on_reply(t0 + ms(1), &stale, &mut out);
+    assert!(
+        out.transmits.is_empty(),
+        "no RST before our SYN went unanswered"
+    );
+    let rto = session.poll_timeout().expect("the SYN timer runs");
+    session.on_timeout(rto, &mut out);
+    assert_eq!(out.events, vec![Event::Retransmitted]);
+    out.clear();
+    session.on_reply(rto + ms(1), &stale, &mut out);
+    let (rst, _) = &out.transmits[0];
+    assert_eq!(rst.flags, TcpFlags::RST);
+    assert_eq!(rst.seq, SeqNum(4242));
+    // The real SYN-ACK still completes the handshake.
+    let syn_ack = target_segment(9000, CLIENT_ISN + 1, TcpFlags::SYN | TcpFlags::ACK, 1000);
+    out.clear();
+    session.on_reply(rto + ms(2), &syn_ack, &mut out);
+    assert_eq!(out.events, vec![Event::Established]);
 }

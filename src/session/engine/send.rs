@@ -183,8 +183,9 @@ impl Session {
         out.transmit(&segment, &[]);
     }
 
-    /// RST answering a target packet after the session ended (RFC 9293 §3.10.7.1: the
-    /// sequence number comes from its ACK field).
+    /// RST answering a target packet of no connection of ours: a late one after the session
+    /// ended, or one of a stale connection (RFC 9293 §3.10.7.1 and §3.10.7.3: the sequence
+    /// number comes from its ACK field).
     pub(super) fn send_reset_reply(
         &mut self,
         now: Instant,
