@@ -291,6 +291,7 @@ impl Session {
 
     // ---- state changes ----
 
+    /// The one place the state changes, logged at trace level.
     fn set_state(&mut self, state: State) {
         if self.state != state {
             trace!(
@@ -308,6 +309,8 @@ impl Session {
         }
     }
 
+    /// Remembers what any client segment tells about the client: activity, TTL, window,
+    /// clock.
     fn note_client(&mut self, now: Instant, segment: &Segment) {
         self.touch(now);
         self.client_ttl = segment.ttl;
@@ -573,6 +576,7 @@ impl Session {
         }
     }
 
+    /// Our FIN is out and the target acknowledged it.
     fn fin_acked(&self) -> bool {
         self.snd.fin_sent && self.snd.una == self.snd.nxt
     }

@@ -149,6 +149,8 @@ impl Session {
         }
     }
 
+    /// Sends `len` client bytes from `seq` (first transmission or retransmission), with PSH
+    /// where the client's data or a request ends.
     fn transmit_data(&mut self, now: Instant, seq: SeqNum, len: usize, out: &mut impl Output) {
         let end = seq + len;
         let push = end == self.queue.end()
@@ -161,11 +163,14 @@ impl Session {
         } else {
             TcpFlags::ACK
         };
-        let segment = self.segment(now, seq, flags, len, self.client_ttl);
+        let mut segment = self.segment(now, seq, flags, len, self.client_ttl);
         let payload = self.queue.bytes_at(seq, len);
+        // Callers stay within the in-order bytes; the header never claims more than we have.
+        segment.payload_len = payload.len();
         out.transmit(&segment, payload);
     }
 
+    /// Sends the client's FIN at `seq`.
     fn transmit_fin(&mut self, now: Instant, seq: SeqNum, out: &mut impl Output) {
         let segment = self.segment(now, seq, TcpFlags::FIN | TcpFlags::ACK, 0, self.client_ttl);
         out.transmit(&segment, &[]);
@@ -244,6 +249,7 @@ impl Session {
         }
     }
 
+    /// IPv4 identification: counts on from the client's, one per segment we send.
     fn next_ip_id(&mut self) -> u16 {
         let id = self.ip_id;
         self.ip_id = self.ip_id.wrapping_add(1);
