@@ -929,3 +929,90 @@ fn a_stale_target_connection_blocking_our_syn_is_reset() {
     session.on_reply(rto + ms(2), &syn_ack, &mut out);
     assert_eq!(out.events, vec![Event::Established]);
 }
+
+#[test]
+fn only_full_sessions_still_replays_sessions_whose_syn_was_seen() {
+    let config = SessionConfig {
+        only_full_sessions: true,
+        ..SessionConfig::default()
+    };
+    let client = keep_alive_script(2);
+    let mut world = world(config, TargetConfig::default());
+    world.play(&client);
+    run_to_end(&mut world);
+    assert_stream_delivered(&world, &client);
+    assert_eq!(world.count(Event::NotFullSessionSkipped), 0);
+}
+
+#[test]
+fn ipv6_without_an_mss_option_uses_the_ipv6_default() {
+    let client: std::net::SocketAddr = "[2001:db8::7]:40000".parse().unwrap();
+    let target: std::net::SocketAddr = "[2001:db8::10]:80".parse().unwrap();
+    let t0 = Instant::now();
+    let mut session = Session::new(Arc::default(), t0, client, target);
+    let mut out = RecordingOutput::default();
+    let mut script = ClientScript::new(CLIENT_ISN);
+    script.timestamps = false;
+    script.syn().ack().send(&[b'6'; 3000]);
+    for (_, segment, payload) in &script.items {
+        let mut segment = segment.clone();
+        segment.src = client;
+        segment.dst = target;
+        session.on_client(t0, &segment, payload, &mut out);
+    }
+    let mut syn_ack = target_segment(1, CLIENT_ISN + 1, TcpFlags::SYN | TcpFlags::ACK, 65535);
+    syn_ack.src = target;
+    syn_ack.dst = client;
+    out.clear();
+    session.on_reply(t0 + ms(1), &syn_ack, &mut out);
+    let sizes: Vec<usize> = out
+        .transmits
+        .iter()
+        .map(|(seg, _)| seg.payload_len)
+        .collect();
+    assert_eq!(sizes, vec![0, 1220, 1220, 560]);
+    assert!(
+        out.transmits
+            .iter()
+            .all(|(seg, _)| seg.src == client && seg.dst == target)
+    );
+    // Neither side offered timestamps: none are sent.
+    assert!(
+        out.transmits
+            .iter()
+            .all(|(seg, _)| seg.options.timestamps.is_none())
+    );
+}
+
+#[test]
+fn a_target_that_never_closes_is_reset_after_the_fin_wait() {
+    let t0 = Instant::now();
+    let mut session = Session::new(Arc::default(), t0, client_addr(), target_addr());
+    let mut out = RecordingOutput::default();
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn().ack().fin();
+    for (_, segment, payload) in &client.items {
+        session.on_client(t0, segment, payload, &mut out);
+    }
+    let syn_ack = target_segment(9000, CLIENT_ISN + 1, TcpFlags::SYN | TcpFlags::ACK, 1000);
+    session.on_reply(t0 + ms(1), &syn_ack, &mut out);
+    let (fin, _) = out.transmits.last().expect("the FIN went out");
+    assert!(fin.flags.fin());
+    let fin_ack = target_segment(9001, CLIENT_ISN + 2, TcpFlags::ACK, 1000);
+    out.clear();
+    session.on_reply(t0 + ms(2), &fin_ack, &mut out);
+    assert!(out.transmits.is_empty());
+    let deadline = session.poll_timeout().expect("the FIN-wait timer runs");
+    assert_eq!(
+        deadline,
+        t0 + ms(2) + SessionConfig::default().fin_wait_timeout
+    );
+    session.on_timeout(deadline, &mut out);
+    assert_eq!(out.events, vec![Event::Closed]);
+    let (rst, _) = &out.transmits[0];
+    assert!(rst.flags.rst());
+    assert_eq!(rst.seq, SeqNum(CLIENT_ISN + 2));
+    let end = session.poll_timeout().expect("time-wait runs");
+    session.on_timeout(end, &mut out);
+    assert!(session.is_finished());
+}
