@@ -21,10 +21,12 @@ use crate::packet::{Segment, SeqNum, TcpFlags, TcpOptions, Timestamps};
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator; the same seed gives the same sequence.
     pub fn new(seed: u64) -> Rng {
         Rng(seed.max(1))
     }
 
+    /// The next pseudo-random number.
     pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
@@ -38,10 +40,12 @@ impl Rng {
     }
 }
 
+/// The (rewritten) client every test session uses.
 pub fn client_addr() -> SocketAddr {
     "203.0.113.7:40000".parse().expect("literal address")
 }
 
+/// The target every test session replays to.
 pub fn target_addr() -> SocketAddr {
     "192.0.2.10:8080".parse().expect("literal address")
 }
@@ -62,6 +66,7 @@ pub struct ClientScript {
 }
 
 impl ClientScript {
+    /// A client whose SYN carries `isn` and whose server starts at a fixed ISN.
     pub fn new(isn: u32) -> ClientScript {
         ClientScript {
             seq: SeqNum(isn),
@@ -141,17 +146,20 @@ impl ClientScript {
         self.ack()
     }
 
+    /// The client stays silent for `duration`.
     pub fn wait(&mut self, duration: Duration) -> &mut Self {
         self.at += duration;
         self
     }
 
+    /// The client closes with FIN.
     pub fn fin(&mut self) -> &mut Self {
         let fin = self.segment(self.seq, TcpFlags::FIN | TcpFlags::ACK, 0);
         self.seq += 1u32;
         self.push(fin, &[])
     }
 
+    /// The client aborts with RST.
     pub fn rst(&mut self) -> &mut Self {
         let rst = self.segment(self.seq, TcpFlags::RST | TcpFlags::ACK, 0);
         self.push(rst, &[])
@@ -266,6 +274,7 @@ pub struct SimTarget {
 const TARGET_RTO: Duration = Duration::from_millis(200);
 
 impl SimTarget {
+    /// A target with no connection; its clock starts at `epoch`.
     pub fn new(config: TargetConfig, epoch: Instant) -> SimTarget {
         SimTarget {
             config,
@@ -282,6 +291,7 @@ impl SimTarget {
         }
     }
 
+    /// When the target noted each entry `what` selects, in order.
     pub fn times_of(&self, what: fn(&TargetLog) -> bool) -> Vec<Instant> {
         self.log
             .iter()
@@ -328,6 +338,7 @@ impl SimTarget {
             .map_or(0, |conn| conn.snd_nxt.distance_from(conn.snd_una) as usize)
     }
 
+    /// The reply headers produced since the last call.
     pub fn take_outbox(&mut self) -> Vec<Segment> {
         std::mem::take(&mut self.outbox)
     }
@@ -347,9 +358,19 @@ impl SimTarget {
             return;
         }
         let Some(mut conn) = self.conn.take() else {
-            // RFC 9293 §3.10.7.1: no connection, answer with RST.
-            let dummy = self.closed_conn(now);
-            self.reply(now, &dummy, seg.ack, TcpFlags::RST, 0);
+            // RFC 9293 §3.10.7.1: no connection, answer with <SEQ=SEG.ACK><CTL=RST>.
+            self.outbox.push(Segment {
+                src: target_addr(),
+                dst: client_addr(),
+                seq: seg.ack,
+                ack: SeqNum(0),
+                flags: TcpFlags::RST,
+                window: 0,
+                options: TcpOptions::default(),
+                ip_id: 0,
+                ttl: 64,
+                payload_len: 0,
+            });
             return;
         };
         if let Some(ts) = seg.options.timestamps {
@@ -398,29 +419,6 @@ impl SimTarget {
         self.send_data(now);
     }
 
-    fn closed_conn(&self, now: Instant) -> Conn {
-        Conn {
-            irs: SeqNum(0),
-            rcv_nxt: SeqNum(0),
-            iss: SeqNum(0),
-            snd_una: SeqNum(0),
-            snd_nxt: SeqNum(0),
-            snd_end: SeqNum(0),
-            established: false,
-            peer_shift: 0,
-            peer_window: 0,
-            own_shift: 0,
-            timestamps: false,
-            ts_recent: 0,
-            requests: 0,
-            fin_sent: false,
-            fin_received: false,
-            reset: false,
-            last_progress: now,
-            due: VecDeque::new(),
-        }
-    }
-
     fn on_syn(&mut self, now: Instant, seg: &Segment) {
         if !self.config.answers_syn {
             return;
@@ -439,6 +437,7 @@ impl SimTarget {
                 .isn
                 .wrapping_add(self.connections as u32 * 100_000),
         );
+        let shift = |offered: Option<u8>| if scaling { offered.unwrap_or(0) } else { 0 };
         let conn = Conn {
             irs: seg.seq,
             rcv_nxt: seg.seq + 1u32,
@@ -447,17 +446,9 @@ impl SimTarget {
             snd_nxt: iss + 1u32,
             snd_end: iss + 1u32,
             established: false,
-            peer_shift: if scaling {
-                seg.options.window_scale.unwrap_or(0)
-            } else {
-                0
-            },
+            peer_shift: shift(seg.options.window_scale),
             peer_window: u32::from(seg.window),
-            own_shift: if scaling {
-                self.config.window_scale.unwrap_or(0)
-            } else {
-                0
-            },
+            own_shift: shift(self.config.window_scale),
             timestamps: self.config.timestamps && seg.options.timestamps.is_some(),
             ts_recent: seg.options.timestamps.map_or(0, |ts| ts.tsval),
             requests: 0,
@@ -573,6 +564,7 @@ impl SimTarget {
         }
     }
 
+    /// Sends due responses and retransmits after [`TARGET_RTO`] without progress.
     pub fn on_timeout(&mut self, now: Instant) {
         if let Some(mut conn) = self.conn.take() {
             if conn.snd_una < conn.snd_nxt && conn.last_progress + TARGET_RTO <= now {
@@ -655,6 +647,7 @@ pub struct World {
 }
 
 impl World {
+    /// A fresh session, target and network at a common start time.
     pub fn new(session: SessionConfig, target: TargetConfig, net: NetConfig) -> World {
         let epoch = Instant::now();
         World {
@@ -679,6 +672,7 @@ impl World {
         }
     }
 
+    /// How many times the session reported `event`.
     pub fn count(&self, event: Event) -> usize {
         self.events.iter().filter(|e| **e == event).count()
     }
