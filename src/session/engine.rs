@@ -231,6 +231,10 @@ impl Session {
             State::TimeWait => {
                 if new_syn {
                     self.restart(now, segment, payload, out);
+                } else if !payload.is_empty() {
+                    out.event(Event::LateClientDataDropped {
+                        bytes: payload.len(),
+                    });
                 }
             }
             // The client retransmitted its SYN: our own SYN timer covers it.

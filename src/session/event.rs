@@ -83,6 +83,12 @@ pub enum Event {
     EmptySessionSkipped,
     /// A target packet arrived after the session ended and was answered with RST.
     LateTargetPacketReset,
+    /// Client data arrived during time-wait, after the session ended, and was dropped (once
+    /// the session is finished, the worker opens a new one for such data).
+    LateClientDataDropped {
+        /// Payload bytes dropped.
+        bytes: usize,
+    },
 }
 
 /// An [`Output`] that records everything, for tests and debugging.

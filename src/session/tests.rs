@@ -1016,3 +1016,21 @@ fn a_target_that_never_closes_is_reset_after_the_fin_wait() {
     session.on_timeout(end, &mut out);
     assert!(session.is_finished());
 }
+
+#[test]
+fn client_data_after_the_end_is_counted_not_replayed() {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn().ack().send(b"GET /\n").receive(300).rst();
+    let mut late = client.clone();
+    late.items.clear();
+    late.send(b"late\n");
+    let mut world = world(SessionConfig::default(), TargetConfig::default());
+    world.play(&client);
+    world.run_for(ms(100));
+    world.play(&late);
+    run_to_end(&mut world);
+
+    assert_eq!(world.count(Event::LateClientDataDropped { bytes: 5 }), 1);
+    assert_eq!(world.target.stream, b"GET /\n");
+    assert_ends_with_rst(&world);
+}
