@@ -10,9 +10,13 @@
 //! timeout in [`RttEstimator`], deadlines in [`TimerTable`].
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use log::trace;
+
+mod send;
+mod timeouts;
 
 use super::config::SessionConfig;
 use super::event::{Event, Output};
@@ -20,7 +24,8 @@ use super::pacing::{Pacer, PacingExpiry};
 use super::rtt::RttEstimator;
 use super::send_queue::{QueueFull, SendQueue};
 use super::timers::{Timer, TimerTable};
-use crate::packet::{Segment, SeqNum, TcpFlags, TcpOptions, Timestamps};
+use super::timestamps::TimestampState;
+use crate::packet::{Segment, SeqNum, TcpOptions, Timestamps};
 
 /// TTL of the packets we make ourselves (TCPCopy uses 64 too).
 const OWN_TTL: u8 = 64;
@@ -98,48 +103,10 @@ struct ReceiveState {
     fin: bool,
 }
 
-/// TCP timestamps (RFC 7323 §3 and §4.3).
-#[derive(Debug, Clone, Default)]
-struct TimestampState {
-    /// Timestamps are on for this connection (offered in our SYN and, once established,
-    /// accepted by the target).
-    enabled: bool,
-    /// TS.Recent: the target's latest TSval, our TSecr.
-    recent: u32,
-    /// The client's latest TSval and when it arrived: our clock's reference.
-    client: Option<(u32, Instant)>,
-    /// The last TSval we sent: ours never goes backwards.
-    last_sent: Option<u32>,
-}
-
-impl TimestampState {
-    /// The TSval for a segment sent at `now`: the client's clock advanced by the time since
-    /// its latest segment, never below what we already sent.
-    fn next_tsval(&mut self, now: Instant) -> u32 {
-        let from_client = self.client.map_or(0, |(tsval, at)| {
-            let elapsed = now.saturating_duration_since(at).as_millis();
-            tsval.wrapping_add(u32::try_from(elapsed).unwrap_or(u32::MAX))
-        });
-        let tsval = match self.last_sent {
-            Some(last) => SeqNum(last).max(SeqNum(from_client)).0,
-            None => from_client,
-        };
-        self.last_sent = Some(tsval);
-        tsval
-    }
-
-    fn option(&mut self, now: Instant) -> Option<Timestamps> {
-        self.enabled.then(|| Timestamps {
-            tsval: self.next_tsval(now),
-            tsecr: self.recent,
-        })
-    }
-}
-
 /// One client connection replayed against the target.
 #[derive(Debug, Clone)]
 pub struct Session {
-    config: SessionConfig,
+    config: Arc<SessionConfig>,
     client: SocketAddr,
     target: SocketAddr,
     state: State,
@@ -178,15 +145,15 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session for the client connection `client` → `target`, before any segment.
+    /// A session for the client connection `client` → `target`, before any segment. Sessions
+    /// of a worker share one configuration.
     pub fn new(
-        config: &SessionConfig,
+        config: Arc<SessionConfig>,
         now: Instant,
         client: SocketAddr,
         target: SocketAddr,
     ) -> Session {
         let mut session = Session {
-            config: config.clone(),
             client,
             target,
             state: State::Unopened,
@@ -215,6 +182,7 @@ impl Session {
             syn_sent_at: now,
             syn_retransmitted: false,
             rebuilds: 0,
+            config,
         };
         session.touch(now);
         session
@@ -263,6 +231,10 @@ impl Session {
             State::TimeWait => {
                 if new_syn {
                     self.restart(now, segment, payload, out);
+                } else if !payload.is_empty() {
+                    out.event(Event::LateClientDataDropped {
+                        bytes: payload.len(),
+                    });
                 }
             }
             // The client retransmitted its SYN: our own SYN timer covers it.
@@ -275,6 +247,11 @@ impl Session {
                 self.take_client_data(now, segment, payload, out);
                 if self.state == State::TargetReset || self.rcv.fin {
                     self.rebuild_if_needed(now, out);
+                }
+                if self.state == State::TargetReset && self.close.is_some() {
+                    // The target is gone and the client is done: nothing left to replay.
+                    out.event(Event::Closed);
+                    self.end(now, false, out);
                 }
                 self.push(now, out);
             }
@@ -309,11 +286,7 @@ impl Session {
             self.on_timer(now, timer, out);
         }
         if let Some(expiry) = self.pacer.on_timeout(now) {
-            let held = self
-                .queue
-                .next_request_start()
-                .is_some_and(|start| start.seq == self.snd.nxt && start.follows_response);
-            if expiry == PacingExpiry::ResponseTimedOut && held {
+            if expiry == PacingExpiry::HoldTimedOut {
                 out.event(Event::ResponseTimeout);
             }
             self.push(now, out);
@@ -322,6 +295,7 @@ impl Session {
 
     // ---- state changes ----
 
+    /// The one place the state changes, logged at trace level.
     fn set_state(&mut self, state: State) {
         if self.state != state {
             trace!(
@@ -339,6 +313,8 @@ impl Session {
         }
     }
 
+    /// Remembers what any client segment tells about the client: activity, TTL, window,
+    /// clock.
     fn note_client(&mut self, now: Instant, segment: &Segment) {
         self.touch(now);
         self.client_ttl = segment.ttl;
@@ -433,36 +409,6 @@ impl Session {
         self.set_state(State::SynSent);
     }
 
-    fn send_syn(&mut self, now: Instant, out: &mut impl Output) {
-        let mut options = self.syn_options;
-        if let Some(ts) = &mut options.timestamps {
-            ts.tsval = self.timestamps.next_tsval(now);
-            ts.tsecr = 0;
-        }
-        let window = if self.syn_seen && self.rebuilds == 0 {
-            self.syn_window
-        } else {
-            DEFAULT_WINDOW
-        };
-        let segment = Segment {
-            src: self.client,
-            dst: self.target,
-            seq: self.snd.isn,
-            ack: SeqNum(0),
-            flags: TcpFlags::SYN,
-            window,
-            options,
-            ip_id: self.next_ip_id(),
-            ttl: if self.syn_seen {
-                self.client_ttl
-            } else {
-                OWN_TTL
-            },
-            payload_len: 0,
-        };
-        out.transmit(&segment, &[]);
-    }
-
     /// Our SYN was answered (RFC 9293 §3.10.7.3, SYN-SENT).
     fn on_syn_ack(&mut self, now: Instant, segment: &Segment, out: &mut impl Output) {
         let flags = segment.flags;
@@ -474,7 +420,19 @@ impl Session {
             }
             return;
         }
-        if !(flags.syn() && acks_our_syn) {
+        if flags.ack() && !acks_our_syn {
+            // RFC 9293 §3.10.7.3: an unacceptable ACK gets <SEQ=SEG.ACK><CTL=RST>, which
+            // clears a stale connection of this 4-tuple the target still holds (it answers
+            // our SYN with an ACK of the old one). Only once our SYN went unanswered for an
+            // RTO: before that the ACK is more likely a late packet of the connection we
+            // just closed, and a rebuilt connection's ISN sits right beside its sequence
+            // space, so the RST could hit the new connection.
+            if self.syn_retransmitted {
+                self.send_reset_reply(now, segment, out);
+            }
+            return;
+        }
+        if !flags.syn() {
             return;
         }
         self.snd.una = segment.ack;
@@ -510,7 +468,7 @@ impl Session {
                 .max(self.config.min_response_quiet),
         );
         self.pacer.set_rtt(pacing_rtt);
-        self.pacer.on_connected(now, self.greeting_possible);
+        self.pacer.on_connected(self.greeting_possible);
         self.timers.stop(Timer::Handshake);
         self.timers.stop(Timer::Retransmit);
         self.set_state(State::Established);
@@ -534,6 +492,7 @@ impl Session {
         if self.state == State::TargetReset {
             return;
         }
+        self.update_ts_recent(segment);
         if flags.ack() {
             self.on_ack(now, segment, out);
             if self.state == State::TimeWait {
@@ -543,7 +502,22 @@ impl Session {
         if segment.payload_len > 0 || flags.fin() {
             self.on_target_data(now, segment, out);
         }
+        if self.rcv.fin {
+            self.rebuild_if_needed(now, out);
+        }
         self.push(now, out);
+    }
+
+    /// RFC 7323 §4.3: TS.Recent takes the TSval of any segment at or below RCV.NXT, pure
+    /// ACKs included, so the TSecr we echo lets the target measure its RTT correctly.
+    fn update_ts_recent(&mut self, segment: &Segment) {
+        if let Some(ts) = segment.options.timestamps
+            && self.timestamps.enabled
+            && segment.seq <= self.rcv.nxt
+            && SeqNum(ts.tsval) >= SeqNum(self.timestamps.recent)
+        {
+            self.timestamps.recent = ts.tsval;
+        }
     }
 
     /// The target's acknowledgement of client data (RFC 9293 §3.10.7.4, fifth check).
@@ -592,7 +566,6 @@ impl Session {
         self.snd.dup_acks = 0;
         self.queue.acknowledge(ack);
         self.rtt.on_ack(now, ack);
-        self.pacer.on_request_progress(now);
         // RFC 6298 §5.2 and §5.3: stop the timer when all is acknowledged, else restart it.
         if self.snd.una == self.snd.nxt {
             self.timers.stop(Timer::Retransmit);
@@ -607,6 +580,7 @@ impl Session {
         }
     }
 
+    /// Our FIN is out and the target acknowledged it.
     fn fin_acked(&self) -> bool {
         self.snd.fin_sent && self.snd.una == self.snd.nxt
     }
@@ -620,13 +594,6 @@ impl Session {
             self.send_ack(now, out);
             return;
         }
-        if let Some(ts) = segment.options.timestamps
-            && self.timestamps.enabled
-            && SeqNum(ts.tsval) >= SeqNum(self.timestamps.recent)
-        {
-            // RFC 7323 §4.3: TS.Recent from the segment that fills RCV.NXT.
-            self.timestamps.recent = ts.tsval;
-        }
         let new_bytes = segment.seq_end().distance_from(self.rcv.nxt) as usize
             - usize::from(segment.flags.fin());
         self.rcv.nxt = segment.seq_end();
@@ -638,8 +605,14 @@ impl Session {
             self.rcv.fin = true;
             self.pacer.on_target_closed();
             out.event(Event::FinByTarget);
-            self.send_ack(now, out);
-            self.on_target_fin(now, out);
+            if self.state == State::FinSent && self.fin_acked() {
+                // Both sides closed: our RST stands in for the last ACK (RFC 9293 §3.10.7.4
+                // would ACK and enter TIME-WAIT), so the target keeps no state at all.
+                out.event(Event::Closed);
+                self.end(now, true, out);
+            } else {
+                self.send_ack(now, out);
+            }
             return;
         }
         self.rcv.unacked_segments += 1;
@@ -651,16 +624,6 @@ impl Session {
             self.timers
                 .set(Timer::DelayedAck, now + self.config.ack_delay);
         }
-    }
-
-    /// The target closed its side.
-    fn on_target_fin(&mut self, now: Instant, out: &mut impl Output) {
-        if self.state == State::FinSent && self.fin_acked() {
-            out.event(Event::Closed);
-            self.end(now, true, out);
-            return;
-        }
-        self.rebuild_if_needed(now, out);
     }
 
     /// The target reset the connection (RFC 9293 §3.10.7.4, second check, simplified to an
@@ -682,12 +645,19 @@ impl Session {
         }
     }
 
-    /// The target closed (RST, or FIN) while client data was still to go: open a new
-    /// connection and continue from the first byte it has not acknowledged.
+    /// The target closed while client data was still to go: open a new connection and
+    /// continue from the first byte it has not acknowledged. After a RST that is at once;
+    /// after a FIN (the target may still read) once what is in flight is acknowledged, so
+    /// the target never gets the same bytes on two connections.
     fn rebuild_if_needed(&mut self, now: Instant, out: &mut impl Output) {
-        let unsent = self.queue.end() > self.snd.nxt || self.queue.in_order_len() > 0;
-        let target_closed = self.state == State::TargetReset || self.rcv.fin;
-        if !(target_closed && unsent) {
+        let needed = match self.state {
+            State::TargetReset => self.queue.in_order_len() > 0,
+            State::Established | State::FinSent if self.rcv.fin => {
+                self.queue.end() > self.snd.nxt && self.snd.una == self.snd.nxt
+            }
+            _ => false,
+        };
+        if !needed {
             return;
         }
         let reset = self.state != State::TargetReset;
@@ -758,7 +728,6 @@ impl Session {
     /// A client segment that cannot belong to the connection we replay.
     fn is_port_reuse(&self, segment: &Segment) -> bool {
         segment.payload_len > 0
-            && self.state != State::SynSent
             && segment.seq.distance_from(self.queue.end()).unsigned_abs()
                 > self.config.port_reuse_jump
     }
@@ -769,295 +738,8 @@ impl Session {
             self.end(now, true, out);
         }
         out.event(Event::PortReused);
-        *self = Session::new(&self.config, now, self.client, self.target);
+        *self = Session::new(Arc::clone(&self.config), now, self.client, self.target);
         self.note_client(now, segment);
         self.open(now, segment, payload, out);
-    }
-
-    // ---- sending ----
-
-    /// Sends whatever the target's window, the pacing rules and the client's close allow.
-    fn push(&mut self, now: Instant, out: &mut impl Output) {
-        if self.state == State::Established {
-            self.push_data(now, out);
-        }
-        if matches!(self.state, State::Established | State::FinSent) {
-            self.push_close(now, out);
-        }
-        self.arm_persist(now);
-    }
-
-    /// Sends client data up to the target's window and the next request pacing holds.
-    fn push_data(&mut self, now: Instant, out: &mut impl Output) {
-        let window_end = self.snd.una + self.snd.window;
-        loop {
-            let mut limit = self.queue.end();
-            if let Some(start) = self.queue.next_request_start() {
-                if start.seq <= self.snd.nxt {
-                    if !self.pacer.may_send_request(start.follows_response) {
-                        break;
-                    }
-                    self.queue.release_request();
-                    self.pacer.on_request_sent(now);
-                    out.event(Event::RequestSent);
-                    continue;
-                }
-                if start.seq > self.snd.nxt {
-                    limit = limit.min(start.seq);
-                }
-            }
-            // RFC 9293 §3.8.6.2.1: never beyond the target's advertised window.
-            let limit = limit.min(window_end);
-            if limit <= self.snd.nxt {
-                break;
-            }
-            let len = (limit.distance_from(self.snd.nxt) as usize).min(self.snd.mss);
-            let seq = self.snd.nxt;
-            self.snd.nxt += len as u32;
-            self.rtt.on_send(now, self.snd.nxt);
-            self.transmit_data(now, seq, len, out);
-            if !self.timers.is_set(Timer::Retransmit) {
-                self.timers.set(Timer::Retransmit, now + self.rtt.rto());
-            }
-        }
-    }
-
-    /// Sends the client's FIN or RST once everything before it is delivered and the pacing
-    /// rules allow.
-    fn push_close(&mut self, now: Instant, out: &mut impl Output) {
-        let all_sent = self.snd.fin_sent
-            || (self.snd.nxt == self.queue.end() && self.queue.next_request_start().is_none());
-        if !all_sent || !self.pacer.may_close() {
-            return;
-        }
-        match self.close {
-            Some(ClientClose::Fin(seq)) if !self.snd.fin_sent && seq == self.snd.nxt => {
-                self.snd.fin_sent = true;
-                self.snd.nxt += 1u32;
-                self.transmit_fin(now, seq, out);
-                self.set_state(State::FinSent);
-                self.timers.set(Timer::Retransmit, now + self.rtt.rto());
-            }
-            // Forwarded after the target acknowledged everything before it, so a RST cannot
-            // overtake data still in flight.
-            Some(ClientClose::Rst) if self.snd.una == self.snd.nxt => {
-                out.event(Event::Closed);
-                self.end(now, true, out);
-            }
-            _ => {}
-        }
-    }
-
-    /// RFC 9293 §3.8.6.1: with data waiting, nothing in flight and a zero window, probe the
-    /// window on the retransmission timer.
-    fn arm_persist(&mut self, now: Instant) {
-        let waiting = self.queue.end() > self.snd.nxt;
-        if self.state == State::Established
-            && waiting
-            && self.snd.una == self.snd.nxt
-            && self.snd.window == 0
-            && !self.timers.is_set(Timer::Retransmit)
-        {
-            self.timers.set(Timer::Retransmit, now + self.rtt.rto());
-        }
-    }
-
-    /// Resends the segment at SND.UNA (RFC 6298 §5.4: the earliest unacknowledged one).
-    fn retransmit(&mut self, now: Instant, out: &mut impl Output) {
-        let seq = self.snd.una;
-        if self.snd.fin_sent && seq + 1u32 == self.snd.nxt {
-            self.transmit_fin(now, seq, out);
-            return;
-        }
-        let in_flight = self.snd.nxt.distance_from(seq).max(0) as usize;
-        let len = in_flight.min(self.snd.mss);
-        if len > 0 {
-            self.transmit_data(now, seq, len, out);
-        }
-    }
-
-    fn transmit_data(&mut self, now: Instant, seq: SeqNum, len: usize, out: &mut impl Output) {
-        let end = seq + len;
-        let push = end == self.queue.end()
-            || self
-                .queue
-                .next_request_start()
-                .is_some_and(|start| start.seq == end);
-        let flags = if push {
-            TcpFlags::ACK | TcpFlags::PSH
-        } else {
-            TcpFlags::ACK
-        };
-        let segment = self.segment(now, seq, flags, len, self.client_ttl);
-        let payload = self.queue.bytes_at(seq, len);
-        out.transmit(&segment, payload);
-    }
-
-    fn transmit_fin(&mut self, now: Instant, seq: SeqNum, out: &mut impl Output) {
-        let segment = self.segment(now, seq, TcpFlags::FIN | TcpFlags::ACK, 0, self.client_ttl);
-        out.transmit(&segment, &[]);
-    }
-
-    /// A pure ACK of everything the target sent.
-    fn send_ack(&mut self, now: Instant, out: &mut impl Output) {
-        let segment = self.segment(now, self.snd.nxt, TcpFlags::ACK, 0, OWN_TTL);
-        out.transmit(&segment, &[]);
-    }
-
-    /// RST for the connection we replay (RFC 9293 §3.10.7.4: SEG.SEQ = SND.NXT).
-    fn send_reset(&mut self, now: Instant, out: &mut impl Output) {
-        let segment = self.segment(now, self.snd.nxt, TcpFlags::RST | TcpFlags::ACK, 0, OWN_TTL);
-        out.transmit(&segment, &[]);
-    }
-
-    /// RST answering a target packet after the session ended (RFC 9293 §3.10.7.1: the
-    /// sequence number comes from its ACK field).
-    fn send_reset_reply(&mut self, now: Instant, reply: &Segment, out: &mut impl Output) {
-        let (seq, flags, ack) = if reply.flags.ack() {
-            (reply.ack, TcpFlags::RST, SeqNum(0))
-        } else {
-            (SeqNum(0), TcpFlags::RST | TcpFlags::ACK, reply.seq_end())
-        };
-        let mut segment = self.segment(now, seq, flags, 0, OWN_TTL);
-        segment.ack = ack;
-        segment.options.timestamps = None;
-        out.transmit(&segment, &[]);
-    }
-
-    /// A segment to the target carrying our ACK, window and timestamps.
-    fn segment(
-        &mut self,
-        now: Instant,
-        seq: SeqNum,
-        flags: TcpFlags,
-        payload_len: usize,
-        ttl: u8,
-    ) -> Segment {
-        if flags.ack() {
-            self.rcv.unacked_segments = 0;
-            self.timers.stop(Timer::DelayedAck);
-        }
-        Segment {
-            src: self.client,
-            dst: self.target,
-            seq,
-            ack: if flags.ack() { self.rcv.nxt } else { SeqNum(0) },
-            flags,
-            window: self.advertised_window(),
-            options: TcpOptions {
-                timestamps: self.timestamps.option(now),
-                ..TcpOptions::default()
-            },
-            ip_id: self.next_ip_id(),
-            ttl,
-            payload_len,
-        }
-    }
-
-    /// The window we advertise. The engine, not the client, receives the target's data and
-    /// takes it all at once, so the window never closes: the client's own (when its scaling
-    /// matches what the target agreed) keeps the target's pace faithful, 65535 otherwise.
-    fn advertised_window(&self) -> u16 {
-        if self.client_window_valid {
-            self.client_window
-        } else {
-            DEFAULT_WINDOW
-        }
-    }
-
-    fn next_ip_id(&mut self) -> u16 {
-        let id = self.ip_id;
-        self.ip_id = self.ip_id.wrapping_add(1);
-        id
-    }
-
-    // ---- timers and the end ----
-
-    fn on_timer(&mut self, now: Instant, timer: Timer, out: &mut impl Output) {
-        match (self.state, timer) {
-            (State::Finished, _) => {}
-            (State::TimeWait, Timer::TimeWait) => self.set_state(State::Finished),
-            (State::TimeWait, _) => {}
-            (State::Unopened, Timer::Idle) => {
-                out.event(Event::IdleTimeout);
-                self.set_state(State::Finished);
-            }
-            (_, Timer::Idle) => {
-                out.event(Event::IdleTimeout);
-                self.end(now, true, out);
-            }
-            (State::SynSent, Timer::Handshake) => {
-                out.event(Event::HandshakeTimeout);
-                // The target may hold a half-open connection whose SYN-ACK we missed.
-                self.end(now, true, out);
-            }
-            // RFC 6298 §5.5 and §5.6: resend the SYN with the timeout backed off.
-            (State::SynSent, Timer::Retransmit) => {
-                self.rtt.on_retransmit();
-                self.syn_retransmitted = true;
-                self.send_syn(now, out);
-                out.event(Event::Retransmitted);
-                self.timers.set(Timer::Retransmit, now + self.rtt.rto());
-            }
-            (State::Established | State::FinSent, Timer::Retransmit) => {
-                self.on_retransmit_timer(now, out);
-            }
-            (State::Established | State::FinSent, Timer::DelayedAck) => self.send_ack(now, out),
-            (State::FinSent, Timer::FinWait) => {
-                out.event(Event::Closed);
-                self.end(now, true, out);
-            }
-            _ => {}
-        }
-    }
-
-    fn on_retransmit_timer(&mut self, now: Instant, out: &mut impl Output) {
-        if self.snd.una == self.snd.nxt {
-            // Nothing in flight: the timer was the persist timer (RFC 9293 §3.8.6.1). An ACK
-            // below the window makes the target repeat its window (§3.10.7.4).
-            if self.snd.window == 0 && self.queue.end() > self.snd.nxt {
-                let segment = self.segment(now, self.snd.una - 1, TcpFlags::ACK, 0, OWN_TTL);
-                out.transmit(&segment, &[]);
-                out.event(Event::ZeroWindowProbe);
-                self.rtt.on_retransmit();
-                self.timers.set(Timer::Retransmit, now + self.rtt.rto());
-            }
-            return;
-        }
-        if self.rtt.backoff() >= self.config.max_retransmits {
-            out.event(Event::RetransmitLimit);
-            self.end(now, true, out);
-            return;
-        }
-        // RFC 6298 §5.4–5.6, and RFC 6582 §3.2 step 4: recovery until all that was in flight
-        // is acknowledged.
-        self.rtt.on_retransmit();
-        self.snd.recover = Some(self.snd.nxt);
-        self.snd.dup_acks = 0;
-        self.retransmit(now, out);
-        out.event(Event::Retransmitted);
-        self.timers.set(Timer::Retransmit, now + self.rtt.rto());
-    }
-
-    /// Ends the session: RST to the target if asked (so nothing stays half-open there),
-    /// accounting for client bytes never delivered, then time-wait.
-    fn end(&mut self, now: Instant, reset: bool, out: &mut impl Output) {
-        let connected = matches!(
-            self.state,
-            State::SynSent | State::Established | State::FinSent
-        );
-        if reset && connected {
-            self.send_reset(now, out);
-        }
-        let undelivered = self.queue.in_order_len() + self.queue.out_of_order_len();
-        if undelivered > 0 {
-            out.event(Event::UnsentDataDiscarded { bytes: undelivered });
-        }
-        self.queue = SendQueue::new(self.queue.end(), 0, 0);
-        self.pacer.on_target_closed();
-        self.timers.stop_all();
-        self.timers
-            .set(Timer::TimeWait, now + self.config.time_wait);
-        self.set_state(State::TimeWait);
     }
 }

@@ -32,7 +32,8 @@ pub enum Event {
     HandshakeTimeout,
     /// A new request was released to the target.
     RequestSent,
-    /// A request was held for the previous response and none came in time; released anyway.
+    /// A request or close was held for the previous response longer than the response
+    /// timeout (no answer, or an answer that never paused); released anyway.
     ResponseTimeout,
     /// The client's FIN or RST reached the target and the session ended normally.
     Closed,
@@ -82,6 +83,12 @@ pub enum Event {
     EmptySessionSkipped,
     /// A target packet arrived after the session ended and was answered with RST.
     LateTargetPacketReset,
+    /// Client data arrived during time-wait, after the session ended, and was dropped (once
+    /// the session is finished, the worker opens a new one for such data).
+    LateClientDataDropped {
+        /// Payload bytes dropped.
+        bytes: usize,
+    },
 }
 
 /// An [`Output`] that records everything, for tests and debugging.

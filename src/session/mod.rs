@@ -3,14 +3,42 @@
 //!
 //! Events in ([`Session::on_client`], [`Session::on_reply`], [`Session::on_timeout`]),
 //! packets and counters out through [`Output`]. Pure: no I/O, no clock (time is an argument),
-//! no threads; the worker owns the sockets, the timer wheel and the buffers.
+//! no threads; the worker owns the sockets, the timer wheel and the buffers, and registers a
+//! flow with intercept whenever a session transmits a SYN.
 //!
-//! - [`engine`]: the state machine ([`Session`]).
-//! - [`send_queue`]: the client's bytes by sequence number, trimmed and reordered.
-//! - [`pacing`]: when the next request may go (TCPCopy's wait-for-response).
-//! - [`rtt`]: RFC 6298 round-trip estimation and retransmission timeout.
-//! - [`timers`]: the session's deadlines.
-//! - [`config`], [`event`]: tunables and what a session reports.
+//! # What a session does
+//! - Keeps the client's sequence numbers; every ACK it sends is RCV.NXT, what the target has
+//!   actually sent (from reply seq + `payload_len`), so the target never waits on an ACK.
+//!   TSecr echoes the target's latest TSval, TSval follows the client's clock and never goes
+//!   back. The client's SYN options are kept (SACK-permitted dropped: we send no SACK blocks).
+//! - A session caught mid-stream opens with a SYN of its own (seq = first byte − 1, MSS
+//!   option, timestamps if the client uses them), unless `only_full_sessions`.
+//! - Client bytes go through a queue that trims retransmissions, reorders, and resegments to
+//!   the target's MSS within the target's (scaled) window. Client pure ACKs are not
+//!   forwarded; the session acknowledges target data itself (every second segment, short
+//!   segments at once, the rest after `ack_delay`).
+//! - Pacing (TCPCopy's wait-for-response): a payload whose client ACK moved forward starts a
+//!   new request, held until the target's previous answer went quiet; greetings are waited
+//!   for the same way; FIN and RST wait too. Unlike 1.x no hold outlasts `response_timeout`.
+//! - Reliability toward the target: RFC 6298 RTO with backoff and a give-up limit, fast
+//!   retransmit and NewReno-style recovery, zero-window probes.
+//! - Port reuse (new ISN or a sequence jump) resets the old replay and starts anew; a target
+//!   RST or FIN with client data left rebuilds the connection from the first unacknowledged
+//!   byte; every session ends with a RST to the target, then a time-wait answers late target
+//!   packets with RST.
+//! - Every cap and timeout that triggers is an [`Event`].
+//!
+//! # Layout
+//! - `engine`: the state machine ([`Session`]); `engine/send.rs` builds what it sends,
+//!   `engine/timeouts.rs` handles its timers and its end.
+//! - `send_queue`: the client's bytes by sequence number, trimmed and reordered, and where
+//!   requests start.
+//! - `pacing`: when the next request or close may go.
+//! - `rtt`: RFC 6298 round-trip estimation and retransmission timeout.
+//! - `timers`: the session's deadlines.
+//! - `timestamps`: RFC 7323 TSval/TSecr of the replayed connection.
+//! - `config`, `event`: tunables and what a session reports.
+//! - `sim` (tests only): a scripted client, a minimal TCP target and a lossy network.
 
 mod config;
 mod engine;
@@ -19,7 +47,13 @@ mod pacing;
 mod rtt;
 mod send_queue;
 mod timers;
+mod timestamps;
 
 pub use config::SessionConfig;
 pub use engine::Session;
 pub use event::{Event, Output, RecordingOutput};
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;

@@ -4,10 +4,13 @@
 //! is held until the target has answered the previous one. The target's reply payloads are not
 //! visible, so "answered" is guessed: the target sent response data and then stayed quiet for
 //! one RTT (half an RTT after a segment shorter than the MSS, which usually ends a write). A
-//! greeting (server speaks first) is the answer to the connection itself. A target that never
-//! answers is given up on after the response timeout, so it cannot stall the replay.
+//! greeting (server speaks first) is the answer to the connection itself. The client's FIN or
+//! RST waits for a pending response too.
 //!
-//! [`Pacer`] only tracks that state and its deadline; the engine asks it before releasing a
+//! Better than 1.x: nothing is held for longer than the response timeout, so a target that
+//! never answers, or one that streams without pause (server push), cannot stall the replay.
+//!
+//! [`Pacer`] only tracks that state and its deadlines; the engine asks it before releasing a
 //! request or a close.
 
 use std::time::{Duration, Instant};
@@ -19,9 +22,9 @@ enum Exchange {
     Answered,
     /// The connection is new: the target may send a greeting, which a request that follows a
     /// response must wait for. Closes need not wait.
-    AwaitingGreeting { since: Instant },
-    /// Waiting for the target to start answering, since the last progress.
-    Awaiting { since: Instant },
+    AwaitingGreeting,
+    /// A request went out; the target has not started answering.
+    Awaiting,
     /// The target is answering; the answer ends if it stays quiet until `quiet_until`.
     Responding { quiet_until: Instant },
 }
@@ -31,8 +34,8 @@ enum Exchange {
 pub enum PacingExpiry {
     /// The target went quiet: its response is complete.
     ResponseEnded,
-    /// The target never answered within the response timeout.
-    ResponseTimedOut,
+    /// Something was held for the whole response timeout; it may go now.
+    HoldTimedOut,
 }
 
 /// Tracks whether the target has answered the last request.
@@ -40,18 +43,21 @@ pub enum PacingExpiry {
 pub struct Pacer {
     enabled: bool,
     exchange: Exchange,
+    /// Since when a request or close has been waiting.
+    held_since: Option<Instant>,
     rtt: Duration,
     min_quiet: Duration,
     response_timeout: Duration,
 }
 
 impl Pacer {
-    /// A pacer for a connection not yet established. With `enabled` false every request may
-    /// go at once.
+    /// A pacer for a connection not yet established. With `enabled` false nothing is ever
+    /// held.
     pub fn new(enabled: bool, min_quiet: Duration, response_timeout: Duration) -> Pacer {
         Pacer {
             enabled,
             exchange: Exchange::Answered,
+            held_since: None,
             rtt: min_quiet,
             min_quiet,
             response_timeout,
@@ -65,24 +71,43 @@ impl Pacer {
 
     /// The connection is established. Unless the protocol is known to have no greeting, the
     /// target may speak first, and a request that follows a response waits for it.
-    pub fn on_connected(&mut self, now: Instant, greeting_possible: bool) {
+    pub fn on_connected(&mut self, greeting_possible: bool) {
         self.exchange = if greeting_possible {
-            Exchange::AwaitingGreeting { since: now }
+            Exchange::AwaitingGreeting
         } else {
             Exchange::Answered
         };
     }
 
-    /// A request was released to the target.
-    pub fn on_request_sent(&mut self, now: Instant) {
-        self.exchange = Exchange::Awaiting { since: now };
+    /// Asks to send the next request. A request that does not follow a response (the first
+    /// one, without a greeting) never waits. On `true` the request counts as sent; on `false`
+    /// it is held and the hold is timed.
+    pub fn try_send_request(&mut self, now: Instant, follows_response: bool) -> bool {
+        let free = !follows_response || self.exchange == Exchange::Answered;
+        if !self.try_release(now, free) {
+            return false;
+        }
+        self.exchange = Exchange::Awaiting;
+        true
     }
 
-    /// The target acknowledged more of the request: it is still working on it.
-    pub fn on_request_progress(&mut self, now: Instant) {
-        if let Exchange::Awaiting { since } = &mut self.exchange {
-            *since = now;
+    /// Asks to send the client's FIN or RST: not while a response is pending (TCPCopy holds
+    /// them too). On `false` the hold is timed.
+    pub fn try_close(&mut self, now: Instant) -> bool {
+        let free = matches!(
+            self.exchange,
+            Exchange::Answered | Exchange::AwaitingGreeting
+        );
+        self.try_release(now, free)
+    }
+
+    fn try_release(&mut self, now: Instant, free: bool) -> bool {
+        if self.enabled && !free {
+            self.held_since.get_or_insert(now);
+            return false;
         }
+        self.held_since = None;
+        true
     }
 
     /// The target sent `len` new payload bytes; `mss` is the largest segment it sends.
@@ -93,36 +118,24 @@ impl Pacer {
         };
     }
 
-    /// The target closed or the connection was rebuilt: nothing more will be answered.
+    /// The target closed or the connection is being rebuilt: nothing more will be answered.
     pub fn on_target_closed(&mut self) {
         self.exchange = Exchange::Answered;
     }
 
-    /// Whether a new request may go to the target now. A request that does not follow a
-    /// response (the first one, without a greeting) never waits.
-    pub fn may_send_request(&self, follows_response: bool) -> bool {
-        !self.enabled || !follows_response || self.exchange == Exchange::Answered
-    }
-
-    /// Whether the client's FIN or RST may go to the target now: not while a response is
-    /// pending (TCPCopy holds them too).
-    pub fn may_close(&self) -> bool {
-        !self.enabled
-            || matches!(
-                self.exchange,
-                Exchange::Answered | Exchange::AwaitingGreeting { .. }
-            )
-    }
-
     /// When [`on_timeout`](Self::on_timeout) should be called.
     pub fn deadline(&self) -> Option<Instant> {
-        match self.exchange {
-            _ if !self.enabled => None,
-            Exchange::Answered => None,
-            Exchange::Awaiting { since } | Exchange::AwaitingGreeting { since } => {
-                Some(since + self.response_timeout)
-            }
+        if !self.enabled {
+            return None;
+        }
+        let quiet = match self.exchange {
             Exchange::Responding { quiet_until } => Some(quiet_until),
+            _ => None,
+        };
+        let hold = self.held_since.map(|since| since + self.response_timeout);
+        match (quiet, hold) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -132,8 +145,13 @@ impl Pacer {
             return None;
         }
         let expiry = match self.exchange {
-            Exchange::Responding { .. } => PacingExpiry::ResponseEnded,
-            _ => PacingExpiry::ResponseTimedOut,
+            Exchange::Responding { quiet_until } if quiet_until <= now => {
+                PacingExpiry::ResponseEnded
+            }
+            _ => {
+                self.held_since = None;
+                PacingExpiry::HoldTimedOut
+            }
         };
         self.exchange = Exchange::Answered;
         Some(expiry)
@@ -160,12 +178,10 @@ mod tests {
     fn a_response_ends_one_rtt_after_a_full_segment() {
         let t0 = Instant::now();
         let mut p = pacer();
-        p.on_connected(t0, false);
-        assert!(p.may_send_request(true));
-        p.on_request_sent(t0);
-        assert!(!p.may_send_request(true));
-        assert!(!p.may_close());
-        assert!(p.may_send_request(false));
+        p.on_connected(false);
+        assert!(p.try_send_request(t0, true));
+        assert!(!p.try_send_request(t0, true));
+        assert!(!p.try_close(t0));
         p.on_response_data(t0 + ms(1), MSS, MSS);
         assert_eq!(p.deadline(), Some(t0 + ms(11)));
         assert_eq!(p.on_timeout(t0 + ms(10)), None);
@@ -173,8 +189,7 @@ mod tests {
         p.on_response_data(t0 + ms(5), 100, MSS);
         assert_eq!(p.deadline(), Some(t0 + ms(10)));
         assert_eq!(p.on_timeout(t0 + ms(10)), Some(PacingExpiry::ResponseEnded));
-        assert!(p.may_send_request(true));
-        assert_eq!(p.deadline(), None);
+        assert!(p.try_send_request(t0 + ms(10), true));
     }
 
     #[test]
@@ -187,40 +202,54 @@ mod tests {
     }
 
     #[test]
-    fn an_unanswered_request_times_out_counting_from_the_last_progress() {
+    fn nothing_is_held_longer_than_the_response_timeout() {
         let t0 = Instant::now();
         let mut p = pacer();
-        p.on_request_sent(t0);
-        p.on_request_progress(t0 + ms(1000));
-        assert_eq!(p.on_timeout(t0 + ms(5000)), None);
+        p.on_connected(false);
+        assert!(p.try_send_request(t0, false));
+        // Unanswered: the next request waits, timed from when it was first held.
+        assert!(!p.try_send_request(t0 + ms(1000), true));
+        assert!(!p.try_send_request(t0 + ms(2000), true));
+        assert_eq!(p.deadline(), Some(t0 + ms(6000)));
+        // A target that streams without pause does not extend the hold.
+        p.on_response_data(t0 + ms(5999), MSS, MSS);
+        assert_eq!(p.on_timeout(t0 + ms(5999)), None);
         assert_eq!(
             p.on_timeout(t0 + ms(6000)),
-            Some(PacingExpiry::ResponseTimedOut)
+            Some(PacingExpiry::HoldTimedOut)
         );
-        assert!(p.may_send_request(true));
+        assert!(p.try_send_request(t0 + ms(6000), true));
     }
 
     #[test]
     fn a_greeting_holds_requests_that_follow_it_but_not_a_close() {
         let t0 = Instant::now();
         let mut p = pacer();
-        p.on_connected(t0, true);
-        assert!(!p.may_send_request(true));
-        assert!(p.may_send_request(false));
-        assert!(p.may_close());
+        p.on_connected(true);
+        assert!(!p.try_send_request(t0, true));
+        assert!(p.try_close(t0));
         p.on_response_data(t0 + ms(1), 40, MSS);
-        assert!(!p.may_close());
+        assert!(!p.try_close(t0 + ms(1)));
         assert_eq!(p.on_timeout(t0 + ms(6)), Some(PacingExpiry::ResponseEnded));
-        assert!(p.may_send_request(true));
+        assert!(p.try_send_request(t0 + ms(6), true));
+    }
+
+    #[test]
+    fn a_first_request_without_greeting_never_waits() {
+        let t0 = Instant::now();
+        let mut p = pacer();
+        p.on_connected(true);
+        assert!(p.try_send_request(t0, false));
+        assert_eq!(p.deadline(), None);
     }
 
     #[test]
     fn disabled_pacing_never_holds() {
         let t0 = Instant::now();
         let mut p = Pacer::new(false, ms(2), ms(5000));
-        p.on_request_sent(t0);
-        assert!(p.may_send_request(true));
-        assert!(p.may_close());
+        assert!(p.try_send_request(t0, true));
+        assert!(p.try_send_request(t0, true));
+        assert!(p.try_close(t0));
         assert_eq!(p.deadline(), None);
     }
 }
