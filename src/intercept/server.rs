@@ -30,6 +30,7 @@ pub fn serve(listener: TcpListener, hub: Arc<Hub>, stop: Arc<AtomicBool>) -> Res
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((stream, peer)) => {
+                let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
                 let (hub, stop) = (Arc::clone(&hub), Arc::clone(&stop));
                 thread::Builder::new()
                     .name(format!("copy-{peer}").chars().take(15).collect())

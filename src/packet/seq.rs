@@ -23,12 +23,20 @@ impl SeqNum {
 
     /// The larger of two sequence numbers in serial-number order.
     pub fn max(self, other: SeqNum) -> SeqNum {
-        if self.distance_from(other) >= 0 { self } else { other }
+        if self.distance_from(other) >= 0 {
+            self
+        } else {
+            other
+        }
     }
 
     /// The smaller of two sequence numbers in serial-number order.
     pub fn min(self, other: SeqNum) -> SeqNum {
-        if self.distance_from(other) <= 0 { self } else { other }
+        if self.distance_from(other) <= 0 {
+            self
+        } else {
+            other
+        }
     }
 }
 

@@ -202,12 +202,12 @@ pub fn run_pipeline(
     capture_result
 }
 
-fn session_config(args: &CopyArgs) -> SessionConfig {
-    SessionConfig {
+fn session_config(args: &CopyArgs) -> Arc<SessionConfig> {
+    Arc::new(SessionConfig {
         only_full_sessions: args.only_full_sessions,
         wait_for_response: !args.no_wait,
         ..SessionConfig::default()
-    }
+    })
 }
 
 fn open_sources(

@@ -39,7 +39,7 @@ pub struct FlowKey {
 /// Worker settings.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    pub session: SessionConfig,
+    pub session: Arc<SessionConfig>,
     /// Largest IP packet to emit.
     pub mtu: usize,
     /// Sessions a worker keeps at once; new flows beyond are counted and skipped.
@@ -136,7 +136,7 @@ fn session_for<'a>(
             None
         }
         Entry::Vacant(entry) => Some(entry.insert(Tracked {
-            session: Session::new(&config.session, now, key.client, key.target),
+            session: Session::new(Arc::clone(&config.session), now, key.client, key.target),
             scheduled: None,
         })),
     }
@@ -178,7 +178,7 @@ impl Worker {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             self.fire_timers(now);
-            if self.emitter.counters.should_flush() {
+            if self.emitter.counters.should_flush() || inputs.is_empty() {
                 self.emitter.counters.flush_into(&self.emitter.shared);
             }
         }
