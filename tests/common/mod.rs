@@ -15,6 +15,7 @@
 
 mod capture;
 mod client;
+mod counters;
 mod host;
 mod lab;
 mod netns;
@@ -25,6 +26,7 @@ mod wait;
 
 pub use capture::{Capture, CaptureSummary, TcpPacket};
 pub use client::{Connections, LoadReport};
+pub use counters::{counter, last_counters};
 pub use host::{CLIENT_NET, Host};
 pub use lab::Lab;
 pub use process::{Output, Proc};
