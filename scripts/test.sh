@@ -20,8 +20,10 @@ cargo clippy --all-targets -- -D warnings
 cargo test --lib --bins
 cargo test --doc
 
-# Integration tests: e2e ones run serially (one lab at a time on two cores),
-# the others in parallel as usual; every test binary runs even after a failure.
+# Integration tests: e2e ones run serially (one lab at a time on two cores) and
+# against an optimized build, as copy would run in production (a debug build
+# cannot keep up with the load tests); the others in parallel as usual; every
+# test binary runs even after a failure.
 e2e=()
 others=()
 for file in tests/*.rs; do
@@ -36,5 +38,5 @@ if ((${#others[@]} > 0)); then
     cargo test --no-fail-fast "${others[@]}"
 fi
 if ((${#e2e[@]} > 0)); then
-    cargo test --no-fail-fast "${e2e[@]}" -- --test-threads=1
+    cargo test --release --no-fail-fast "${e2e[@]}" -- --test-threads=1
 fi

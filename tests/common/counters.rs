@@ -30,7 +30,8 @@ mod tests {
 
     #[test]
     fn reads_the_last_matching_line() {
-        let log = "[t INFO ] copy: captured 1, sent 1\n[t INFO ] copy totals: captured 30, sent 29\n";
+        let log =
+            "[t INFO ] copy: captured 1, sent 1\n[t INFO ] copy totals: captured 30, sent 29\n";
         assert_eq!(counter(log, "copy totals", "sent"), 29);
         assert_eq!(counter(log, "copy", "captured"), 1);
         assert!(last_counters(log, "intercept").is_none());
