@@ -111,9 +111,8 @@ pub struct CopyArgs {
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
     pub drain: Duration,
 
-    /// Seconds between counter reports in the log (0 turns them off)
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
-    pub stats_interval: Duration,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 /// One worker per core beyond the first (which captures and sends), at least one.
@@ -158,7 +157,15 @@ pub struct InterceptArgs {
     #[arg(short, long, value_name = "ADDR")]
     pub bind: Option<IpAddr>,
 
-    /// Seconds between counter reports in the log (0 turns them off)
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+/// How often a long-running subcommand logs its counters.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Time between counter reports in the log, e.g. 5s or 1m (0s turns them off; the
+    /// totals are always logged at exit)
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
     pub stats_interval: Duration,
 }

@@ -95,11 +95,7 @@ impl PacketSource for LiveCapture {
         let fd = self.capture.as_raw_fd();
         let device = &self.device;
         match self.capture.next_packet() {
-            Ok(packet) => Ok(Next::Frame(Frame {
-                timestamp: super::timeval_to_duration(&packet.header.ts),
-                data: packet.data,
-                wire_len: packet.header.len,
-            })),
+            Ok(packet) => Ok(Next::Frame(Frame::from_pcap(packet))),
             Err(pcap::Error::TimeoutExpired) => {
                 wait_readable(fd).with_context(|| format!("poll on capture {device}"))?;
                 Ok(Next::Idle)

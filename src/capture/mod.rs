@@ -21,8 +21,6 @@ pub struct Frame<'a> {
     pub timestamp: Duration,
     /// The captured bytes (possibly fewer than went over the wire).
     pub data: &'a [u8],
-    /// The frame's length on the wire.
-    pub wire_len: u32,
 }
 
 /// What a source has next.
@@ -58,6 +56,16 @@ pub trait PacketSource: Send {
 
 /// How long a live source waits for a packet before reporting `Idle`.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+impl<'a> Frame<'a> {
+    /// The frame of a packet libpcap delivered.
+    fn from_pcap(packet: pcap::Packet<'a>) -> Frame<'a> {
+        Frame {
+            timestamp: timeval_to_duration(&packet.header.ts),
+            data: packet.data,
+        }
+    }
+}
 
 /// A pcap header timestamp as a duration since the Unix epoch (negative times clamp to 0).
 fn timeval_to_duration(ts: &libc::timeval) -> Duration {

@@ -38,11 +38,7 @@ impl PacketSource for FileCapture {
     fn next_frame(&mut self) -> Result<Next<'_>> {
         let name = &self.name;
         match self.capture.next_packet() {
-            Ok(packet) => Ok(Next::Frame(Frame {
-                timestamp: super::timeval_to_duration(&packet.header.ts),
-                data: packet.data,
-                wire_len: packet.header.len,
-            })),
+            Ok(packet) => Ok(Next::Frame(Frame::from_pcap(packet))),
             Err(pcap::Error::NoMorePackets) => Ok(Next::End),
             Err(err) => Err(err).with_context(|| format!("reading {name} failed")),
         }

@@ -71,7 +71,7 @@ pub fn run(args: &InterceptArgs) -> Result<()> {
         "intercept",
         Arc::clone(&counters),
         REPORTED,
-        args.stats_interval,
+        args.report.stats_interval,
     );
     let server = {
         let (hub, stop) = (Arc::clone(&hub), Arc::clone(&stop));

@@ -87,20 +87,21 @@ pub fn internet(data: &[u8]) -> u16 {
 /// The TCP checksum of `tcp_segment` (header and payload) sent from `src` to `dst` over
 /// IPv4: the pseudo-header of RFC 9293 §3.1 followed by the segment.
 pub fn tcp_ipv4(src: Ipv4Addr, dst: Ipv4Addr, tcp_segment: &[u8]) -> u16 {
-    let mut acc = Accumulator::new();
-    acc.add(&src.octets());
-    acc.add(&dst.octets());
-    add_protocol_and_length(&mut acc, tcp_segment.len());
-    acc.add(tcp_segment);
-    acc.finish()
+    tcp_with_pseudo_header(&src.octets(), &dst.octets(), tcp_segment)
 }
 
 /// The TCP checksum of `tcp_segment` sent from `src` to `dst` over IPv6: the
 /// pseudo-header of RFC 8200 §8.1 followed by the segment.
 pub fn tcp_ipv6(src: Ipv6Addr, dst: Ipv6Addr, tcp_segment: &[u8]) -> u16 {
+    tcp_with_pseudo_header(&src.octets(), &dst.octets(), tcp_segment)
+}
+
+/// The checksum over a pseudo-header of the two addresses, protocol and length, then the
+/// segment; the same sum serves both IP versions.
+fn tcp_with_pseudo_header(src: &[u8], dst: &[u8], tcp_segment: &[u8]) -> u16 {
     let mut acc = Accumulator::new();
-    acc.add(&src.octets());
-    acc.add(&dst.octets());
+    acc.add(src);
+    acc.add(dst);
     add_protocol_and_length(&mut acc, tcp_segment.len());
     acc.add(tcp_segment);
     acc.finish()

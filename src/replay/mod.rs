@@ -66,7 +66,12 @@ pub fn run(args: &CopyArgs) -> Result<()> {
         None => Box::new(sink::RawSocketSink::open()?),
     };
     let counters = Arc::new(Counters::default());
-    let _reporter = Reporter::start("copy", Arc::clone(&counters), REPORTED, args.stats_interval);
+    let _reporter = Reporter::start(
+        "copy",
+        Arc::clone(&counters),
+        REPORTED,
+        args.report.stats_interval,
+    );
     let config = PipelineConfig {
         rewriter: rewrite::Rewriter::new(mappings, args.client_ips.clone()),
         intercepts: args.all_intercepts(),
