@@ -182,7 +182,20 @@ impl Worker {
                 self.emitter.counters.flush_into(&self.emitter.shared);
             }
         }
+        self.abort_all(Instant::now());
         self.emitter.counters.flush_into(&self.emitter.shared);
+    }
+
+    /// Resets every session still open on the target, so copy's exit leaves nothing
+    /// half-open there.
+    fn abort_all(&mut self, now: Instant) {
+        let open = self.sessions.len();
+        for (_, mut tracked) in self.sessions.drain() {
+            tracked.session.abort(now, &mut self.emitter);
+        }
+        if open > 0 {
+            log::debug!("reset {open} sessions still open on the target");
+        }
     }
 
     fn next_deadline(&self) -> Option<Instant> {

@@ -296,6 +296,16 @@ impl Session {
     // ---- state changes ----
 
     /// The one place the state changes, logged at trace level.
+    /// copy is shutting down: resets the target's end of the connection, if it has one, so
+    /// nothing stays half-open there, and finishes the session at once.
+    pub fn abort(&mut self, now: Instant, out: &mut impl Output) {
+        if self.state != State::Finished {
+            self.end(now, true, out);
+            self.timers.stop_all();
+            self.set_state(State::Finished);
+        }
+    }
+
     fn set_state(&mut self, state: State) {
         if self.state != state {
             trace!(

@@ -1034,3 +1034,25 @@ fn client_data_after_the_end_is_counted_not_replayed() {
     assert_eq!(world.target.stream, b"GET /\n");
     assert_ends_with_rst(&world);
 }
+
+#[test]
+fn abort_resets_an_open_session_and_finishes_it() {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn().ack().send(b"GET / HTTP/1.1\n");
+    let mut world = world(SessionConfig::default(), TargetConfig::default());
+    world.play(&client);
+    world.run_for(ms(500));
+    assert!(!world.session.is_finished());
+
+    let mut out = RecordingOutput::default();
+    world.session.abort(world.now, &mut out);
+    assert!(world.session.is_finished());
+    assert_eq!(world.session.poll_timeout(), None);
+    let (reset, _) = out.transmits.last().expect("an RST");
+    assert!(reset.flags.rst(), "{reset}");
+
+    // Aborting again sends nothing more.
+    let mut again = RecordingOutput::default();
+    world.session.abort(world.now, &mut again);
+    assert!(again.transmits.is_empty());
+}
