@@ -69,7 +69,12 @@ fn handle_connection(
     let (conn, replies) = hub.connect();
     let done = AtomicBool::new(false);
     let result = thread::scope(|scope| {
-        let writer = scope.spawn(|| write_replies(&stream, version, &replies, stop, &done));
+        let writer = scope.spawn(|| {
+            let result = write_replies(&stream, version, &replies, stop, &done);
+            // The hub may have closed this connection's queue (a stuck peer): end the reader too.
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            result
+        });
         let read_result = read_registrations(&mut reader, &mut decoder, conn, hub, stop);
         done.store(true, Ordering::Relaxed);
         let write_result = writer
