@@ -114,6 +114,7 @@ fn assistant_mode_connections_open_before_copy_starts() {
         &[HttpRequest::ROOT],
     );
     assert_all_ok(&load, KEEP_ALIVE_CONNECTIONS * REQUESTS_PER_CONNECTION);
+    drop(connections);
     // The target logs the same client ports as the online server (finish compares them), so
     // these are the requests of the connections opened before copy started.
     let totals = test.finish(
@@ -121,7 +122,6 @@ fn assistant_mode_connections_open_before_copy_starts() {
         KEEP_ALIVE_CONNECTIONS * REQUESTS_PER_CONNECTION,
     );
     assert_sessions(&totals, KEEP_ALIVE_CONNECTIONS);
-    drop(connections);
 }
 
 #[test]
@@ -343,17 +343,22 @@ fn assert_same_requests(
     );
 }
 
-/// Copy opened exactly one session per client connection, every handshake with the target
-/// succeeded, nothing was lost on the way, and intercept routed the target's replies.
+/// Copy opened exactly one session per client connection and closed each normally (every
+/// client closed its connection before copy stopped), every handshake with the target
+/// succeeded, nothing was lost on the way, and intercept routed every reply of the target to
+/// copy.
 fn assert_sessions(totals: &Totals, connections: usize) {
     let copy = |name| totals.copy(name);
-    assert_eq!(
-        copy("sessions_opened"),
-        connections as u64,
-        "one session per client connection; copy totals: {:?}",
-        totals.copy
-    );
+    for per_connection in ["sessions_opened", "sessions_closed"] {
+        assert_eq!(
+            copy(per_connection),
+            connections as u64,
+            "{per_connection}: one per client connection; copy totals: {:?}",
+            totals.copy
+        );
+    }
     for lost in [
+        "sessions_reset",
         "handshakes_failed",
         "kernel_dropped",
         "queue_full",
@@ -363,13 +368,18 @@ fn assert_sessions(totals: &Totals, connections: usize) {
     ] {
         assert_eq!(copy(lost), 0, "{lost}; copy totals: {:?}", totals.copy);
     }
-    let routed = totals.intercept("replies_routed");
-    let unrouted = totals.intercept("replies_unrouted");
+    let intercept = |name| totals.intercept(name);
     assert!(
-        routed > 0 && unrouted <= connections as u64,
-        "intercept routes the replies (at most one unrouted per connection); intercept \
-         totals: {:?}",
+        intercept("replies_routed") > 0
+            && intercept("replies_unrouted") == 0
+            && intercept("replies_dropped_slow_peer") == 0,
+        "intercept routes every reply to copy; intercept totals: {:?}",
         totals.intercept
+    );
+    assert_eq!(
+        copy("replies_received"),
+        intercept("replies_routed"),
+        "copy receives every reply intercept routed"
     );
 }
 
