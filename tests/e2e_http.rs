@@ -100,11 +100,14 @@ fn assistant_mode_connections_open_before_copy_starts() {
             Ok(connections)
         })
         .unwrap();
-    let logged_before_copy = online.access_entries().unwrap().len();
-    assert_eq!(
-        logged_before_copy,
-        KEEP_ALIVE_CONNECTIONS * EARLY_REQUESTS_PER_CONNECTION
-    );
+    // nginx logs a request just after answering it.
+    let logged_before_copy = KEEP_ALIVE_CONNECTIONS * EARLY_REQUESTS_PER_CONNECTION;
+    wait_until(
+        CATCH_UP_TIMEOUT,
+        "the online server to log the early requests",
+        || Ok(online.access_entries()?.len() >= logged_before_copy),
+    )
+    .unwrap_or_else(|err| panic!("{err:#}"));
 
     let mut test = Deployment::replicate(lab, online, target, Mode::Assistant);
     // The sockets were opened in the client's namespace and stay there.
