@@ -77,13 +77,23 @@ fn target_mode_keep_alive_connections() {
     assert_nothing_from_target(&mut at_client);
 }
 
-/// Connections opened, and used, before copy starts: copy picks them up mid-stream and
-/// replays every request sent after it started, and none from before.
 #[test]
 fn assistant_mode_connections_open_before_copy_starts() {
+    connections_open_before_copy_starts("hmida", Mode::Assistant);
+}
+
+#[test]
+fn target_mode_connections_open_before_copy_starts() {
+    connections_open_before_copy_starts("hmidt", Mode::Target);
+}
+
+/// Connections opened, and used, before copy starts: copy picks them up mid-stream and
+/// replays every request sent after it started, and none from before.
+fn connections_open_before_copy_starts(name: &str, mode: Mode) {
     const EARLY_REQUESTS_PER_CONNECTION: usize = 2;
-    let lab = Lab::up("hmid", false).unwrap_or_else(|err| panic!("{err:#}"));
+    let lab = Lab::up(name, false).unwrap_or_else(|err| panic!("{err:#}"));
     let (online, target) = start_servers(&lab);
+    let mut at_client = lab.capture(Host::Client, FROM_TARGET).unwrap();
     let mut connections = lab
         .in_host(Host::Client, || {
             let mut connections =
@@ -109,7 +119,7 @@ fn assistant_mode_connections_open_before_copy_starts() {
     )
     .unwrap_or_else(|err| panic!("{err:#}"));
 
-    let mut test = Deployment::replicate(lab, online, target, Mode::Assistant);
+    let mut test = Deployment::replicate(lab, online, target, mode);
     // The sockets were opened in the client's namespace and stay there.
     let load = keep_alive_rounds(
         &mut connections,
@@ -125,6 +135,7 @@ fn assistant_mode_connections_open_before_copy_starts() {
         KEEP_ALIVE_CONNECTIONS * REQUESTS_PER_CONNECTION,
     );
     assert_sessions(&totals, KEEP_ALIVE_CONNECTIONS);
+    assert_nothing_from_target(&mut at_client);
 }
 
 #[test]
