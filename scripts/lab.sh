@@ -36,6 +36,11 @@ readonly DEFAULT_PREFIX=tc
 # Namespace names are "P-assistant" at most; interface names inside P-br are
 # the host names (at most 9 characters, under IFNAMSIZ).
 readonly PREFIX_PATTERN='^[a-z][a-z0-9]{0,11}$'
+# Size of the static file nginx serves as /files/big.bin (tests/common/http.rs
+# knows it too).
+readonly NGINX_BIG_FILE_BYTES=1500000
+# Loopback port of the server behind nginx's /upload.
+readonly NGINX_UPLOAD_SINK_PORT=8080
 # Seconds `down` waits for the lab's processes to exit after SIGTERM.
 readonly STOP_GRACE_TENTHS=20
 
@@ -223,8 +228,13 @@ lab_exec() {
 }
 
 # Writes DIR/nginx.conf for HOST's address and runs nginx in the foreground
-# inside HOST (exec: the caller's pid is nginx's). Every request gets
-# "200 ok" and a line in DIR/access.log.
+# inside HOST (exec: the caller's pid is nginx's). Every request gets a line
+# in DIR/access.log ("ADDR:PORT METHOD URI STATUS REQUEST_LENGTH BYTES_SENT"):
+#   /files/big.bin  a static file of NGINX_BIG_FILE_BYTES zero bytes;
+#   /upload         reads the whole request body (up to 4 MB: proxied to a
+#                   loopback-only server, so $request_length counts every
+#                   body byte) and answers "stored";
+#   anything else   "200 ok".
 lab_nginx() {
     local prefix=$1 host=$2 dir=$3
     require_root
@@ -232,8 +242,9 @@ lab_nginx() {
     [[ -v HOST_ADDR[$host] ]] || die "unknown host '$host' (one of: ${HOSTS[*]})"
     local ns
     ns=$(host_ns "$prefix" "$host")
-    mkdir -p "$dir/tmp"
+    mkdir -p "$dir/tmp" "$dir/files"
     dir=$(cd "$dir" && pwd)
+    head -c "$NGINX_BIG_FILE_BYTES" /dev/zero >"$dir/files/big.bin"
     cat >"$dir/nginx.conf" <<CONF
 daemon off;
 master_process off;
@@ -242,16 +253,27 @@ pid $dir/nginx.pid;
 error_log $dir/error.log warn;
 events { worker_connections 1024; }
 http {
-    access_log $dir/access.log;
+    log_format replay '\$remote_addr:\$remote_port \$request_method \$uri \$status '
+                      '\$request_length \$bytes_sent';
+    access_log $dir/access.log replay;
     client_body_temp_path $dir/tmp/body;
     proxy_temp_path $dir/tmp/proxy;
     fastcgi_temp_path $dir/tmp/fastcgi;
     uwsgi_temp_path $dir/tmp/uwsgi;
     scgi_temp_path $dir/tmp/scgi;
     keepalive_requests 100000;
+    client_max_body_size 4m;
+    client_body_buffer_size 4m;
     server {
         listen ${HOST_ADDR[$host]}:80;
         location / { return 200 "ok\n"; }
+        location /files/ { alias $dir/files/; }
+        location = /upload { proxy_pass http://127.0.0.1:$NGINX_UPLOAD_SINK_PORT/; }
+    }
+    server {
+        listen 127.0.0.1:$NGINX_UPLOAD_SINK_PORT;
+        access_log off;
+        location / { return 200 "stored\n"; }
     }
 }
 CONF

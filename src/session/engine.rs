@@ -132,6 +132,9 @@ pub struct Session {
     greeting_possible: bool,
     queue: SendQueue,
     close: Option<ClientClose>,
+    /// The first and the latest acknowledgement number of the client's segments: how far
+    /// the online server's stream had reached the client.
+    client_acks: Option<(SeqNum, SeqNum)>,
     snd: SendState,
     rcv: ReceiveState,
     timestamps: TimestampState,
@@ -169,6 +172,7 @@ impl Session {
             greeting_possible: true,
             queue: SendQueue::new(SeqNum(0), 0, 0),
             close: None,
+            client_acks: None,
             snd: SendState::default(),
             rcv: ReceiveState::default(),
             timestamps: TimestampState::default(),
@@ -334,6 +338,20 @@ impl Session {
         if let Some(ts) = segment.options.timestamps {
             self.timestamps.client = Some((ts.tsval, now));
         }
+        if segment.flags.ack() {
+            self.client_acks = Some(match self.client_acks {
+                Some((first, latest)) => (first, latest.max(segment.ack)),
+                None => (segment.ack, segment.ack),
+            });
+        }
+    }
+
+    /// Bytes of the online server's stream the client received since our capture began:
+    /// how far its acknowledgement moved, less one for a FIN the server may have sent.
+    fn client_received(&self) -> u64 {
+        self.client_acks.map_or(0, |(first, latest)| {
+            u64::from(latest.distance_from(first).max(1).unsigned_abs() - 1)
+        })
     }
 
     /// The first client segment: open with its SYN, or with our own SYN when the capture

@@ -5,7 +5,9 @@
 //! visible, so "answered" is guessed: the target sent response data and then stayed quiet for
 //! one RTT (half an RTT after a segment shorter than the MSS, which usually ends a write). A
 //! greeting (server speaks first) is the answer to the connection itself. The client's FIN or
-//! RST waits for a pending response too.
+//! RST waits for a pending response too, and also until the target has sent as many bytes as
+//! the real client had received when it closed: a pause in a long response looks like its
+//! end, and a close sent then makes the target abort the rest (nginx stops writing).
 //!
 //! Better than 1.x: nothing is held for longer than the response timeout, so a target that
 //! never answers, or one that streams without pause (server push), cannot stall the replay.
@@ -48,6 +50,11 @@ pub struct Pacer {
     rtt: Duration,
     min_quiet: Duration,
     response_timeout: Duration,
+    /// Payload bytes the target has sent, over every connection of the session.
+    response_bytes: u64,
+    /// The target closed, or a hold ran for the whole response timeout: the target will not
+    /// catch up with what the client received, so a close no longer waits for it.
+    byte_count_waived: bool,
 }
 
 impl Pacer {
@@ -61,6 +68,8 @@ impl Pacer {
             rtt: min_quiet,
             min_quiet,
             response_timeout,
+            response_bytes: 0,
+            byte_count_waived: false,
         }
     }
 
@@ -92,12 +101,15 @@ impl Pacer {
     }
 
     /// Asks to send the client's FIN or RST: not while a response is pending (TCPCopy holds
-    /// them too). On `false` the hold is timed.
-    pub fn try_close(&mut self, now: Instant) -> bool {
-        let free = matches!(
-            self.exchange,
-            Exchange::Answered | Exchange::AwaitingGreeting
-        );
+    /// them too), nor before the target has sent the `client_received` bytes the real client
+    /// had received from the online server when it closed. On `false` the hold is timed.
+    pub fn try_close(&mut self, now: Instant, client_received: u64) -> bool {
+        let caught_up = self.byte_count_waived || self.response_bytes >= client_received;
+        let free = caught_up
+            && matches!(
+                self.exchange,
+                Exchange::Answered | Exchange::AwaitingGreeting
+            );
         self.try_release(now, free)
     }
 
@@ -112,6 +124,7 @@ impl Pacer {
 
     /// The target sent `len` new payload bytes; `mss` is the largest segment it sends.
     pub fn on_response_data(&mut self, now: Instant, len: usize, mss: usize) {
+        self.response_bytes += len as u64;
         let quiet = if len >= mss { self.rtt } else { self.rtt / 2 };
         self.exchange = Exchange::Responding {
             quiet_until: now + quiet.max(self.min_quiet),
@@ -121,6 +134,7 @@ impl Pacer {
     /// The target closed or the connection is being rebuilt: nothing more will be answered.
     pub fn on_target_closed(&mut self) {
         self.exchange = Exchange::Answered;
+        self.byte_count_waived = true;
     }
 
     /// When [`on_timeout`](Self::on_timeout) should be called.
@@ -150,6 +164,7 @@ impl Pacer {
             }
             _ => {
                 self.held_since = None;
+                self.byte_count_waived = true;
                 PacingExpiry::HoldTimedOut
             }
         };
@@ -181,7 +196,7 @@ mod tests {
         p.on_connected(false);
         assert!(p.try_send_request(t0, true));
         assert!(!p.try_send_request(t0, true));
-        assert!(!p.try_close(t0));
+        assert!(!p.try_close(t0, 0));
         p.on_response_data(t0 + ms(1), MSS, MSS);
         assert_eq!(p.deadline(), Some(t0 + ms(11)));
         assert_eq!(p.on_timeout(t0 + ms(10)), None);
@@ -227,11 +242,46 @@ mod tests {
         let mut p = pacer();
         p.on_connected(true);
         assert!(!p.try_send_request(t0, true));
-        assert!(p.try_close(t0));
+        assert!(p.try_close(t0, 0));
         p.on_response_data(t0 + ms(1), 40, MSS);
-        assert!(!p.try_close(t0 + ms(1)));
+        assert!(!p.try_close(t0 + ms(1), 0));
         assert_eq!(p.on_timeout(t0 + ms(6)), Some(PacingExpiry::ResponseEnded));
         assert!(p.try_send_request(t0 + ms(6), true));
+    }
+
+    #[test]
+    fn a_close_waits_until_the_target_sent_what_the_client_received() {
+        let t0 = Instant::now();
+        let mut p = pacer();
+        p.on_connected(false);
+        assert!(p.try_send_request(t0, false));
+        p.on_response_data(t0 + ms(1), 100_000, MSS);
+        // The response paused long enough to look complete, but the client had received
+        // 150 000 bytes when it closed.
+        assert_eq!(p.on_timeout(t0 + ms(11)), Some(PacingExpiry::ResponseEnded));
+        assert!(!p.try_close(t0 + ms(11), 150_000));
+        p.on_response_data(t0 + ms(20), 50_000, MSS);
+        assert_eq!(p.on_timeout(t0 + ms(30)), Some(PacingExpiry::ResponseEnded));
+        assert!(p.try_close(t0 + ms(30), 150_000));
+    }
+
+    #[test]
+    fn a_close_stops_waiting_for_bytes_once_the_target_closed_or_the_hold_timed_out() {
+        let t0 = Instant::now();
+        let mut closed = pacer();
+        closed.on_connected(false);
+        assert!(!closed.try_close(t0, 10));
+        closed.on_target_closed();
+        assert!(closed.try_close(t0, 10));
+
+        let mut diverged = pacer();
+        diverged.on_connected(false);
+        assert!(!diverged.try_close(t0, 10));
+        assert_eq!(
+            diverged.on_timeout(t0 + ms(5000)),
+            Some(PacingExpiry::HoldTimedOut)
+        );
+        assert!(diverged.try_close(t0 + ms(5000), 10));
     }
 
     #[test]
@@ -249,7 +299,7 @@ mod tests {
         let mut p = Pacer::new(false, ms(2), ms(5000));
         assert!(p.try_send_request(t0, true));
         assert!(p.try_send_request(t0, true));
-        assert!(p.try_close(t0));
+        assert!(p.try_close(t0, 0));
         assert_eq!(p.deadline(), None);
     }
 }

@@ -324,6 +324,44 @@ fn a_large_response_is_acknowledged_completely() {
     assert_eq!(world.target.unacknowledged(), 0);
 }
 
+/// The client closed after receiving a 1 MB response. A pause in the target's answer (here
+/// the network slows down mid-response) looks like its end, yet the FIN must wait until the
+/// target has sent as much as the client received, or the target would abort the rest.
+#[test]
+fn a_client_fin_waits_for_the_whole_response_across_a_pause() {
+    const RESPONSE: u32 = 1 << 20;
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client
+        .syn()
+        .ack()
+        .send(b"GET /big\n")
+        .receive(RESPONSE)
+        .fin();
+    let target = TargetConfig {
+        response_len: RESPONSE,
+        ..TargetConfig::default()
+    };
+    let mut world = world(SessionConfig::default(), target);
+    world.play(&client);
+    world.run_for(ms(3));
+    world.net_config.latency = ms(50);
+    run_to_end(&mut world);
+
+    let target_isn = TargetConfig::default().isn;
+    let (_, fin, _) = world
+        .sent
+        .iter()
+        .find(|(_, seg, _)| seg.flags.fin())
+        .expect("the client's FIN was replayed");
+    assert!(
+        fin.ack.0.wrapping_sub(target_isn) > RESPONSE,
+        "FIN sent when only {} response bytes had arrived",
+        fin.ack.0.wrapping_sub(target_isn + 1)
+    );
+    assert_eq!(world.count(Event::ResponseTimeout), 0);
+    assert_stream_delivered(&world, &client);
+}
+
 #[test]
 fn target_reset_mid_session_rebuilds_it() {
     let mut client = ClientScript::new(CLIENT_ISN);

@@ -32,7 +32,8 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
-    fn record(&mut self, outcome: Result<()>) {
+    /// Counts one request's outcome.
+    pub(super) fn record(&mut self, outcome: Result<()>) {
         match outcome {
             Ok(()) => self.ok += 1,
             Err(err) => {

@@ -13,23 +13,32 @@
 // Each test binary compiles this whole module but uses only part of it.
 #![allow(dead_code, unused_imports)]
 
+mod access_log;
 mod capture;
 mod client;
 mod counters;
 mod host;
+mod http;
 mod lab;
 mod netns;
 mod process;
+mod replication;
 mod servers;
 mod temp_dir;
 mod wait;
 
+pub use access_log::AccessEntry;
 pub use capture::{Capture, CaptureSummary, TcpPacket};
 pub use client::{Connections, LoadReport};
 pub use counters::{counter, last_counters};
 pub use host::{CLIENT_NET, Host};
+pub use http::{
+    BIG_FILE, BIG_FILE_BYTES, HttpConnection, HttpRequest, UPLOAD, keep_alive_rounds,
+    open_connections, short_connections,
+};
 pub use lab::Lab;
 pub use process::{Output, Proc};
+pub use replication::{Mode, Replication, Totals};
 pub use servers::Nginx;
 pub use wait::{has_bound_packet_socket, wait_until};
 

@@ -40,6 +40,11 @@ impl Nginx {
         }
     }
 
+    /// The file nginx logs each request to (format: `scripts/lab.sh nginx`).
+    pub fn access_log_path(&self) -> PathBuf {
+        self.dir.join("access.log")
+    }
+
     /// The nginx process.
     pub fn proc_mut(&mut self) -> &mut Proc {
         &mut self.proc

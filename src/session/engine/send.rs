@@ -103,7 +103,7 @@ impl Session {
             // data in flight (a reset discards the target's unread data).
             ClientClose::Rst => (data_sent || self.snd.fin_sent) && self.snd.una == self.snd.nxt,
         };
-        if !ready || !self.pacer.try_close(now) {
+        if !ready || !self.pacer.try_close(now, self.client_received()) {
             return;
         }
         match close {
