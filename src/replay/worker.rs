@@ -195,12 +195,12 @@ impl Worker {
     /// Resets every session still open on the target, so copy's exit leaves nothing
     /// half-open there.
     fn abort_all(&mut self, now: Instant) {
-        let open = self.sessions.len();
+        let mut reset = 0;
         for (_, mut tracked) in self.sessions.drain() {
-            tracked.session.abort(now, &mut self.emitter);
+            reset += usize::from(tracked.session.abort(now, &mut self.emitter));
         }
-        if open > 0 {
-            log::debug!("reset {open} sessions still open on the target");
+        if reset > 0 {
+            log::info!("reset {reset} sessions still open on the target");
         }
     }
 

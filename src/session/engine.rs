@@ -301,13 +301,19 @@ impl Session {
 
     /// The one place the state changes, logged at trace level.
     /// copy is shutting down: resets the target's end of the connection, if it has one, so
-    /// nothing stays half-open there, and finishes the session at once.
-    pub fn abort(&mut self, now: Instant, out: &mut impl Output) {
+    /// nothing stays half-open there, and finishes the session at once. Returns whether the
+    /// connection was still open on the target.
+    pub fn abort(&mut self, now: Instant, out: &mut impl Output) -> bool {
+        let open = matches!(
+            self.state,
+            State::SynSent | State::Established | State::FinSent
+        );
         if self.state != State::Finished {
             self.end(now, true, out);
             self.timers.stop_all();
             self.set_state(State::Finished);
         }
+        open
     }
 
     fn set_state(&mut self, state: State) {

@@ -1083,7 +1083,7 @@ fn abort_resets_an_open_session_and_finishes_it() {
     assert!(!world.session.is_finished());
 
     let mut out = RecordingOutput::default();
-    world.session.abort(world.now, &mut out);
+    assert!(world.session.abort(world.now, &mut out), "it was open");
     assert!(world.session.is_finished());
     assert_eq!(world.session.poll_timeout(), None);
     let (reset, _) = out.transmits.last().expect("an RST");
@@ -1091,6 +1091,6 @@ fn abort_resets_an_open_session_and_finishes_it() {
 
     // Aborting again sends nothing more.
     let mut again = RecordingOutput::default();
-    world.session.abort(world.now, &mut again);
+    assert!(!world.session.abort(world.now, &mut again));
     assert!(again.transmits.is_empty());
 }
