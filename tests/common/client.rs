@@ -32,7 +32,8 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
-    fn record(&mut self, outcome: Result<()>) {
+    /// Counts one request's outcome.
+    pub(super) fn record(&mut self, outcome: Result<()>) {
         match outcome {
             Ok(()) => self.ok += 1,
             Err(err) => {
@@ -42,6 +43,14 @@ impl LoadReport {
                 }
             }
         }
+    }
+
+    /// Adds `other`'s counts (and as many of its errors as are still kept) to this report.
+    pub(super) fn absorb(&mut self, other: LoadReport) {
+        self.ok += other.ok;
+        self.failed += other.failed;
+        let room = KEPT_ERRORS.saturating_sub(self.errors.len());
+        self.errors.extend(other.errors.into_iter().take(room));
     }
 }
 

@@ -1,4 +1,4 @@
-//! The end-to-end test harness: a network-namespace lab of four hosts (see `scripts/lab.sh`),
+//! The end-to-end test harness: a network-namespace lab of five hosts (see `scripts/lab.sh`),
 //! processes started inside its hosts, the servers the tests talk to, packet captures and
 //! bounded clients.
 //!
@@ -13,24 +13,30 @@
 // Each test binary compiles this whole module but uses only part of it.
 #![allow(dead_code, unused_imports)]
 
+mod cache_client;
 mod capture;
 mod client;
 mod counters;
+mod deploy;
 mod host;
 mod lab;
 mod netns;
 mod process;
 mod servers;
+mod settle;
 mod temp_dir;
 mod wait;
 
+pub use cache_client::CommandLoad;
 pub use capture::{Capture, CaptureSummary, TcpPacket};
 pub use client::{Connections, LoadReport};
 pub use counters::{counter, last_counters};
+pub use deploy::{READY_TIMEOUT, intercept_connections, wait_for_log};
 pub use host::{CLIENT_NET, Host};
 pub use lab::Lab;
 pub use process::{Output, Proc};
-pub use servers::Nginx;
+pub use servers::{HTTP_PORT, MEMCACHED_PORT, Nginx, REDIS_PORT};
+pub use settle::settled;
 pub use wait::{has_bound_packet_socket, wait_until};
 
 /// The `tcpcopy` binary cargo built for this test run.

@@ -3,6 +3,7 @@
 //! access log to count requests), memcached and redis (no persistence).
 
 use std::fs;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -38,6 +39,25 @@ impl Nginx {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(0),
             Err(err) => Err(err).with_context(|| format!("reading {}", log.display())),
         }
+    }
+
+    /// The client address of every request nginx has logged so far, in order (the first
+    /// field of the default `combined` log format).
+    pub fn client_addrs(&self) -> Result<Vec<Ipv4Addr>> {
+        let log = self.dir.join("access.log");
+        let text = match fs::read_to_string(&log) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(err) => return Err(err).with_context(|| format!("reading {}", log.display())),
+        };
+        text.lines()
+            .map(|line| {
+                let field = line.split(' ').next().unwrap_or_default();
+                field
+                    .parse()
+                    .with_context(|| format!("{}: no client address in {line:?}", log.display()))
+            })
+            .collect()
     }
 
     /// The nginx process.
