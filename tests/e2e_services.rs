@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::{
     CLIENT_NET, CommandLoad, Connections, HTTP_PORT, Host, Lab, LoadReport, MEMCACHED_PORT, Proc,
-    REDIS_PORT, counter, last_counters, settled,
+    REDIS_PORT, settled,
 };
 
 /// Four concurrent connections of 250 rounds: 3,000 commands per load.
@@ -25,8 +25,6 @@ const COMMAND_LOAD: CommandLoad = CommandLoad {
 };
 /// How long the target may take to catch up with the online server.
 const CATCH_UP: Duration = Duration::from_secs(60);
-/// How long copy may take to exit after SIGINT.
-const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The memcached counters compared between online and target.
 const MEMCACHED_COUNTERS: [&str; 4] = ["cmd_set", "cmd_get", "get_hits", "get_misses"];
 /// The redis commands the load sends (`INFO`, which the test itself sends, is not compared).
@@ -323,22 +321,9 @@ fn covers(target: &BTreeMap<&str, u64>, online: &BTreeMap<&str, u64>) -> bool {
         .all(|(name, &value)| target.get(name).is_some_and(|&got| got >= value))
 }
 
-/// Stops copy with SIGINT, checks it exits 0, logs and returns its totals.
+/// Stops copy, checking that its capture lost nothing, and returns its totals.
 fn stop_copy(copy: &mut Proc) -> BTreeMap<String, u64> {
-    let status = copy.stop(libc::SIGINT, EXIT_TIMEOUT).unwrap();
-    let log = copy.stderr();
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "copy on SIGINT: {status}; stderr:\n{log}"
-    );
-    let totals = last_counters(&log, "copy totals")
-        .unwrap_or_else(|| panic!("copy logged no totals:\n{log}"));
-    eprintln!("e2e: {} totals: {totals:?}", copy.label());
-    assert_eq!(
-        counter(&log, "copy totals", "kernel_dropped"),
-        0,
-        "{totals:?}"
-    );
+    let totals = common::stop_copy(copy).unwrap_or_else(|err| panic!("{err:#}"));
+    assert_eq!(totals.get("kernel_dropped"), Some(&0), "{totals:?}");
     totals
 }

@@ -5,10 +5,12 @@
 //! Both log their counters every second (`--stats-interval 1s`), read back with
 //! [`super::counters`].
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result, ensure};
 
+use super::counters::last_counters;
 use super::host::Host;
 use super::lab::Lab;
 use super::process::Proc;
@@ -16,6 +18,8 @@ use super::wait::{has_bound_packet_socket, wait_until};
 
 /// How long intercept and copy may take to be ready, and copy to reconnect.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long copy may take to exit after SIGINT.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The counter report interval given to both.
 const STATS_INTERVAL: &str = "1s";
 /// What copy logs each time it connects to an intercept.
@@ -115,4 +119,18 @@ impl Lab {
         )?;
         Ok(copy)
     }
+}
+
+/// Stops copy with SIGINT and returns the totals it logs at exit; fails unless it exits 0.
+pub fn stop_copy(copy: &mut Proc) -> Result<BTreeMap<String, u64>> {
+    let status = copy.stop(libc::SIGINT, EXIT_TIMEOUT)?;
+    let log = copy.stderr();
+    ensure!(
+        status.code() == Some(0),
+        "copy on SIGINT: {status}; stderr:\n{log}"
+    );
+    let totals = last_counters(&log, "copy totals")
+        .with_context(|| format!("copy logged no totals:\n{log}"))?;
+    eprintln!("e2e: {} totals: {totals:?}", copy.label());
+    Ok(totals)
 }

@@ -1,8 +1,9 @@
-//! Waiting for a count that copies make to catch up with the online one, then watching it a
-//! little longer so that a count that overshoots (duplicated replays) shows too.
+//! Waiting on counts that copies make: until one catches up with the online count (then
+//! watching it a little longer, so a count that overshoots with duplicated replays shows too),
+//! or until one stops moving.
 
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
@@ -25,4 +26,28 @@ pub fn settled<T>(
     }
     thread::sleep(SETTLE);
     read()
+}
+
+/// Polls `read` until its value has not changed for `quiet` (e.g. until every replay in flight
+/// has finished or timed out) and returns that value; fails after `timeout`.
+pub fn stable<T: PartialEq>(
+    timeout: Duration,
+    quiet: Duration,
+    mut read: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    let mut last = read()?;
+    let mut since = Instant::now();
+    wait_until(
+        timeout,
+        &format!("the count to stay put for {quiet:?}"),
+        || {
+            let now = read()?;
+            if now != last {
+                last = now;
+                since = Instant::now();
+            }
+            Ok(since.elapsed() >= quiet)
+        },
+    )?;
+    Ok(last)
 }
