@@ -4,6 +4,9 @@
 //! - nginx on the target stopped: copy keeps running and counts the refused connections; once
 //!   nginx runs again, every new request reaches it.
 //!
+//! Requests after a fault come both on new connections and on a keep-alive connection opened
+//! before the fault, as a long-lived client's would.
+//!
 //! What happens to the requests made during a fault is measured and printed, not asserted:
 //! losing them is allowed.
 //!
@@ -16,13 +19,16 @@ use std::thread;
 use std::time::Duration;
 
 use common::{
-    CLIENT_NET, Connections, HTTP_PORT, Host, Lab, Nginx, Proc, READY_TIMEOUT, counter,
-    intercept_connections, last_counters, port_open, settled, stable, stop_copy, wait_for_log,
-    wait_until,
+    CLIENT_NET, Connections, HTTP_PORT, HeldHttp, Host, Lab, Nginx, Proc, READY_TIMEOUT, caught_up,
+    counter, intercept_connections, last_counters, port_open, settled, stable, stop_copy,
+    wait_for_log, wait_until,
 };
 
 /// Short connections the client makes in each phase of a test.
 const REQUESTS: usize = 100;
+/// Requests on a keep-alive connection held open across the fault, in each phase without a
+/// fault (the connection stays idle during the fault).
+const HELD_REQUESTS: usize = 20;
 /// How long the target may take to catch up with the online server.
 const CATCH_UP: Duration = Duration::from_secs(30);
 /// How long the target's count must stay put before a new phase starts: longer than copy's
@@ -57,10 +63,17 @@ fn copy_survives_intercept_outage(name: &str, outage: Duration) {
     let mut copy = lab
         .start_copy(Host::Online, HTTP_PORT, CLIENT_NET, &[])
         .unwrap();
+    let mut held = lab
+        .hold_http(Host::Client, Host::Online.socket(HTTP_PORT))
+        .unwrap();
     let copy_pid = copy.pid();
 
-    let before = replayed_phase(&lab, &online, &target, 0, &mut copy);
-    assert_eq!(before, REQUESTS, "requests replayed before the fault");
+    let before = replayed_phase(&lab, &online, &target, 0, &mut held, &mut copy);
+    assert_eq!(
+        before,
+        REQUESTS + HELD_REQUESTS,
+        "requests replayed before the fault"
+    );
 
     intercept.signal(libc::SIGKILL).unwrap();
     let killed = intercept.wait_timeout(EXIT_TIMEOUT).unwrap();
@@ -93,13 +106,14 @@ fn copy_survives_intercept_outage(name: &str, outage: Duration) {
         changes(&counts_before, &counts_down)
     );
 
-    let after = replayed_phase(&lab, &online, &target, after_outage, &mut copy);
+    let after = replayed_phase(&lab, &online, &target, after_outage, &mut held, &mut copy);
     copy.ensure_running()
         .unwrap_or_else(|err| panic!("copy must survive the intercept restart: {err:#}"));
     assert_eq!(copy.pid(), copy_pid);
     let totals = stop_copy(&mut copy).unwrap_or_else(|err| panic!("{err:#}"));
     assert_eq!(
-        after, REQUESTS,
+        after,
+        REQUESTS + HELD_REQUESTS,
         "requests made after copy reconnected that reached the target; copy totals {totals:?}"
     );
     assert_eq!(
@@ -118,9 +132,16 @@ fn copy_survives_the_target_server_going_down() {
     let mut copy = lab
         .start_copy(Host::Online, HTTP_PORT, CLIENT_NET, &[])
         .unwrap();
+    let mut held = lab
+        .hold_http(Host::Client, Host::Online.socket(HTTP_PORT))
+        .unwrap();
 
-    let before = replayed_phase(&lab, &online, &target, 0, &mut copy);
-    assert_eq!(before, REQUESTS, "requests replayed before the fault");
+    let before = replayed_phase(&lab, &online, &target, 0, &mut held, &mut copy);
+    assert_eq!(
+        before,
+        REQUESTS + HELD_REQUESTS,
+        "requests replayed before the fault"
+    );
 
     target.proc_mut().stop(libc::SIGTERM, EXIT_TIMEOUT).unwrap();
     lab.in_host(Host::Target, || {
@@ -174,10 +195,11 @@ fn copy_survives_the_target_server_going_down() {
         after_down - before
     );
 
-    let after = replayed_phase(&lab, &online, &target, after_down, &mut copy);
+    let after = replayed_phase(&lab, &online, &target, after_down, &mut held, &mut copy);
     let totals = stop_copy(&mut copy).unwrap_or_else(|err| panic!("{err:#}"));
     assert_eq!(
-        after, REQUESTS,
+        after,
+        REQUESTS + HELD_REQUESTS,
         "requests made after nginx restarted on the target that reached it; copy totals \
          {totals:?}"
     );
@@ -201,27 +223,40 @@ fn client_phase(lab: &Lab, online: &Nginx) {
         "client requests: {:?}",
         load.errors
     );
-    assert_eq!(
-        online.access_count().unwrap() - online_start,
-        REQUESTS,
-        "online access log"
-    );
+    assert_logged(online, online_start + REQUESTS);
 }
 
-/// A phase with no fault: [`REQUESTS`] client requests; returns how many more requests the
-/// target logged than `target_start` once its count has settled.
+/// Checks that `nginx` has logged exactly `expected` requests.
+fn assert_logged(nginx: &Nginx, expected: usize) {
+    let logged = caught_up(READY_TIMEOUT, expected, || nginx.access_count()).unwrap();
+    assert_eq!(logged, expected, "access log");
+}
+
+/// A phase with no fault: [`REQUESTS`] short connections and [`HELD_REQUESTS`] on the held
+/// connection; returns how many more requests the target logged than `target_start` once its
+/// count has settled.
 fn replayed_phase(
     lab: &Lab,
     online: &Nginx,
     target: &Nginx,
     target_start: usize,
+    held: &mut HeldHttp,
     copy: &mut Proc,
 ) -> usize {
     client_phase(lab, online);
+    let online_start = online.access_count().unwrap();
+    let kept = held.get(HELD_REQUESTS);
+    assert_eq!(
+        (kept.ok, kept.failed),
+        (HELD_REQUESTS, 0),
+        "requests on the held connection: {:?}",
+        kept.errors
+    );
+    assert_logged(online, online_start + HELD_REQUESTS);
     let target_count = settled(
         CATCH_UP,
         || target.access_count(),
-        |&count| count >= target_start + REQUESTS,
+        |&count| count >= target_start + REQUESTS + HELD_REQUESTS,
     )
     .unwrap();
     copy.ensure_running()

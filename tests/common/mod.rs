@@ -18,6 +18,7 @@ mod capture;
 mod client;
 mod counters;
 mod deploy;
+mod held;
 mod host;
 mod lab;
 mod netns;
@@ -32,11 +33,12 @@ pub use capture::{Capture, CaptureSummary, TcpPacket};
 pub use client::{Connections, LoadReport};
 pub use counters::{counter, last_counters};
 pub use deploy::{READY_TIMEOUT, intercept_connections, stop_copy, wait_for_log};
+pub use held::HeldHttp;
 pub use host::{CLIENT_NET, Host};
 pub use lab::Lab;
 pub use process::{Output, Proc};
 pub use servers::{HTTP_PORT, MEMCACHED_PORT, Nginx, REDIS_PORT};
-pub use settle::{settled, stable};
+pub use settle::{caught_up, settled, stable};
 pub use wait::{has_bound_packet_socket, port_open, wait_until};
 
 /// The `tcpcopy` binary cargo built for this test run.

@@ -51,3 +51,15 @@ pub fn stable<T: PartialEq>(
     )?;
     Ok(last)
 }
+
+/// Polls `read` until it reaches `expected` or `timeout` passes and returns a last reading,
+/// for counts that lag a little behind what the test already knows happened (nginx writes its
+/// access log line after the response the client has read). The caller asserts on the value.
+pub fn caught_up(
+    timeout: Duration,
+    expected: usize,
+    mut read: impl FnMut() -> Result<usize>,
+) -> Result<usize> {
+    let _ = wait_until(timeout, "the count to catch up", || Ok(read()? >= expected));
+    read()
+}
