@@ -26,8 +26,8 @@ use common::{
 
 /// Short connections the client makes in each phase of a test.
 const REQUESTS: usize = 100;
-/// Requests on a keep-alive connection held open across the fault, in each phase without a
-/// fault (the connection stays idle during the fault).
+/// Requests on a keep-alive connection held open across the fault, in each phase (while the
+/// target is down the connection stays idle, so every refused connection is a new one).
 const HELD_REQUESTS: usize = 20;
 /// How long the target may take to catch up with the online server.
 const CATCH_UP: Duration = Duration::from_secs(30);
@@ -53,8 +53,9 @@ fn copy_survives_an_intercept_outage_longer_than_a_handshake() {
     copy_survives_intercept_outage("fltio", Duration::from_secs(4));
 }
 
-/// Kills intercept, lets the client make [`REQUESTS`] requests, waits `outage` more, starts a
-/// new intercept and checks that copy carries on.
+/// Kills intercept, lets the client make [`REQUESTS`] requests on new connections and
+/// [`HELD_REQUESTS`] on the held one, waits `outage` more, starts a new intercept and checks
+/// that copy carries on.
 fn copy_survives_intercept_outage(name: &str, outage: Duration) {
     let lab = Lab::up(name, false).unwrap_or_else(|err| panic!("{err:#}"));
     let online = lab.start_nginx(Host::Online).unwrap();
@@ -88,6 +89,7 @@ fn copy_survives_intercept_outage(name: &str, outage: Duration) {
 
     let counts_before = copy_counters(&mut copy);
     client_phase(&lab, &online);
+    held_phase(&online, &mut held);
     thread::sleep(outage);
     let counts_down = copy_counters(&mut copy);
     let _intercept = lab.start_intercept(HTTP_PORT).unwrap();
@@ -100,8 +102,9 @@ fn copy_survives_intercept_outage(name: &str, outage: Duration) {
     .unwrap();
     let after_outage = stable(QUIET_TIMEOUT, QUIET, || target.access_count()).unwrap();
     eprintln!(
-        "e2e: requests made while intercept was down ({outage:?} more): {REQUESTS}, reached \
-         the target: {}; copy counters meanwhile: {}",
+        "e2e: requests made while intercept was down ({outage:?} more): {}, reached the \
+         target: {}; copy counters meanwhile: {}",
+        REQUESTS + HELD_REQUESTS,
         after_outage - before,
         changes(&counts_before, &counts_down)
     );
@@ -232,6 +235,20 @@ fn assert_logged(nginx: &Nginx, expected: usize) {
     assert_eq!(logged, expected, "access log");
 }
 
+/// Sends [`HELD_REQUESTS`] on the held connection and checks that each succeeded and was
+/// logged by the online nginx.
+fn held_phase(online: &Nginx, held: &mut HeldHttp) {
+    let online_start = online.access_count().unwrap();
+    let kept = held.get(HELD_REQUESTS);
+    assert_eq!(
+        (kept.ok, kept.failed),
+        (HELD_REQUESTS, 0),
+        "requests on the held connection: {:?}",
+        kept.errors
+    );
+    assert_logged(online, online_start + HELD_REQUESTS);
+}
+
 /// A phase with no fault: [`REQUESTS`] short connections and [`HELD_REQUESTS`] on the held
 /// connection; returns how many more requests the target logged than `target_start` once its
 /// count has settled.
@@ -244,15 +261,7 @@ fn replayed_phase(
     copy: &mut Proc,
 ) -> usize {
     client_phase(lab, online);
-    let online_start = online.access_count().unwrap();
-    let kept = held.get(HELD_REQUESTS);
-    assert_eq!(
-        (kept.ok, kept.failed),
-        (HELD_REQUESTS, 0),
-        "requests on the held connection: {:?}",
-        kept.errors
-    );
-    assert_logged(online, online_start + HELD_REQUESTS);
+    held_phase(online, held);
     let target_count = settled(
         CATCH_UP,
         || target.access_count(),
