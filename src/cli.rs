@@ -26,10 +26,10 @@ use crate::replay::rewrite::{ClientAddresses, PortMapping, SyntaxError, parse_li
 )]
 pub struct Cli {
     /// More log output (-v: debug, -vv: trace)
-    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "quiet")]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "quiet", display_order = 100)]
     pub verbose: u8,
     /// Less log output (-q: warnings and errors only, -qq: errors only)
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, display_order = 100)]
     pub quiet: u8,
     #[command(subcommand)]
     pub command: Command,

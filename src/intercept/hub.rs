@@ -23,15 +23,24 @@ pub struct Reply {
 
 /// Replies a connection may have queued before further ones are dropped and counted.
 const CONNECTION_QUEUE: usize = 65_536;
+/// Replies dropped in a row, queue full, before a connection is given up as stuck.
+const SLOW_PEER_LIMIT: usize = CONNECTION_QUEUE;
 /// Reply payload bytes forwarded to copies that speak version 7.
 pub const PAYLOAD_PREFIX: usize = 128;
 /// The largest IP + TCP headers: an IPv6 header and a TCP header full of options.
 const MAX_HEADERS: usize = 40 + 60;
 
+/// A copy connection as the hub sees it.
+struct Connection {
+    queue: Sender<Reply>,
+    /// Replies dropped since the queue last accepted one.
+    dropped_in_a_row: usize,
+}
+
 /// Shared state of one intercept process.
 pub struct Hub {
     router: Mutex<Router<Reply>>,
-    connections: Mutex<HashMap<ConnId, Sender<Reply>>>,
+    connections: Mutex<HashMap<ConnId, Connection>>,
     next_conn: Mutex<ConnId>,
     counters: Arc<Counters>,
 }
@@ -54,7 +63,13 @@ impl Hub {
             *next += 1;
             *next
         };
-        lock(&self.connections).insert(id, tx);
+        lock(&self.connections).insert(
+            id,
+            Connection {
+                queue: tx,
+                dropped_in_a_row: 0,
+            },
+        );
         (id, rx)
     }
 
@@ -100,14 +115,28 @@ impl Hub {
     }
 
     fn deliver(&self, conn: ConnId, reply: Reply) {
-        let connections = lock(&self.connections);
-        let Some(queue) = connections.get(&conn) else {
+        let mut connections = lock(&self.connections);
+        let Some(connection) = connections.get_mut(&conn) else {
             self.counters.add(Counter::RepliesUnrouted, 1);
             return;
         };
-        match queue.try_send(reply) {
-            Ok(()) => self.counters.add(Counter::RepliesRouted, 1),
-            Err(TrySendError::Full(_)) => self.counters.add(Counter::RepliesDroppedSlowPeer, 1),
+        match connection.queue.try_send(reply) {
+            Ok(()) => {
+                connection.dropped_in_a_row = 0;
+                self.counters.add(Counter::RepliesRouted, 1);
+            }
+            Err(TrySendError::Full(_)) => {
+                self.counters.add(Counter::RepliesDroppedSlowPeer, 1);
+                connection.dropped_in_a_row += 1;
+                if connection.dropped_in_a_row >= SLOW_PEER_LIMIT {
+                    // Closing its queue ends the connection's writer; the copy reconnects
+                    // and registers its flows again.
+                    log::warn!(
+                        "copy connection {conn} has read nothing for {SLOW_PEER_LIMIT} replies; closing it"
+                    );
+                    connections.remove(&conn);
+                }
+            }
             Err(TrySendError::Disconnected(_)) => self.counters.add(Counter::RepliesUnrouted, 1),
         }
     }
@@ -133,4 +162,84 @@ fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::{self, SeqNum, TcpFlags, TcpOptions};
+
+    const CLIENT: &str = "203.0.113.5:40000";
+    const TARGET: &str = "198.51.100.30:80";
+
+    fn reply(flags: TcpFlags) -> (Vec<u8>, Segment) {
+        let segment = Segment {
+            src: TARGET.parse().unwrap(),
+            dst: CLIENT.parse().unwrap(),
+            seq: SeqNum(7),
+            ack: SeqNum(8),
+            flags,
+            window: 100,
+            options: TcpOptions::default(),
+            ip_id: 0,
+            ttl: 64,
+            payload_len: 0,
+        };
+        let mut bytes = Vec::new();
+        packet::emit_ip(&segment, &[], &mut bytes).unwrap();
+        (bytes, segment)
+    }
+
+    fn hub() -> Hub {
+        Hub::new(Arc::new(Counters::default()))
+    }
+
+    #[test]
+    fn replies_go_to_the_connection_that_registered_the_flow() {
+        let hub = hub();
+        let (a, a_rx) = hub.connect();
+        let (_b, b_rx) = hub.connect();
+        hub.register(a, CLIENT.parse().unwrap(), TARGET.parse().unwrap());
+        let (bytes, segment) = reply(TcpFlags::ACK);
+        hub.on_reply(&bytes, &segment);
+        assert_eq!(a_rx.try_recv().unwrap().packet, bytes);
+        assert!(b_rx.try_recv().is_err());
+        assert_eq!(hub.counters.get(Counter::RepliesRouted), 1);
+    }
+
+    #[test]
+    fn a_syn_ack_ahead_of_its_registration_waits_for_it() {
+        let hub = hub();
+        let (conn, rx) = hub.connect();
+        let (bytes, segment) = reply(TcpFlags::SYN | TcpFlags::ACK);
+        hub.on_reply(&bytes, &segment);
+        assert!(rx.try_recv().is_err());
+        hub.register(conn, CLIENT.parse().unwrap(), TARGET.parse().unwrap());
+        assert_eq!(rx.try_recv().unwrap().packet, bytes);
+    }
+
+    #[test]
+    fn unregistered_data_replies_are_counted_not_routed() {
+        let hub = hub();
+        let (bytes, segment) = reply(TcpFlags::ACK);
+        hub.on_reply(&bytes, &segment);
+        assert_eq!(hub.counters.get(Counter::RepliesUnrouted), 1);
+    }
+
+    #[test]
+    fn a_connection_that_reads_nothing_is_dropped_after_the_limit() {
+        let hub = hub();
+        let (conn, rx) = hub.connect();
+        hub.register(conn, CLIENT.parse().unwrap(), TARGET.parse().unwrap());
+        let (bytes, segment) = reply(TcpFlags::ACK);
+        for _ in 0..CONNECTION_QUEUE + SLOW_PEER_LIMIT {
+            hub.on_reply(&bytes, &segment);
+        }
+        assert_eq!(hub.connection_count(), 0);
+        assert_eq!(
+            hub.counters.get(Counter::RepliesDroppedSlowPeer),
+            SLOW_PEER_LIMIT as u64
+        );
+        assert_eq!(rx.len(), CONNECTION_QUEUE);
+    }
 }

@@ -69,7 +69,12 @@ fn handle_connection(
     let (conn, replies) = hub.connect();
     let done = AtomicBool::new(false);
     let result = thread::scope(|scope| {
-        let writer = scope.spawn(|| write_replies(&stream, version, &replies, stop, &done));
+        let writer = scope.spawn(|| {
+            let result = write_replies(&stream, version, &replies, stop, &done);
+            // The hub may have closed this connection's queue (a stuck peer): end the reader too.
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            result
+        });
         let read_result = read_registrations(&mut reader, &mut decoder, conn, hub, stop);
         done.store(true, Ordering::Relaxed);
         let write_result = writer
@@ -189,4 +194,94 @@ fn write_replies(
             .context("sending replies failed")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::{self, Segment, SeqNum, TcpFlags, TcpOptions};
+    use crate::stats::Counters;
+
+    /// A SYN-ACK from the target 10.77.1.3:8080 to the copy's client 10.77.9.1:52302.
+    fn syn_ack() -> (Vec<u8>, Segment) {
+        let segment = Segment {
+            src: "10.77.1.3:8080".parse().unwrap(),
+            dst: "10.77.9.1:52302".parse().unwrap(),
+            seq: SeqNum(0x1234),
+            ack: SeqNum(0x5678),
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            window: 65160,
+            options: TcpOptions {
+                mss: Some(1460),
+                ..TcpOptions::default()
+            },
+            ip_id: 0,
+            ttl: 64,
+            payload_len: 0,
+        };
+        let mut bytes = Vec::new();
+        packet::emit_ip(&segment, &[], &mut bytes).unwrap();
+        (bytes, segment)
+    }
+
+    fn start_server() -> (SocketAddr, Arc<Hub>, Arc<AtomicBool>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hub = Arc::new(Hub::new(Arc::new(Counters::default())));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (server_hub, server_stop) = (Arc::clone(&hub), Arc::clone(&stop));
+        thread::spawn(move || serve(listener, server_hub, server_stop));
+        (addr, hub, stop)
+    }
+
+    fn read_exactly(stream: &mut TcpStream, len: usize) -> Vec<u8> {
+        let mut bytes = vec![0; len];
+        stream.read_exact(&mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn a_tcpcopy_1x_client_gets_version_6_combined_frames() {
+        let (addr, hub, stop) = start_server();
+        let mut copy = TcpStream::connect(addr).unwrap();
+        copy.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // The bytes TCPCopy 1.3 sends: the hello, then CLIENT_ADD for 10.77.9.1:52302 → 10.77.1.3:8080.
+        copy.write_all(&[0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0])
+            .unwrap();
+        copy.write_all(&[
+            0x0a, 0x4d, 0x09, 0x01, 0xcc, 0x4e, 0, 1, 0x0a, 0x4d, 0x01, 0x03, 0x1f, 0x90,
+        ])
+        .unwrap();
+        let (bytes, segment) = syn_ack();
+        // The SYN-ACK may arrive before the registration is read: it is parked, then sent.
+        hub.on_reply(&bytes, &segment);
+
+        let frame = read_exactly(&mut copy, 2 + 64);
+        assert_eq!(&frame[..2], &[0, 1], "a combined frame of one message");
+        assert_eq!(&frame[2..22], &bytes[..20], "the IPv4 header as captured");
+        assert_eq!(
+            &frame[22..22 + 24],
+            &bytes[20..44],
+            "the TCP header with its options"
+        );
+        assert!(
+            frame[46..].iter().all(|&b| b == 0),
+            "zero padding to 64 bytes"
+        );
+        stop.store(true, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn our_copy_is_answered_with_the_version_switch() {
+        let (addr, _hub, stop) = start_server();
+        let mut copy = TcpStream::connect(addr).unwrap();
+        copy.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut hello = Vec::new();
+        proto::encode_hello(Version::V7, &mut hello);
+        copy.write_all(&hello).unwrap();
+        let mut switch = Vec::new();
+        proto::encode_switch(&mut switch);
+        assert_eq!(read_exactly(&mut copy, switch.len()), switch);
+        stop.store(true, Ordering::Relaxed);
+    }
 }

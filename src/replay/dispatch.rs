@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use crossbeam_channel::{Sender, TrySendError};
 
+use super::pool::BufferPool;
 use super::rewrite::Rewriter;
 use super::worker::WorkerInput;
 use crate::capture::{Next, PacketSource};
@@ -40,17 +41,33 @@ pub fn shard_of(client: SocketAddr, shards: usize) -> usize {
 #[derive(Clone)]
 pub struct Dispatcher {
     workers: Vec<Sender<WorkerInput>>,
+    pool: BufferPool,
 }
 
 impl Dispatcher {
-    pub fn new(workers: Vec<Sender<WorkerInput>>) -> Dispatcher {
-        Dispatcher { workers }
+    pub fn new(workers: Vec<Sender<WorkerInput>>, pool: BufferPool) -> Dispatcher {
+        Dispatcher { workers, pool }
     }
 
     /// Queues `input` for the worker owning `client`; false when that queue is full.
     pub fn dispatch(&self, client: SocketAddr, input: WorkerInput) -> bool {
         let worker = &self.workers[shard_of(client, self.workers.len())];
-        !matches!(worker.try_send(input), Err(TrySendError::Full(_)))
+        match worker.try_send(input) {
+            Ok(()) => true,
+            Err(TrySendError::Full(WorkerInput::Client { payload, .. })) => {
+                self.pool.give(payload);
+                false
+            }
+            Err(TrySendError::Full(_)) => false,
+            Err(TrySendError::Disconnected(_)) => true,
+        }
+    }
+
+    /// A buffer for a captured payload; the worker gives it back.
+    pub fn payload_buffer(&self, payload: &[u8]) -> Vec<u8> {
+        let mut buffer = self.pool.take();
+        buffer.extend_from_slice(payload);
+        buffer
     }
 }
 
@@ -110,7 +127,7 @@ pub fn run(
         let client = segment.src;
         let input = WorkerInput::Client {
             segment,
-            payload: parsed.payload.to_vec(),
+            payload: dispatcher.payload_buffer(parsed.payload),
         };
         if !dispatcher.dispatch(client, input) {
             counters.bump(Counter::QueueFull);

@@ -9,6 +9,7 @@
 
 pub mod control;
 mod dispatch;
+mod pool;
 pub mod rewrite;
 pub mod sender;
 pub mod sink;
@@ -51,6 +52,8 @@ const REPORTED: &[Counter] = &[
 const CAPTURE_BUFFER_BYTES: i32 = 64 << 20;
 /// Packets a worker or the sender may have queued before new ones are dropped and counted.
 const QUEUE_DEPTH: usize = 65_536;
+/// Spare packet buffers kept for reuse.
+const POOLED_BUFFERS: usize = 8_192;
 
 /// `tcpcopy copy`: runs until SIGINT/SIGTERM (or, offline, until the file is replayed).
 pub fn run(args: &CopyArgs) -> Result<()> {
@@ -114,10 +117,13 @@ pub fn run_pipeline(
     counters: &Arc<Counters>,
 ) -> Result<()> {
     let registrar = Arc::new(control::Registrar::default());
+    let pool = pool::BufferPool::new(POOLED_BUFFERS, config.worker.mtu);
     let (packets_tx, packets_rx) = crossbeam_channel::bounded(QUEUE_DEPTH);
     let sender = {
-        let counters = Arc::clone(counters);
-        spawn("sender", move || sender::run(sink, packets_rx, counters))?
+        let (counters, pool) = (Arc::clone(counters), pool.clone());
+        spawn("sender", move || {
+            sender::run(sink, packets_rx, pool, counters)
+        })?
     };
     let mut worker_inputs = Vec::new();
     let mut workers = Vec::new();
@@ -129,11 +135,12 @@ pub fn run_pipeline(
             packets_tx.clone(),
             Arc::clone(&registrar),
             Arc::clone(counters),
+            pool.clone(),
         );
         workers.push(spawn(&format!("worker-{index}"), move || worker.run(rx))?);
     }
     drop(packets_tx);
-    let dispatcher = Dispatcher::new(worker_inputs);
+    let dispatcher = Dispatcher::new(worker_inputs, pool);
 
     let links_stop = Arc::new(AtomicBool::new(false));
     let mut links = Vec::new();

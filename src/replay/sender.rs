@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use super::pool::BufferPool;
 use super::sink::PacketSink;
 use crate::stats::{Counter, Counters, LocalCounters};
 
@@ -20,7 +21,12 @@ pub struct Outgoing {
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Sends everything from `packets` until the channel closes.
-pub fn run(mut sink: Box<dyn PacketSink>, packets: Receiver<Outgoing>, shared: Arc<Counters>) {
+pub fn run(
+    mut sink: Box<dyn PacketSink>,
+    packets: Receiver<Outgoing>,
+    pool: BufferPool,
+    shared: Arc<Counters>,
+) {
     let mut counters = LocalCounters::default();
     let mut last_error_log: Option<Instant> = None;
     for packet in packets.iter() {
@@ -40,6 +46,7 @@ pub fn run(mut sink: Box<dyn PacketSink>, packets: Receiver<Outgoing>, shared: A
                 }
             }
         }
+        pool.give(packet.bytes);
         if counters.should_flush() || packets.is_empty() {
             counters.flush_into(&shared);
         }

@@ -18,6 +18,7 @@ use crate::session::{Event, Output, Session, SessionConfig};
 use crate::stats::{Counter, Counters, LocalCounters};
 
 use super::control::Registrar;
+use super::pool::BufferPool;
 use super::sender::Outgoing;
 
 /// What reaches a worker.
@@ -67,7 +68,7 @@ struct Emitter {
     registrar: Arc<Registrar>,
     counters: LocalCounters,
     shared: Arc<Counters>,
-    buffer: Vec<u8>,
+    pool: BufferPool,
 }
 
 impl Output for Emitter {
@@ -81,19 +82,23 @@ impl Output for Emitter {
             self.counters.bump(Counter::Split);
         }
         for (piece, bytes) in packet::split(segment, payload, max_payload) {
-            self.buffer.clear();
-            if let Err(err) = packet::emit_ip(&piece, bytes, &mut self.buffer) {
+            let mut buffer = self.pool.take();
+            if let Err(err) = packet::emit_ip(&piece, bytes, &mut buffer) {
                 log::warn!("cannot build a copy of {piece}: {err}");
                 self.counters.bump(Counter::SendFailed);
+                self.pool.give(buffer);
                 continue;
             }
             let outgoing = Outgoing {
                 dst: piece.dst.ip(),
-                bytes: self.buffer.clone(),
+                bytes: buffer,
             };
             match self.packets.try_send(outgoing) {
                 Ok(()) => {}
-                Err(TrySendError::Full(_)) => self.counters.bump(Counter::QueueFull),
+                Err(TrySendError::Full(outgoing)) => {
+                    self.counters.bump(Counter::QueueFull);
+                    self.pool.give(outgoing.bytes);
+                }
                 Err(TrySendError::Disconnected(_)) => {}
             }
         }
@@ -148,6 +153,7 @@ impl Worker {
         packets: Sender<Outgoing>,
         registrar: Arc<Registrar>,
         shared: Arc<Counters>,
+        pool: BufferPool,
     ) -> Worker {
         Worker {
             emitter: Emitter {
@@ -156,7 +162,7 @@ impl Worker {
                 registrar,
                 counters: LocalCounters::default(),
                 shared,
-                buffer: Vec::with_capacity(config.mtu),
+                pool,
             },
             config,
             sessions: HashMap::new(),

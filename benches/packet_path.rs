@@ -1,0 +1,160 @@
+//! The per-packet work of `copy`, without syscalls: parse a captured frame, rewrite it, and
+//! emit the IP packet sent to the target; and the session engine replaying a request.
+//!
+//! `cargo bench --bench packet_path`; results are written down in docs/performance.md.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use tcpcopy::packet::{
+    self, EthernetHeader, LinkHeader, LinkType, Segment, SeqNum, TcpFlags, TcpOptions, Timestamps,
+};
+use tcpcopy::replay::rewrite::Rewriter;
+use tcpcopy::session::{Event, Output, Session, SessionConfig};
+
+const REQUEST: &[u8] =
+    b"GET /index.html HTTP/1.1\r\nHost: example\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n";
+
+fn client_segment(seq: u32, flags: TcpFlags, len: usize) -> Segment {
+    Segment {
+        src: "198.51.100.10:40000".parse().unwrap(),
+        dst: "198.51.100.20:80".parse().unwrap(),
+        seq: SeqNum(seq),
+        ack: SeqNum(5001),
+        flags,
+        window: 502,
+        options: TcpOptions {
+            timestamps: Some(Timestamps { tsval: 1, tsecr: 2 }),
+            ..TcpOptions::default()
+        },
+        ip_id: 7,
+        ttl: 64,
+        payload_len: len,
+    }
+}
+
+fn ethernet_frame(segment: &Segment, payload: &[u8]) -> Vec<u8> {
+    let link = LinkHeader::Ethernet(EthernetHeader {
+        dst: [2, 0, 0, 0, 0, 2],
+        src: [2, 0, 0, 0, 0, 1],
+        vlan_tags: [None, None],
+        ethertype: 0x0800,
+    });
+    let mut frame = Vec::new();
+    packet::emit_frame(&link, segment, payload, &mut frame).unwrap();
+    frame
+}
+
+fn parse_rewrite_emit(c: &mut Criterion) {
+    let frame = ethernet_frame(
+        &client_segment(1001, TcpFlags::ACK | TcpFlags::PSH, REQUEST.len()),
+        REQUEST,
+    );
+    let rewriter = Rewriter::new(
+        vec!["80-198.51.100.30:80".parse().unwrap()],
+        Some("203.0.113.0/24".parse().unwrap()),
+    );
+    let mut out = Vec::with_capacity(1500);
+    let mut group = c.benchmark_group("copy");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("parse_frame", |b| {
+        b.iter(|| {
+            packet::parse_frame(LinkType::Ethernet, black_box(&frame))
+                .unwrap()
+                .segment
+                .seq
+        })
+    });
+    group.bench_function("parse_rewrite_emit", |b| {
+        b.iter(|| {
+            let parsed = packet::parse_frame(LinkType::Ethernet, black_box(&frame)).unwrap();
+            let mut segment = parsed.segment;
+            rewriter.rewrite(&mut segment);
+            out.clear();
+            packet::emit_ip(&segment, parsed.payload, &mut out).unwrap();
+            out.len()
+        })
+    });
+    group.finish();
+}
+
+/// Counts what the engine transmits, as cheaply as possible.
+#[derive(Default)]
+struct CountingOutput {
+    packets: usize,
+}
+
+impl Output for CountingOutput {
+    fn transmit(&mut self, _segment: &Segment, payload: &[u8]) {
+        self.packets += 1 + payload.len() / 4096;
+    }
+    fn event(&mut self, _event: Event) {}
+}
+
+/// One keep-alive request through an established session: the client's request segment in,
+/// the target's ACK and 1-segment response in, our ACK out.
+fn session_request(c: &mut Criterion) {
+    let config = Arc::new(SessionConfig {
+        wait_for_response: false,
+        ..SessionConfig::default()
+    });
+    let start = Instant::now();
+    let client: std::net::SocketAddr = "203.0.113.9:40000".parse().unwrap();
+    let target: std::net::SocketAddr = "198.51.100.30:80".parse().unwrap();
+    let mut session = Session::new(config, start, client, target);
+    let mut out = CountingOutput::default();
+    let mut syn = client_segment(1000, TcpFlags::SYN, 0);
+    (syn.src, syn.dst) = (client, target);
+    session.on_client(start, &syn, &[], &mut out);
+    let target_isn = 77_000u32;
+    let syn_ack = Segment {
+        src: target,
+        dst: client,
+        seq: SeqNum(target_isn),
+        ack: SeqNum(1001),
+        flags: TcpFlags::SYN | TcpFlags::ACK,
+        window: 65535,
+        options: TcpOptions {
+            mss: Some(1460),
+            ..TcpOptions::default()
+        },
+        ip_id: 0,
+        ttl: 64,
+        payload_len: 0,
+    };
+    session.on_reply(start, &syn_ack, &mut out);
+
+    let mut group = c.benchmark_group("session");
+    group.throughput(Throughput::Elements(1));
+    let (mut client_seq, mut target_seq) = (1001u32, target_isn + 1);
+    let mut now = start;
+    group.bench_function("request_response", |b| {
+        b.iter(|| {
+            now += Duration::from_micros(100);
+            let mut request =
+                client_segment(client_seq, TcpFlags::ACK | TcpFlags::PSH, REQUEST.len());
+            (request.src, request.dst) = (client, target);
+            session.on_client(now, &request, REQUEST, &mut out);
+            client_seq = client_seq.wrapping_add(REQUEST.len() as u32);
+            let response = Segment {
+                seq: SeqNum(target_seq),
+                ack: SeqNum(client_seq),
+                flags: TcpFlags::ACK | TcpFlags::PSH,
+                payload_len: 300,
+                ..syn_ack.clone()
+            };
+            session.on_reply(now, &response, &mut out);
+            target_seq = target_seq.wrapping_add(300);
+            if session.poll_timeout().is_some_and(|due| due <= now) {
+                session.on_timeout(now, &mut out);
+            }
+            out.packets
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parse_rewrite_emit, session_request);
+criterion_main!(benches);
