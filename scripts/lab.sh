@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# lab.sh: a four-host network-namespace lab for tcpcopy, on one machine.
+# lab.sh: a five-host network-namespace lab for tcpcopy, on one machine.
 #
 # Topology for a prefix P (default "tc"):
 #
 #   P-client     198.51.100.10  eth0 ─┐
-#   P-online     198.51.100.20  eth0 ─┤  veth pairs, peers enslaved to
+#   P-online     198.51.100.20  eth0 ─┤
+#   P-online2    198.51.100.21  eth0 ─┤  veth pairs, peers enslaved to
 #   P-target     198.51.100.30  eth0 ─┤  bridge br0 inside namespace P-br
 #   P-assistant  198.51.100.40  eth0 ─┘
+#
+# online2 is a second online host, for several copy processes feeding one
+# target and one intercept.
 #
 # Nothing is attached to the root namespace: both ends of every veth pair are
 # created directly inside the lab's namespaces, so no packet can leave the
@@ -22,10 +26,11 @@
 #   lab.sh check
 set -euo pipefail
 
-readonly HOSTS=(client online target assistant)
+readonly HOSTS=(client online online2 target assistant)
 declare -rA HOST_ADDR=(
     [client]=198.51.100.10
     [online]=198.51.100.20
+    [online2]=198.51.100.21
     [target]=198.51.100.30
     [assistant]=198.51.100.40
 )

@@ -44,6 +44,14 @@ impl LoadReport {
             }
         }
     }
+
+    /// Adds `other`'s counts (and as many of its errors as are still kept) to this report.
+    pub(super) fn absorb(&mut self, other: LoadReport) {
+        self.ok += other.ok;
+        self.failed += other.failed;
+        let room = KEPT_ERRORS.saturating_sub(self.errors.len());
+        self.errors.extend(other.errors.into_iter().take(room));
+    }
 }
 
 /// Sends `requests` GET requests to `addr`, each bounded by `timeout` per socket operation.
@@ -87,7 +95,8 @@ pub fn line_exchange(addr: SocketAddrV4, request: &[u8], timeout: Duration) -> R
     Ok(line.trim_end().to_owned())
 }
 
-fn connect(addr: SocketAddrV4, timeout: Duration) -> Result<TcpStream> {
+/// Connects to `addr`; `timeout` bounds the connect and every later read and write.
+pub(super) fn connect(addr: SocketAddrV4, timeout: Duration) -> Result<TcpStream> {
     let stream = TcpStream::connect_timeout(&addr.into(), timeout)
         .with_context(|| format!("connecting to {addr}"))?;
     stream.set_read_timeout(Some(timeout))?;
@@ -96,7 +105,7 @@ fn connect(addr: SocketAddrV4, timeout: Duration) -> Result<TcpStream> {
 }
 
 /// Sends one GET and reads the whole response (status line, headers, `Content-Length` body).
-fn http_get(
+pub(super) fn http_get(
     mut stream: BufReader<TcpStream>,
     addr: SocketAddrV4,
     connections: Connections,

@@ -14,6 +14,8 @@ pub enum Host {
     Client,
     /// The production server; `tcpcopy copy` runs here.
     Online,
+    /// A second production server, for several copy processes feeding one target.
+    Online2,
     /// The server that receives the copies.
     Target,
     /// Black-holes the target's replies to rewritten clients; `tcpcopy intercept` runs here.
@@ -22,13 +24,20 @@ pub enum Host {
 
 impl Host {
     /// Every host, in the order the lab creates them.
-    pub const ALL: [Host; 4] = [Host::Client, Host::Online, Host::Target, Host::Assistant];
+    pub const ALL: [Host; 5] = [
+        Host::Client,
+        Host::Online,
+        Host::Online2,
+        Host::Target,
+        Host::Assistant,
+    ];
 
     /// The name `scripts/lab.sh` uses (the namespace is `PREFIX-name`).
     pub fn name(self) -> &'static str {
         match self {
             Host::Client => "client",
             Host::Online => "online",
+            Host::Online2 => "online2",
             Host::Target => "target",
             Host::Assistant => "assistant",
         }
@@ -39,6 +48,7 @@ impl Host {
         match self {
             Host::Client => Ipv4Addr::new(198, 51, 100, 10),
             Host::Online => Ipv4Addr::new(198, 51, 100, 20),
+            Host::Online2 => Ipv4Addr::new(198, 51, 100, 21),
             Host::Target => Ipv4Addr::new(198, 51, 100, 30),
             Host::Assistant => Ipv4Addr::new(198, 51, 100, 40),
         }

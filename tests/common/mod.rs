@@ -1,4 +1,4 @@
-//! The end-to-end test harness: a network-namespace lab of four hosts (see `scripts/lab.sh`),
+//! The end-to-end test harness: a network-namespace lab of five hosts (see `scripts/lab.sh`),
 //! processes started inside its hosts, the servers the tests talk to, packet captures and
 //! bounded clients.
 //!
@@ -14,9 +14,12 @@
 #![allow(dead_code, unused_imports)]
 
 mod access_log;
+mod cache_client;
 mod capture;
 mod client;
 mod counters;
+mod deploy;
+mod held;
 mod host;
 mod http;
 mod lab;
@@ -24,13 +27,20 @@ mod netns;
 mod process;
 mod replication;
 mod servers;
+mod settle;
 mod temp_dir;
 mod wait;
 
 pub use access_log::AccessEntry;
+pub use cache_client::CommandLoad;
 pub use capture::{Capture, CaptureSummary, TcpPacket};
 pub use client::{Connections, LoadReport};
 pub use counters::{counter, last_counters};
+pub use deploy::{
+    EXIT_TIMEOUT, Mode, READY_TIMEOUT, intercept_connections, stop_copy, stop_with_totals,
+    wait_for_log,
+};
+pub use held::HeldHttp;
 pub use host::{CLIENT_NET, Host};
 pub use http::{
     BIG_FILE, BIG_FILE_BYTES, HttpConnection, HttpRequest, UPLOAD, keep_alive_rounds,
@@ -38,9 +48,10 @@ pub use http::{
 };
 pub use lab::Lab;
 pub use process::{Output, Proc};
-pub use replication::{Mode, Replication, Totals};
-pub use servers::Nginx;
-pub use wait::{has_bound_packet_socket, wait_until};
+pub use replication::{Replication, Totals};
+pub use servers::{HTTP_PORT, MEMCACHED_PORT, Nginx, REDIS_PORT};
+pub use settle::{caught_up, settled, stable};
+pub use wait::{has_bound_packet_socket, port_open, wait_until};
 
 /// The `tcpcopy` binary cargo built for this test run.
 pub fn tcpcopy_bin() -> &'static str {

@@ -3,6 +3,7 @@
 //! access log to count requests), memcached and redis (no persistence).
 
 use std::fs;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -43,6 +44,15 @@ impl Nginx {
     /// The file nginx logs each request to (format: `scripts/lab.sh nginx`).
     pub fn access_log_path(&self) -> PathBuf {
         self.dir.join("access.log")
+    }
+
+    /// The client address of every request nginx has logged so far, in order.
+    pub fn client_addrs(&self) -> Result<Vec<Ipv4Addr>> {
+        Ok(self
+            .access_entries()?
+            .iter()
+            .map(|entry| *entry.client.ip())
+            .collect())
     }
 
     /// The nginx process.

@@ -1,0 +1,206 @@
+//! `tcpcopy intercept` and `tcpcopy copy` started in the lab in one of the two ways the
+//! product supports ([`Mode`]), each waited on until it is ready: intercept listening for
+//! copies and catching the target's replies, copy capturing on its online host and connected
+//! to that intercept.
+//!
+//! - [`Mode::Assistant`]: copy rewrites clients (`-c`, e.g. 203.0.113.0/24); the target routes
+//!   that net via the assistant, where intercept captures the replies with pcap (the
+//!   assistant does not forward, so they die there).
+//! - [`Mode::Target`]: copies keep the real client addresses; on the target an iptables rule
+//!   queues the replies to the clients' net to NFQUEUE, where intercept reads and drops them.
+//!
+//! Both log their counters every second (`--stats-interval 1s`), read back with
+//! [`super::counters`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+
+use super::counters::last_counters;
+use super::host::Host;
+use super::lab::Lab;
+use super::process::Proc;
+use super::wait::{has_bound_packet_socket, wait_until};
+
+/// How long intercept and copy may take to be ready, and copy to reconnect.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long copy and intercept may take to exit after SIGINT.
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The counter report interval given to both.
+const STATS_INTERVAL: &str = "1s";
+/// What copy logs each time it connects to an intercept.
+const CONNECTED_LOG: &str = "connected to intercept";
+/// What intercept logs once it listens for copies.
+const LISTENING_LOG: &str = "waiting for copy connections";
+/// What intercept logs once it has bound its NFQUEUE queue.
+const QUEUE_BOUND_LOG: &str = "reading replies from NFQUEUE";
+/// The NFQUEUE queue intercept reads in target mode.
+const QUEUE: &str = "0";
+/// The lab hosts' net: in target mode the copies carry these (real) client addresses.
+const HOSTS_NET: &str = "198.51.100.0/24";
+
+/// Where the target's replies are caught.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Clients rewritten by copy's `-c`, replies captured on the assistant.
+    Assistant,
+    /// Real client addresses kept, replies queued to NFQUEUE and dropped on the target.
+    Target,
+}
+
+impl Mode {
+    /// The host intercept runs on.
+    pub fn intercept_host(self) -> Host {
+        match self {
+            Mode::Assistant => Host::Assistant,
+            Mode::Target => Host::Target,
+        }
+    }
+}
+
+/// How many times copy's log says it connected to an intercept.
+pub fn intercept_connections(copy_log: &str) -> usize {
+    copy_log.matches(CONNECTED_LOG).count()
+}
+
+/// Waits until `proc`'s stderr satisfies `ready`, failing early (with its stderr) if it exits.
+pub fn wait_for_log(
+    proc: &mut Proc,
+    timeout: Duration,
+    what: &str,
+    ready: impl Fn(&str) -> bool,
+) -> Result<()> {
+    wait_until(timeout, what, || {
+        proc.ensure_running()?;
+        Ok(ready(&proc.stderr()))
+    })
+}
+
+impl Lab {
+    /// Starts intercept where `mode` puts it, catching the target's replies from `port`, and
+    /// waits until it catches replies and listens for copies.
+    pub fn start_intercept(&self, mode: Mode, port: u16) -> Result<Proc> {
+        let host = mode.intercept_host();
+        let port = port.to_string();
+        let bin = super::tcpcopy_bin();
+        let mut intercept = match mode {
+            Mode::Assistant => {
+                let filter = format!(
+                    "tcp and src host {} and src port {port}",
+                    Host::Target.addr()
+                );
+                let args = [bin, "intercept", "-i", "eth0", "-F", &filter];
+                self.spawn(
+                    host,
+                    &[&args[..], &["--stats-interval", STATS_INTERVAL]].concat(),
+                )?
+            }
+            Mode::Target => {
+                // The rule first: until intercept binds the queue, the kernel drops what it
+                // queues, so no reply ever reaches a real client.
+                let rule = [
+                    "iptables",
+                    "-I",
+                    "OUTPUT",
+                    "-p",
+                    "tcp",
+                    "--sport",
+                    &port,
+                    "-d",
+                    HOSTS_NET,
+                    "-j",
+                    "NFQUEUE",
+                    "--queue-num",
+                    QUEUE,
+                ];
+                self.run_ok(host, &rule)
+                    .context("queueing the target's replies to NFQUEUE")?;
+                let args = [
+                    bin,
+                    "intercept",
+                    "--nfqueue",
+                    QUEUE,
+                    "--stats-interval",
+                    STATS_INTERVAL,
+                ];
+                self.spawn(host, &args)?
+            }
+        };
+        wait_until(READY_TIMEOUT, "intercept to get ready", || {
+            intercept.ensure_running()?;
+            let log = intercept.stderr();
+            let catching = match mode {
+                Mode::Assistant => has_bound_packet_socket(intercept.pid())?,
+                Mode::Target => log.contains(QUEUE_BOUND_LOG),
+            };
+            Ok(catching && log.contains(LISTENING_LOG))
+        })?;
+        Ok(intercept)
+    }
+
+    /// Starts copy on `online`, replaying `port` to the same port on the target through the
+    /// intercept of `mode`, with client addresses rewritten into `client_ips` if given, plus
+    /// `extra` options; waits until it captures and is connected to the intercept.
+    pub fn start_copy(
+        &self,
+        online: Host,
+        port: u16,
+        mode: Mode,
+        client_ips: Option<&str>,
+        extra: &[&str],
+    ) -> Result<Proc> {
+        let map = format!("{}:{port}-{}", online.addr(), Host::Target.socket(port));
+        let intercept = mode.intercept_host().addr().to_string();
+        let mut args = vec![
+            super::tcpcopy_bin(),
+            "copy",
+            "-i",
+            "eth0",
+            "-x",
+            &map,
+            "-s",
+            &intercept,
+            "--stats-interval",
+            STATS_INTERVAL,
+        ];
+        if let Some(client_ips) = client_ips {
+            args.extend(["-c", client_ips]);
+        }
+        args.extend_from_slice(extra);
+        let mut copy = self.spawn(online, &args)?;
+        let pid = copy.pid();
+        wait_until(READY_TIMEOUT, "copy to capture on eth0", || {
+            copy.ensure_running()?;
+            has_bound_packet_socket(pid)
+        })?;
+        wait_for_log(
+            &mut copy,
+            READY_TIMEOUT,
+            "copy to connect to intercept",
+            |log| intercept_connections(log) > 0,
+        )?;
+        Ok(copy)
+    }
+}
+
+/// Stops `proc` (copy or intercept) with SIGINT and returns the `LABEL totals` it logs at
+/// exit; fails unless it exits 0.
+pub fn stop_with_totals(proc: &mut Proc, label: &str) -> Result<BTreeMap<String, u64>> {
+    let status = proc.stop(libc::SIGINT, EXIT_TIMEOUT)?;
+    let log = proc.stderr();
+    ensure!(
+        status.code() == Some(0),
+        "{} on SIGINT: {status}; stderr:\n{log}",
+        proc.label()
+    );
+    let totals = last_counters(&log, &format!("{label} totals"))
+        .with_context(|| format!("{} logged no totals:\n{log}", proc.label()))?;
+    eprintln!("e2e: {} totals: {totals:?}", proc.label());
+    Ok(totals)
+}
+
+/// Stops copy with SIGINT and returns the totals it logs at exit; fails unless it exits 0.
+pub fn stop_copy(copy: &mut Proc) -> Result<BTreeMap<String, u64>> {
+    stop_with_totals(copy, "copy")
+}

@@ -1,0 +1,317 @@
+//! Faults in assistant mode, counted in nginx's access logs and copy's own counters:
+//! - intercept killed (SIGKILL) and started again mid-run: copy keeps running, reconnects, and
+//!   every request made once it has reconnected reaches the target;
+//! - nginx on the target stopped: copy keeps running and counts the refused connections; once
+//!   nginx runs again, every new request reaches it.
+//!
+//! Requests after a fault come both on new connections and on a keep-alive connection opened
+//! before the fault, as a long-lived client's would.
+//!
+//! What happens to the requests made during a fault is measured and printed, not asserted:
+//! losing them is allowed.
+//!
+//! Topology and addresses: `scripts/lab.sh`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::thread;
+use std::time::Duration;
+
+use common::{
+    CLIENT_NET, Connections, HTTP_PORT, HeldHttp, Host, Lab, Mode, Nginx, Proc, READY_TIMEOUT,
+    caught_up, intercept_connections, last_counters, port_open, settled, stable, stop_copy,
+    wait_for_log, wait_until,
+};
+
+/// Short connections the client makes in each phase of a test.
+const REQUESTS: usize = 100;
+/// Requests on a keep-alive connection held open across the fault, in each phase (while the
+/// target is down the connection stays idle, so every refused connection is a new one).
+const HELD_REQUESTS: usize = 20;
+/// How long the target may take to catch up with the online server.
+const CATCH_UP: Duration = Duration::from_secs(30);
+/// How long the target's count must stay put before a new phase starts: longer than copy's
+/// 3 s handshake timeout, so no session of an earlier phase is still being replayed.
+const QUIET: Duration = Duration::from_secs(5);
+/// Longest wait for that quiet.
+const QUIET_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a process may take to exit after a signal.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// What copy logs when it loses its intercept.
+const LINK_LOST_LOG: &str = "reconnecting";
+
+#[test]
+fn copy_survives_an_intercept_restart() {
+    copy_survives_intercept_outage("fltic", Duration::ZERO);
+}
+
+/// An outage longer than copy's 3 s handshake timeout: the sessions the client opens
+/// meanwhile give up before the intercept is back.
+#[test]
+fn copy_survives_an_intercept_outage_longer_than_a_handshake() {
+    copy_survives_intercept_outage("fltio", Duration::from_secs(4));
+}
+
+/// Kills intercept, lets the client make [`REQUESTS`] requests on new connections and
+/// [`HELD_REQUESTS`] on the held one, waits `outage` more, starts a new intercept and checks
+/// that copy carries on.
+fn copy_survives_intercept_outage(name: &str, outage: Duration) {
+    let lab = Lab::up(name, false).unwrap_or_else(|err| panic!("{err:#}"));
+    let online = lab.start_nginx(Host::Online).unwrap();
+    let target = lab.start_nginx(Host::Target).unwrap();
+    let mut intercept = lab.start_intercept(Mode::Assistant, HTTP_PORT).unwrap();
+    let mut copy = lab
+        .start_copy(
+            Host::Online,
+            HTTP_PORT,
+            Mode::Assistant,
+            Some(CLIENT_NET),
+            &[],
+        )
+        .unwrap();
+    let mut held = lab
+        .hold_http(Host::Client, Host::Online.socket(HTTP_PORT))
+        .unwrap();
+    let copy_pid = copy.pid();
+
+    let before = replayed_phase(&lab, &online, &target, 0, &mut held, &mut copy);
+    assert_eq!(
+        before,
+        REQUESTS + HELD_REQUESTS,
+        "requests replayed before the fault"
+    );
+
+    intercept.signal(libc::SIGKILL).unwrap();
+    let killed = intercept.wait_timeout(EXIT_TIMEOUT).unwrap();
+    assert!(killed.is_some(), "intercept did not die of SIGKILL");
+    wait_for_log(
+        &mut copy,
+        READY_TIMEOUT,
+        "copy to notice the intercept is gone",
+        |log| log.contains(LINK_LOST_LOG),
+    )
+    .unwrap();
+
+    let counts_before = copy_counters(&mut copy);
+    client_phase(&lab, &online);
+    held_phase(&online, &mut held);
+    thread::sleep(outage);
+    let counts_down = copy_counters(&mut copy);
+    let _intercept = lab.start_intercept(Mode::Assistant, HTTP_PORT).unwrap();
+    wait_for_log(
+        &mut copy,
+        READY_TIMEOUT,
+        "copy to reconnect to the new intercept",
+        |log| intercept_connections(log) == 2,
+    )
+    .unwrap();
+    let after_outage = stable(QUIET_TIMEOUT, QUIET, || target.access_count()).unwrap();
+    eprintln!(
+        "e2e: requests made while intercept was down ({outage:?} more): {}, reached the \
+         target: {}; copy counters meanwhile: {}",
+        REQUESTS + HELD_REQUESTS,
+        after_outage - before,
+        changes(&counts_before, &counts_down)
+    );
+
+    let after = replayed_phase(&lab, &online, &target, after_outage, &mut held, &mut copy);
+    copy.ensure_running()
+        .unwrap_or_else(|err| panic!("copy must survive the intercept restart: {err:#}"));
+    assert_eq!(copy.pid(), copy_pid);
+    let totals = stop_copy(&mut copy).unwrap_or_else(|err| panic!("{err:#}"));
+    assert_eq!(
+        after,
+        REQUESTS + HELD_REQUESTS,
+        "requests made after copy reconnected that reached the target; copy totals {totals:?}"
+    );
+    assert_eq!(
+        intercept_connections(&copy.stderr()),
+        2,
+        "copy connects once at start and once after the restart"
+    );
+}
+
+#[test]
+fn copy_survives_the_target_server_going_down() {
+    let lab = Lab::up("flttd", false).unwrap_or_else(|err| panic!("{err:#}"));
+    let online = lab.start_nginx(Host::Online).unwrap();
+    let mut target = lab.start_nginx(Host::Target).unwrap();
+    let _intercept = lab.start_intercept(Mode::Assistant, HTTP_PORT).unwrap();
+    let mut copy = lab
+        .start_copy(
+            Host::Online,
+            HTTP_PORT,
+            Mode::Assistant,
+            Some(CLIENT_NET),
+            &[],
+        )
+        .unwrap();
+    let mut held = lab
+        .hold_http(Host::Client, Host::Online.socket(HTTP_PORT))
+        .unwrap();
+
+    let before = replayed_phase(&lab, &online, &target, 0, &mut held, &mut copy);
+    assert_eq!(
+        before,
+        REQUESTS + HELD_REQUESTS,
+        "requests replayed before the fault"
+    );
+
+    target.proc_mut().stop(libc::SIGTERM, EXIT_TIMEOUT).unwrap();
+    lab.in_host(Host::Target, || {
+        wait_until(
+            READY_TIMEOUT,
+            "nginx on the target to close its port",
+            || Ok(!port_open(Host::Target.socket(HTTP_PORT))),
+        )
+    })
+    .unwrap();
+    let counts_before = copy_counters(&mut copy);
+
+    client_phase(&lab, &online);
+    // Every refused connection must show in copy's counters.
+    let refused_before = refused_count(&counts_before);
+    let waited = wait_for_log(
+        &mut copy,
+        CATCH_UP,
+        "copy to count the refused connections",
+        |log| {
+            last_counters(log, "copy")
+                .is_some_and(|counts| refused_count(&counts) >= refused_before + REQUESTS as u64)
+        },
+    );
+    let counts_down = copy_counters(&mut copy);
+    eprintln!(
+        "e2e: while nginx on the target was down: {}",
+        changes(&counts_before, &counts_down)
+    );
+    waited.unwrap_or_else(|err| panic!("{err:#}; copy counters {counts_down:?}"));
+    // A connection the target refuses (RST to the SYN) is one session, opened and reset.
+    let grew = |name: &str| {
+        let value = |counts: &BTreeMap<String, u64>| counts.get(name).copied().unwrap_or(0);
+        value(&counts_down).saturating_sub(value(&counts_before))
+    };
+    assert_eq!(
+        (
+            grew("sessions_opened"),
+            refused_count(&counts_down).saturating_sub(refused_before)
+        ),
+        (REQUESTS as u64, REQUESTS as u64),
+        "one opened and one refused session per client connection: {counts_down:?}"
+    );
+    copy.ensure_running()
+        .unwrap_or_else(|err| panic!("copy must survive the target going down: {err:#}"));
+
+    let target = lab.start_nginx(Host::Target).unwrap();
+    let after_down = stable(QUIET_TIMEOUT, QUIET, || target.access_count()).unwrap();
+    eprintln!(
+        "e2e: requests made while the target was down: {REQUESTS}, reached it later: {}",
+        after_down - before
+    );
+
+    let after = replayed_phase(&lab, &online, &target, after_down, &mut held, &mut copy);
+    let totals = stop_copy(&mut copy).unwrap_or_else(|err| panic!("{err:#}"));
+    assert_eq!(
+        after,
+        REQUESTS + HELD_REQUESTS,
+        "requests made after nginx restarted on the target that reached it; copy totals \
+         {totals:?}"
+    );
+}
+
+/// Sends [`REQUESTS`] short connections to the online nginx and checks that each succeeded
+/// and was logged there.
+fn client_phase(lab: &Lab, online: &Nginx) {
+    let online_start = online.access_count().unwrap();
+    let load = lab
+        .http_load(
+            Host::Client,
+            Host::Online.socket(HTTP_PORT),
+            REQUESTS,
+            Connections::Short,
+        )
+        .unwrap();
+    assert_eq!(
+        (load.ok, load.failed),
+        (REQUESTS, 0),
+        "client requests: {:?}",
+        load.errors
+    );
+    assert_logged(online, online_start + REQUESTS);
+}
+
+/// Checks that `nginx` has logged exactly `expected` requests.
+fn assert_logged(nginx: &Nginx, expected: usize) {
+    let logged = caught_up(READY_TIMEOUT, expected, || nginx.access_count()).unwrap();
+    assert_eq!(logged, expected, "access log");
+}
+
+/// Sends [`HELD_REQUESTS`] on the held connection and checks that each succeeded and was
+/// logged by the online nginx.
+fn held_phase(online: &Nginx, held: &mut HeldHttp) {
+    let online_start = online.access_count().unwrap();
+    let kept = held.get(HELD_REQUESTS);
+    assert_eq!(
+        (kept.ok, kept.failed),
+        (HELD_REQUESTS, 0),
+        "requests on the held connection: {:?}",
+        kept.errors
+    );
+    assert_logged(online, online_start + HELD_REQUESTS);
+}
+
+/// A phase with no fault: [`REQUESTS`] short connections and [`HELD_REQUESTS`] on the held
+/// connection; returns how many more requests the target logged than `target_start` once its
+/// count has settled.
+fn replayed_phase(
+    lab: &Lab,
+    online: &Nginx,
+    target: &Nginx,
+    target_start: usize,
+    held: &mut HeldHttp,
+    copy: &mut Proc,
+) -> usize {
+    client_phase(lab, online);
+    held_phase(online, held);
+    let target_count = settled(
+        CATCH_UP,
+        || target.access_count(),
+        |&count| count >= target_start + REQUESTS + HELD_REQUESTS,
+    )
+    .unwrap();
+    copy.ensure_running()
+        .unwrap_or_else(|err| panic!("{err:#}"));
+    target_count - target_start
+}
+
+/// Copy's counters from its latest periodic report, after waiting for a fresh one.
+fn copy_counters(copy: &mut Proc) -> BTreeMap<String, u64> {
+    let reports = |log: &str| log.matches("] copy: ").count();
+    let seen = reports(&copy.stderr());
+    wait_for_log(copy, READY_TIMEOUT, "a fresh copy counter report", |log| {
+        reports(log) > seen
+    })
+    .unwrap();
+    last_counters(&copy.stderr(), "copy").unwrap_or_default()
+}
+
+/// Connections copy counts as refused or unanswered by the target.
+fn refused_count(counters: &BTreeMap<String, u64>) -> u64 {
+    ["sessions_reset", "handshakes_failed"]
+        .iter()
+        .map(|name| counters.get(*name).copied().unwrap_or(0))
+        .sum()
+}
+
+/// `name +delta` for every counter that changed between two reports.
+fn changes(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> String {
+    after
+        .iter()
+        .filter_map(|(name, &value)| {
+            let old = before.get(name).copied().unwrap_or(0);
+            (value != old).then(|| format!("{name} +{}", value.saturating_sub(old)))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
