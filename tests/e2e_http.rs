@@ -374,10 +374,11 @@ fn assert_sessions(totals: &Totals, connections: usize) {
     for lost in [
         "sessions_reset",
         "handshakes_failed",
+        "handshakes_refused",
         "kernel_dropped",
         "queue_full",
         "send_failed",
-        "sessions_refused",
+        "sessions_over_limit",
         "sessions_timed_out",
     ] {
         assert_eq!(copy(lost), 0, "{lost}; copy totals: {:?}", totals.copy);

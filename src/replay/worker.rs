@@ -119,6 +119,7 @@ fn counter_for(event: &Event) -> Option<Counter> {
         Event::Closed => Counter::SessionsClosed,
         Event::ResetByTarget => Counter::SessionsReset,
         Event::HandshakeTimeout => Counter::HandshakesFailed,
+        Event::HandshakeRefused => Counter::HandshakesRefused,
         Event::IdleTimeout => Counter::SessionsTimedOut,
         Event::Retransmitted | Event::FastRetransmit => Counter::Retransmitted,
         _ => return None,
@@ -137,7 +138,7 @@ fn session_for<'a>(
     match sessions.entry(key) {
         Entry::Occupied(entry) => Some(entry.into_mut()),
         Entry::Vacant(_) if full => {
-            emitter.counters.bump(Counter::SessionsRefused);
+            emitter.counters.bump(Counter::SessionsOverLimit);
             None
         }
         Entry::Vacant(entry) => Some(entry.insert(Tracked {

@@ -449,7 +449,7 @@ impl Session {
         let acks_our_syn = flags.ack() && segment.ack == self.snd.isn + 1u32;
         if flags.rst() {
             if acks_our_syn {
-                out.event(Event::ResetByTarget);
+                out.event(Event::HandshakeRefused);
                 self.end(now, false, out);
             }
             return;

@@ -37,7 +37,10 @@ pub enum Event {
     ResponseTimeout,
     /// The client's FIN or RST reached the target and the session ended normally.
     Closed,
-    /// The target reset the connection.
+    /// The target answered our SYN with a RST (nothing listens on its port); the session
+    /// ended.
+    HandshakeRefused,
+    /// The target reset the established connection.
     ResetByTarget,
     /// The target closed its side (FIN) before the client did.
     FinByTarget,

@@ -1094,3 +1094,43 @@ fn abort_resets_an_open_session_and_finishes_it() {
     assert!(!world.session.abort(world.now, &mut again));
     assert!(again.transmits.is_empty());
 }
+
+#[test]
+fn a_syn_answered_by_rst_is_a_refused_handshake() {
+    let config = Arc::new(SessionConfig::default());
+    let start = Instant::now();
+    let mut session = Session::new(config, start, client_addr(), target_addr());
+    let mut out = RecordingOutput::default();
+    let syn = Segment {
+        src: client_addr(),
+        dst: target_addr(),
+        seq: SeqNum(CLIENT_ISN),
+        ack: SeqNum(0),
+        flags: TcpFlags::SYN,
+        window: 65535,
+        options: TcpOptions::default(),
+        ip_id: 1,
+        ttl: 64,
+        payload_len: 0,
+    };
+    session.on_client(start, &syn, &[], &mut out);
+    let refusal = Segment {
+        src: target_addr(),
+        dst: client_addr(),
+        seq: SeqNum(0),
+        ack: SeqNum(CLIENT_ISN + 1),
+        flags: TcpFlags::RST | TcpFlags::ACK,
+        window: 0,
+        ..syn
+    };
+    session.on_reply(start + ms(1), &refusal, &mut out);
+    assert_eq!(out.count(Event::HandshakeRefused), 1);
+    assert_eq!(out.count(Event::ResetByTarget), 0);
+    assert_eq!(
+        out.transmits.len(),
+        1,
+        "nothing after the SYN: the target holds nothing"
+    );
+    session.on_timeout(start + Duration::from_secs(60), &mut out);
+    assert!(session.is_finished());
+}

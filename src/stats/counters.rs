@@ -48,10 +48,12 @@ counters! {
     SessionsReset => "sessions_reset",
     /// Sessions ended by a timeout (handshake or idle).
     SessionsTimedOut => "sessions_timed_out",
-    /// New sessions refused because the session table was full.
-    SessionsRefused => "sessions_refused",
+    /// New sessions not replayed because the worker's session table was full.
+    SessionsOverLimit => "sessions_over_limit",
     /// Handshakes the target never answered.
     HandshakesFailed => "handshakes_failed",
+    /// Handshakes the target answered with a RST (nothing listening on the target port).
+    HandshakesRefused => "handshakes_refused",
     /// Segments sent again toward the target.
     Retransmitted => "retransmitted",
     /// Reply headers received from intercepts.
