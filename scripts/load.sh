@@ -21,6 +21,8 @@
 #   --offloads on|off lab veth offloads                              [off]
 #   --prefix P        lab prefix                                     [perf]
 #   --logs DIR        keep logs in DIR (default: a new /tmp dir)
+#   --perf            also record copy with `perf record -g` during the load
+#                     (report: perf report -i DIR/copy.perf.data)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,7 +48,13 @@ usage() {
 }
 
 rate=2700 duration=10 requests='' mode=short connections=50 workers='' offloads=off prefix=perf work=''
+record_perf=''
 while (($# > 0)); do
+    if [[ $1 == --perf ]]; then
+        record_perf=yes
+        shift
+        continue
+    fi
     (($# >= 2)) || usage
     case $1 in
         --rate) rate=$2 ;;
@@ -133,11 +141,16 @@ cpu_ticks() {
     awk '{ print $12, $13 }' <<<"$stat"
 }
 
-# "TID NAME UTIME STIME" for every thread of PID.
+# Context switches (voluntary + involuntary) of a process or thread.
+context_switches() {
+    awk '/ctxt_switches:/ { n += $2 } END { print n + 0 }' "$1/status" 2>/dev/null || echo 0
+}
+
+# "TID NAME UTIME STIME SWITCHES" for every thread of PID.
 thread_ticks() {
     local task
     for task in /proc/"$1"/task/*; do
-        echo "${task##*/} $(cat "$task/comm" 2>/dev/null || echo '?') $(cpu_ticks "$task")"
+        echo "${task##*/} $(cat "$task/comm" 2>/dev/null || echo '?') $(cpu_ticks "$task") $(context_switches "$task")"
     done
 }
 
@@ -145,7 +158,14 @@ vm_hwm_kb() {
     awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"
 }
 
-echo "conditions: $(uptime)"
+# The load average and the busiest processes right now: what else competes for the CPUs.
+conditions() {
+    local busiest
+    busiest=$(top -bn1 -o %CPU -w 200 | awk 'NR > 7 && NR <= 12 { printf "%s %s%%, ", $12, $9 }')
+    echo "$(uptime | sed 's/.*load average/load average/'); busiest: ${busiest%, }"
+}
+
+echo "conditions before: $(conditions)"
 $LAB up --prefix "$prefix" --offloads "$offloads"
 # Plenty of client ports for flat-out short connections; the servers close
 # first, so the client keeps no TIME-WAIT.
@@ -188,6 +208,12 @@ read -r copy_user_before copy_sys_before < <(cpu_ticks "/proc/$copy_pid")
 read -r intercept_user_before intercept_sys_before < <(cpu_ticks "/proc/$intercept_pid")
 thread_ticks "$copy_pid" >"$work/copy-threads-before.txt"
 
+perf_pid=''
+if [[ -n $record_perf ]]; then
+    perf record -q -g -p "$copy_pid" -o "$work/copy.perf.data" 2>"$work/perf.log" &
+    perf_pid=$!
+    pids+=("$perf_pid")
+fi
 echo "load: $mode, rate $rate/s (0 = flat out), ${duration}s, at most $requests requests, $connections connections, offloads $offloads, copy workers ${workers:-default}"
 $LAB exec --prefix "$prefix" client "$http_load" "$ONLINE_ADDR:80" --rate "$rate" \
     --duration "${duration}s" --requests "$requests" --mode "$mode" \
@@ -219,6 +245,10 @@ intercept_sys_ms=$(((intercept_sys - intercept_sys_before) * 1000 / clk_tck))
 copy_ms=$((copy_user_ms + copy_sys_ms))
 intercept_ms=$((intercept_user_ms + intercept_sys_ms))
 thread_ticks "$copy_pid" >"$work/copy-threads-after.txt"
+if [[ -n $perf_pid ]]; then
+    kill -INT "$perf_pid"
+    wait "$perf_pid" || true
+fi
 copy_hwm=$(vm_hwm_kb "$copy_pid")
 intercept_hwm=$(vm_hwm_kb "$intercept_pid")
 
@@ -234,10 +264,10 @@ echo "target requests:   $target_total (${SETTLE_SECS}s after the load: $target_
 echo "loss:              $(percent $((online_total - target_total)) "$online_total")% (1 - target/online)"
 echo "copy CPU:          ${copy_ms} ms (user $copy_user_ms, sys $copy_sys_ms) = $(per_thousand "$copy_ms" "$online_total") ms per 1,000 requests, VmHWM $((copy_hwm / 1024)) MiB"
 echo "intercept CPU:     ${intercept_ms} ms (user $intercept_user_ms, sys $intercept_sys_ms) = $(per_thousand "$intercept_ms" "$online_total") ms per 1,000 requests, VmHWM $((intercept_hwm / 1024)) MiB"
-echo "copy threads, CPU ms during the run (total user sys):"
+echo "copy threads during the run: CPU ms (total user sys), context switches"
 join <(sort "$work/copy-threads-before.txt") <(sort "$work/copy-threads-after.txt") |
-    awk -v tck="$clk_tck" '{ u = ($6 - $3) * 1000 / tck; s = ($7 - $4) * 1000 / tck
-        printf "  %-16s %6d %6d %6d\n", $2, u + s, u, s }' | sort -k2 -rn
+    awk -v tck="$clk_tck" '{ u = ($7 - $3) * 1000 / tck; s = ($8 - $4) * 1000 / tck
+        printf "  %-16s %6d %6d %6d %8d\n", $2, u + s, u, s, $9 - $5 }' | sort -k2 -rn
 echo "copy:              $(grep -o 'copy totals: .*' "$work/copy.log" || echo 'no totals line')"
 echo "intercept:         $(grep -o 'intercept totals: .*' "$work/intercept.log" || echo 'no totals line')"
-echo "conditions after:  $(uptime)"
+echo "conditions after:  $(conditions)"
