@@ -19,6 +19,7 @@
 #   --connections N   client threads/connections                     [50]
 #   --workers N       copy's --workers                               [copy's default]
 #   --offloads on|off lab veth offloads                              [off]
+#   --copy-args ARGS  extra arguments for `tcpcopy copy`, e.g. '-W'  [none]
 #   --prefix P        lab prefix                                     [perf]
 #   --logs DIR        keep logs in DIR (default: a new /tmp dir)
 #   --perf            also record copy with `perf record -g` during the load
@@ -48,7 +49,7 @@ usage() {
 }
 
 rate=2700 duration=10 requests='' mode=short connections=50 workers='' offloads=off prefix=perf work=''
-record_perf=''
+record_perf='' copy_args=()
 while (($# > 0)); do
     if [[ $1 == --perf ]]; then
         record_perf=yes
@@ -63,6 +64,7 @@ while (($# > 0)); do
         --mode) mode=$2 ;;
         --connections) connections=$2 ;;
         --workers) workers=$2 ;;
+        --copy-args) read -ra copy_args <<<"$2" ;;
         --offloads) offloads=$2 ;;
         --prefix) prefix=$2 ;;
         --logs) work=$2 ;;
@@ -182,7 +184,7 @@ start intercept assistant "$tcpcopy" intercept -i eth0 -F 'tcp and src port 80' 
 intercept_pid=${pids[-1]}
 wait_listening assistant "$INTERCEPT_PORT"
 start copy online "$tcpcopy" copy -i eth0 -x 80-198.51.100.30:80 -c 203.0.113.0/24 \
-    -s 198.51.100.40 --stats-interval 1s ${workers:+--workers "$workers"}
+    -s 198.51.100.40 --stats-interval 1s ${workers:+--workers "$workers"} "${copy_args[@]}"
 copy_pid=${pids[-1]}
 
 online_log=$work/nginx-online/access.log
@@ -214,7 +216,7 @@ if [[ -n $record_perf ]]; then
     perf_pid=$!
     pids+=("$perf_pid")
 fi
-echo "load: $mode, rate $rate/s (0 = flat out), ${duration}s, at most $requests requests, $connections connections, offloads $offloads, copy workers ${workers:-default}"
+echo "load: $mode, rate $rate/s (0 = flat out), ${duration}s, at most $requests requests, $connections connections, offloads $offloads, copy workers ${workers:-default}${copy_args[*]:+, copy args ${copy_args[*]}}"
 $LAB exec --prefix "$prefix" client "$http_load" "$ONLINE_ADDR:80" --rate "$rate" \
     --duration "${duration}s" --requests "$requests" --mode "$mode" \
     --connections "$connections" >"$work/client.json"
