@@ -22,6 +22,8 @@
 #   --copy-args ARGS  extra arguments for `tcpcopy copy`, e.g. '-W'  [none]
 #   --prefix P        lab prefix                                     [perf]
 #   --logs DIR        keep logs in DIR (default: a new /tmp dir)
+#   TCPCOPY=PATH      environment: run this tcpcopy binary instead of the one
+#                     built here (to compare builds with the same command)
 #   --perf            also record copy with `perf record -g` during the load
 #                     (report: perf report -i DIR/copy.perf.data)
 set -euo pipefail
@@ -90,7 +92,8 @@ $LAB check
 
 cargo build --release --bin tcpcopy --example http_load
 target_dir=$(realpath "${CARGO_TARGET_DIR:-target}")
-readonly tcpcopy=$target_dir/release/tcpcopy http_load=$target_dir/release/examples/http_load
+readonly tcpcopy=${TCPCOPY:-$target_dir/release/tcpcopy} http_load=$target_dir/release/examples/http_load
+[[ -x $tcpcopy ]] || die "no tcpcopy binary at $tcpcopy"
 
 work=${work:-$(mktemp -d /tmp/tcpcopy-load.XXXXXX)}
 mkdir -p "$work"
