@@ -22,10 +22,10 @@
 #   --copy-args ARGS  extra arguments for `tcpcopy copy`, e.g. '-W'  [none]
 #   --prefix P        lab prefix                                     [perf]
 #   --logs DIR        keep logs in DIR (default: a new /tmp dir)
-#   TCPCOPY=PATH      environment: run this tcpcopy binary instead of the one
-#                     built here (to compare builds with the same command)
 #   --perf            also record copy with `perf record -g` during the load
 #                     (report: perf report -i DIR/copy.perf.data)
+# Environment: TCPCOPY=PATH runs that tcpcopy binary instead of the one built
+# here (to compare two builds with the same command).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
