@@ -9,7 +9,9 @@ use std::os::fd::AsRawFd;
 use anyhow::{Context, Result};
 use pcap::{Active, Capture, Direction};
 
-use super::{Frame, Next, POLL_INTERVAL, PacketSource, SourceStats};
+use std::time::Duration;
+
+use super::{Frame, Next, PacketSource, SourceStats};
 
 /// Settings for a live capture.
 #[derive(Debug, Clone)]
@@ -57,14 +59,14 @@ impl LiveCapture {
     }
 }
 
-/// Waits until `fd` is readable or the poll interval passes.
-fn wait_readable(fd: libc::c_int) -> std::io::Result<()> {
+/// Waits until `fd` is readable or `timeout` passes.
+fn wait_readable(fd: libc::c_int, timeout: Duration) -> std::io::Result<()> {
     let mut pollfd = libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
     };
-    let timeout_ms = POLL_INTERVAL.as_millis() as libc::c_int;
+    let timeout_ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
     // SAFETY: one valid pollfd, its count is 1.
     let ready = unsafe { libc::poll(&mut pollfd, 1, timeout_ms) };
     if ready < 0 {
@@ -92,16 +94,17 @@ impl PacketSource for LiveCapture {
     }
 
     fn next_frame(&mut self) -> Result<Next<'_>> {
-        let fd = self.capture.as_raw_fd();
         let device = &self.device;
         match self.capture.next_packet() {
             Ok(packet) => Ok(Next::Frame(Frame::from_pcap(packet))),
-            Err(pcap::Error::TimeoutExpired) => {
-                wait_readable(fd).with_context(|| format!("poll on capture {device}"))?;
-                Ok(Next::Idle)
-            }
+            Err(pcap::Error::TimeoutExpired) => Ok(Next::Idle),
             Err(err) => Err(err).with_context(|| format!("capture on {device} failed")),
         }
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Result<()> {
+        wait_readable(self.capture.as_raw_fd(), timeout)
+            .with_context(|| format!("poll on capture {}", self.device))
     }
 
     fn stats(&mut self) -> SourceStats {

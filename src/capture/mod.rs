@@ -27,7 +27,8 @@ pub struct Frame<'a> {
 #[derive(Debug)]
 pub enum Next<'a> {
     Frame(Frame<'a>),
-    /// Nothing arrived within the poll interval; the caller may check for shutdown.
+    /// Nothing is waiting now: a good moment to flush batches and check for shutdown, then
+    /// [`wait`](PacketSource::wait).
     Idle,
     /// The source is exhausted (end of a file).
     End,
@@ -46,15 +47,17 @@ pub struct SourceStats {
 pub trait PacketSource: Send {
     /// The pcap data link type (DLT) of every frame this source yields.
     fn datalink(&self) -> i32;
-    /// The next frame, `Idle` after a short wait with nothing, or `End`.
+    /// The next frame, `Idle` when none is waiting, or `End`. Never blocks.
     fn next_frame(&mut self) -> anyhow::Result<Next<'_>>;
+    /// Blocks until a frame may be waiting, or `timeout` passes.
+    fn wait(&mut self, timeout: Duration) -> anyhow::Result<()>;
     /// Kernel counters, zero for files.
     fn stats(&mut self) -> SourceStats;
     /// A name for logs: the device or file.
     fn name(&self) -> &str;
 }
 
-/// How long a live source waits for a packet before reporting `Idle`.
+/// How long a reader waits on an idle source before it looks at its stop flag again.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 impl<'a> Frame<'a> {

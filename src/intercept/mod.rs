@@ -160,6 +160,7 @@ fn capture_replies(
             Next::Frame(frame) => frame,
             Next::Idle => {
                 counters.set(Counter::KernelDropped, source.stats().dropped);
+                source.wait(capture::POLL_INTERVAL)?;
                 continue;
             }
             Next::End => break,

@@ -343,6 +343,7 @@ fn read_replies(
     let mut decoder = proto::InterceptStreamDecoder::new(proto::Version::LATEST);
     let mut buffer = vec![0u8; 64 * 1024];
     let mut counters = LocalCounters::default();
+    let mut batcher = dispatcher.batcher();
     while !stop.load(Ordering::Relaxed) && !state.down.load(Ordering::Relaxed) {
         let n = match stream.read(&mut buffer) {
             Ok(0) => return Ok(()),
@@ -373,9 +374,8 @@ fn read_replies(
             match packet::parse_ip_headers(reply.headers()) {
                 Ok(segment) => {
                     let client = segment.dst;
-                    if !dispatcher.dispatch(client, WorkerInput::Reply { segment }) {
-                        counters.bump(Counter::QueueFull);
-                    }
+                    let lost = batcher.push(client, WorkerInput::Reply { segment });
+                    counters.add(Counter::QueueFull, lost as u64);
                 }
                 Err(err) => {
                     counters.bump(Counter::Malformed);
@@ -383,6 +383,7 @@ fn read_replies(
                 }
             }
         }
+        counters.add(Counter::QueueFull, batcher.flush() as u64);
         if counters.should_flush() {
             counters.flush_into(shared);
         }

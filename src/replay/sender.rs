@@ -17,19 +17,22 @@ pub struct Outgoing {
     pub bytes: Vec<u8>,
 }
 
+/// What a worker hands the sender in one channel message.
+pub type OutgoingBatch = Vec<Outgoing>;
+
 /// How often a persistent send error is logged again.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Sends everything from `packets` until the channel closes.
 pub fn run(
     mut sink: Box<dyn PacketSink>,
-    packets: Receiver<Outgoing>,
+    packets: Receiver<OutgoingBatch>,
     pool: BufferPool,
     shared: Arc<Counters>,
 ) {
     let mut counters = LocalCounters::default();
     let mut last_error_log: Option<Instant> = None;
-    for packet in packets.iter() {
+    for packet in packets.iter().flatten() {
         match sink.send(packet.dst, &packet.bytes) {
             Ok(()) => counters.bump(Counter::Sent),
             Err(err) => {

@@ -18,8 +18,9 @@ use crate::session::{Event, Output, Session, SessionConfig};
 use crate::stats::{Counter, Counters, LocalCounters};
 
 use super::control::Registrar;
+use super::dispatch::{InputBatch, MAX_BATCH};
 use super::pool::BufferPool;
-use super::sender::Outgoing;
+use super::sender::{Outgoing, OutgoingBatch};
 
 /// What reaches a worker.
 #[derive(Debug)]
@@ -64,11 +65,32 @@ pub struct Worker {
 /// The engine's [`Output`]: emits packets, counts events, registers new flows.
 struct Emitter {
     mtu: usize,
-    packets: Sender<Outgoing>,
+    packets: Sender<OutgoingBatch>,
+    /// Packets emitted since the last flush to the sender.
+    outgoing: OutgoingBatch,
     registrar: Arc<Registrar>,
     counters: LocalCounters,
     shared: Arc<Counters>,
     pool: BufferPool,
+}
+
+impl Emitter {
+    /// Hands the packets emitted so far to the sender in one message.
+    fn flush(&mut self) {
+        if self.outgoing.is_empty() {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.outgoing, Vec::with_capacity(MAX_BATCH));
+        match self.packets.try_send(batch) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Full(lost)) => {
+                self.counters.add(Counter::QueueFull, lost.len() as u64);
+                for packet in lost {
+                    self.pool.give(packet.bytes);
+                }
+            }
+        }
+    }
 }
 
 impl Output for Emitter {
@@ -89,18 +111,10 @@ impl Output for Emitter {
                 self.pool.give(buffer);
                 continue;
             }
-            let outgoing = Outgoing {
+            self.outgoing.push(Outgoing {
                 dst: piece.dst.ip(),
                 bytes: buffer,
-            };
-            match self.packets.try_send(outgoing) {
-                Ok(()) => {}
-                Err(TrySendError::Full(outgoing)) => {
-                    self.counters.bump(Counter::QueueFull);
-                    self.pool.give(outgoing.bytes);
-                }
-                Err(TrySendError::Disconnected(_)) => {}
-            }
+            });
         }
     }
 
@@ -151,7 +165,7 @@ fn session_for<'a>(
 impl Worker {
     pub fn new(
         config: WorkerConfig,
-        packets: Sender<Outgoing>,
+        packets: Sender<OutgoingBatch>,
         registrar: Arc<Registrar>,
         shared: Arc<Counters>,
         pool: BufferPool,
@@ -160,6 +174,7 @@ impl Worker {
             emitter: Emitter {
                 mtu: config.mtu,
                 packets,
+                outgoing: Vec::with_capacity(MAX_BATCH),
                 registrar,
                 counters: LocalCounters::default(),
                 shared,
@@ -172,7 +187,7 @@ impl Worker {
     }
 
     /// Runs until `inputs` is closed and drained.
-    pub fn run(mut self, inputs: Receiver<WorkerInput>) {
+    pub fn run(mut self, inputs: Receiver<InputBatch>) {
         loop {
             let received = match self.next_deadline() {
                 Some(deadline) => inputs.recv_deadline(deadline),
@@ -180,16 +195,22 @@ impl Worker {
             };
             let now = Instant::now();
             match received {
-                Ok(input) => self.handle(now, input),
+                Ok(batch) => {
+                    for input in batch {
+                        self.handle(now, input);
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             self.fire_timers(now);
+            self.emitter.flush();
             if self.emitter.counters.should_flush() || inputs.is_empty() {
                 self.emitter.counters.flush_into(&self.emitter.shared);
             }
         }
         self.abort_all(Instant::now());
+        self.emitter.flush();
         self.emitter.counters.flush_into(&self.emitter.shared);
     }
 
