@@ -42,6 +42,7 @@ const REPORTED: &[Counter] = &[
     Counter::HandshakesFailed,
     Counter::HandshakesRefused,
     Counter::SessionsOverLimit,
+    Counter::SessionsShed,
     Counter::Sent,
     Counter::SendFailed,
     Counter::Retransmitted,
@@ -51,8 +52,10 @@ const REPORTED: &[Counter] = &[
 
 /// Kernel capture buffer per device.
 const CAPTURE_BUFFER_BYTES: i32 = 64 << 20;
-/// Packets a worker or the sender may have queued before new ones are dropped and counted.
-const QUEUE_DEPTH: usize = 65_536;
+/// Batches a worker or the sender may have queued before new ones are dropped and counted.
+/// Under load a batch holds up to 64 packets; at a few µs per packet the sender's queue then
+/// holds well under the 250 ms initial retransmission timeout of the sessions.
+const QUEUE_DEPTH: usize = 1_024;
 /// Spare packet buffers kept for reuse.
 const POOLED_BUFFERS: usize = 8_192;
 

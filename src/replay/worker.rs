@@ -75,6 +75,15 @@ struct Emitter {
 }
 
 impl Emitter {
+    /// The sender is far behind: its queue is more than half full. New sessions would only
+    /// deepen the backlog until the open ones time out and retransmit, so none start until
+    /// it drains (load shedding; the open sessions carry on).
+    fn overloaded(&self) -> bool {
+        self.packets
+            .capacity()
+            .is_some_and(|capacity| self.packets.len() * 2 > capacity)
+    }
+
     /// Hands the packets emitted so far to the sender in one message.
     fn flush(&mut self) {
         if self.outgoing.is_empty() {
@@ -147,12 +156,21 @@ fn session_for<'a>(
     emitter: &mut Emitter,
     now: Instant,
     key: FlowKey,
+    opens_connection: bool,
 ) -> Option<&'a mut Tracked> {
     let full = sessions.len() >= config.max_sessions;
     match sessions.entry(key) {
         Entry::Occupied(entry) => Some(entry.into_mut()),
         Entry::Vacant(_) if full => {
             emitter.counters.bump(Counter::SessionsOverLimit);
+            None
+        }
+        Entry::Vacant(_) if emitter.overloaded() => {
+            // Counted once per connection, at its SYN. Later packets of a shed connection
+            // may still open it mid-stream once the backlog has drained.
+            if opens_connection {
+                emitter.counters.bump(Counter::SessionsShed);
+            }
             None
         }
         Entry::Vacant(entry) => Some(entry.insert(Tracked {
@@ -237,13 +255,16 @@ impl Worker {
                     client: segment.src,
                     target: segment.dst,
                 };
+                let opens_connection = segment.flags.syn() && !segment.flags.ack();
                 let Some(tracked) = session_for(
                     &mut self.sessions,
                     &self.config,
                     &mut self.emitter,
                     now,
                     key,
+                    opens_connection,
                 ) else {
+                    self.emitter.pool.give(payload);
                     return;
                 };
                 tracked
@@ -307,5 +328,87 @@ impl Worker {
 
     pub fn session_count(&self) -> usize {
         self.sessions.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::{SeqNum, TcpFlags, TcpOptions};
+
+    fn syn(port: u16) -> WorkerInput {
+        WorkerInput::Client {
+            segment: Segment {
+                src: SocketAddr::from(([203, 0, 113, 1], port)),
+                dst: SocketAddr::from(([198, 51, 100, 30], 80)),
+                seq: SeqNum(1),
+                ack: SeqNum(0),
+                flags: TcpFlags::SYN,
+                window: 65535,
+                options: TcpOptions::default(),
+                ip_id: 0,
+                ttl: 64,
+                payload_len: 0,
+            },
+            payload: Vec::new(),
+        }
+    }
+
+    /// A worker whose sender queue holds `capacity` batches, already holding `queued`.
+    fn worker(
+        capacity: usize,
+        queued: usize,
+        max_sessions: usize,
+    ) -> (Worker, Receiver<OutgoingBatch>, Arc<Counters>) {
+        let (tx, rx) = crossbeam_channel::bounded(capacity);
+        for _ in 0..queued {
+            tx.send(Vec::new()).unwrap();
+        }
+        let counters = Arc::new(Counters::default());
+        let config = WorkerConfig {
+            session: Arc::new(SessionConfig::default()),
+            mtu: 1500,
+            max_sessions,
+        };
+        let worker = Worker::new(
+            config,
+            tx,
+            Arc::new(Registrar::default()),
+            Arc::clone(&counters),
+            BufferPool::new(4, 1500),
+        );
+        (worker, rx, counters)
+    }
+
+    #[test]
+    fn a_syn_opens_a_session_and_is_sent_once_flushed() {
+        let (mut worker, rx, counters) = worker(8, 0, 10);
+        worker.handle(Instant::now(), syn(40000));
+        assert_eq!(worker.session_count(), 1);
+        assert!(rx.is_empty(), "packets wait for the flush");
+        worker.emitter.flush();
+        let batch = rx.try_recv().unwrap();
+        assert_eq!(batch.len(), 1);
+        worker.emitter.counters.flush_into(&counters);
+        assert_eq!(counters.get(Counter::Registrations), 1);
+    }
+
+    #[test]
+    fn new_sessions_are_shed_while_the_sender_is_far_behind() {
+        let (mut worker, _rx, counters) = worker(4, 3, 10);
+        worker.handle(Instant::now(), syn(40000));
+        assert_eq!(worker.session_count(), 0);
+        worker.emitter.counters.flush_into(&counters);
+        assert_eq!(counters.get(Counter::SessionsShed), 1);
+    }
+
+    #[test]
+    fn the_session_table_is_capped() {
+        let (mut worker, _rx, counters) = worker(8, 0, 1);
+        worker.handle(Instant::now(), syn(40000));
+        worker.handle(Instant::now(), syn(40001));
+        assert_eq!(worker.session_count(), 1);
+        worker.emitter.counters.flush_into(&counters);
+        assert_eq!(counters.get(Counter::SessionsOverLimit), 1);
     }
 }

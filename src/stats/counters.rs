@@ -50,6 +50,8 @@ counters! {
     SessionsTimedOut => "sessions_timed_out",
     /// New sessions not replayed because the worker's session table was full.
     SessionsOverLimit => "sessions_over_limit",
+    /// New sessions not replayed because copy was overloaded (its send queue was deep).
+    SessionsShed => "sessions_shed",
     /// Handshakes the target never answered.
     HandshakesFailed => "handshakes_failed",
     /// Handshakes the target answered with a RST (nothing listening on the target port).
