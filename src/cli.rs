@@ -86,6 +86,9 @@ pub struct CopyArgs {
     #[arg(short = 'F', long = "filter", value_name = "BPF")]
     pub filter: Option<String>,
 
+    #[command(flatten)]
+    pub capture_buffer: CaptureBufferArgs,
+
     /// Replay only sessions whose SYN was captured (skip connections already open at start)
     #[arg(short = 'O', long)]
     pub only_full_sessions: bool,
@@ -138,6 +141,9 @@ pub struct InterceptArgs {
     #[arg(short = 'F', long = "filter", value_name = "BPF")]
     pub filter: Option<String>,
 
+    #[command(flatten)]
+    pub capture_buffer: CaptureBufferArgs,
+
     /// Target mode: replies to these client addresses are let through instead of dropped.
     /// Only for addresses that are not real clients.
     #[arg(
@@ -159,6 +165,21 @@ pub struct InterceptArgs {
 
     #[command(flatten)]
     pub report: ReportArgs,
+}
+
+/// The kernel buffer of a live capture.
+#[derive(Debug, Args)]
+pub struct CaptureBufferArgs {
+    /// Kernel capture buffer per device, in MiB: it absorbs bursts while the capture thread
+    /// is descheduled (overflows show as kernel_dropped)
+    #[arg(short = 'B', long = "buffer-size", value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub mib: u16,
+}
+
+impl CaptureBufferArgs {
+    pub fn bytes(&self) -> i32 {
+        i32::from(self.mib) << 20
+    }
 }
 
 /// How often a long-running subcommand logs its counters.
@@ -231,6 +252,7 @@ mod tests {
         let intercepts = args.all_intercepts();
         assert_eq!(intercepts[0].port, crate::proto::DEFAULT_PORT);
         assert_eq!(args.mtu, 1500);
+        assert_eq!(args.capture_buffer.bytes(), 16 << 20);
         assert!(args.client_ips.is_none());
     }
 
@@ -253,6 +275,20 @@ mod tests {
         ]);
         assert_eq!(args.interfaces, ["eth0", "eth1"]);
         assert_eq!(args.all_mappings().len(), 3);
+        assert!(
+            parse(&[
+                "copy",
+                "-i",
+                "eth0",
+                "-x",
+                "80-198.51.100.30:80",
+                "-s",
+                "h",
+                "-B",
+                "0"
+            ])
+            .is_err()
+        );
         assert_eq!(args.all_intercepts()[1].port, 9000);
         assert_eq!(args.client_ips.unwrap().len(), 254);
     }

@@ -115,7 +115,7 @@ fn start_sources(
         let options = capture::LiveOptions {
             device: device.clone(),
             filter: filter.clone(),
-            buffer_bytes: 64 << 20,
+            buffer_bytes: args.capture_buffer.bytes(),
             snaplen: 256,
         };
         let source = LiveCapture::open(&options)?;

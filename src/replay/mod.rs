@@ -50,8 +50,6 @@ const REPORTED: &[Counter] = &[
     Counter::Registrations,
 ];
 
-/// Kernel capture buffer per device.
-const CAPTURE_BUFFER_BYTES: i32 = 64 << 20;
 /// Batches a worker or the sender may have queued before new ones are dropped and counted.
 /// Under load a batch holds up to 64 packets; at a few µs per packet the sender's queue then
 /// holds well under the 250 ms initial retransmission timeout of the sessions.
@@ -244,7 +242,7 @@ fn open_sources(
         let options = capture::LiveOptions {
             device: device.clone(),
             filter,
-            buffer_bytes: CAPTURE_BUFFER_BYTES,
+            buffer_bytes: args.capture_buffer.bytes(),
             snaplen: 65_535,
         };
         sources.push(Box::new(LiveCapture::open(&options)?));
