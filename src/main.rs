@@ -9,10 +9,18 @@ use tcpcopy::cli::{Cli, Command};
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(err) => {
-            let code = if err.use_stderr() { 2 } else { 0 };
-            let _ = err.print();
-            return ExitCode::from(code);
+        Err(err) if err.use_stderr() => {
+            // Usage errors in the same `tcpcopy: ...` form as every other error.
+            let rendered = err.render().to_string();
+            eprint!(
+                "tcpcopy: {}",
+                rendered.strip_prefix("error: ").unwrap_or(&rendered)
+            );
+            return ExitCode::from(2);
+        }
+        Err(help_or_version) => {
+            let _ = help_or_version.print();
+            return ExitCode::SUCCESS;
         }
     };
     init_logging(cli.verbose, cli.quiet);
