@@ -17,7 +17,7 @@ scripts/lab.sh check
 
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
-cargo test --lib --bins
+cargo test --lib --bins --examples
 cargo test --doc
 
 # Integration tests: e2e ones run serially (one lab at a time on two cores) and
