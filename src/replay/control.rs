@@ -1,22 +1,22 @@
 //! The copy side of the control channel: which intercepts to reach, keeping a connection to
-//! each, registering every flow copy opens, and feeding the reply headers that come back to
-//! the workers.
+//! each, sending it the registrations of [`Registrar`], and feeding the reply headers that
+//! come back to the workers.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::dispatch::Dispatcher;
+use super::registrar::{Attached, Registrar};
 use super::rewrite::SyntaxError;
-use super::worker::WorkerInput;
+use super::worker::{FlowKey, WorkerInput};
 use crate::packet;
 use crate::proto;
 use crate::stats::{Counter, Counters, LocalCounters};
@@ -99,84 +99,8 @@ mod tests {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Registrations and intercept links.
+// Intercept links.
 
-/// What a link writer sends to its intercept.
-#[derive(Debug, Clone, Copy)]
-enum Registration {
-    Add {
-        client: SocketAddr,
-        target: SocketAddr,
-    },
-}
-
-/// Fans registrations out to every connected intercept and remembers the live flows, so an
-/// intercept that (re)connects learns every flow that is still being replayed.
-#[derive(Default)]
-pub struct Registrar {
-    inner: Mutex<RegistrarInner>,
-}
-
-#[derive(Default)]
-struct RegistrarInner {
-    live: HashSet<(SocketAddr, SocketAddr)>,
-    links: Vec<(u64, Sender<Registration>)>,
-    next_link: u64,
-}
-
-impl Registrar {
-    /// A flow opened: tell every intercept.
-    pub fn register(&self, client: SocketAddr, target: SocketAddr) {
-        let Ok(mut inner) = self.inner.lock() else {
-            return;
-        };
-        inner.live.insert((client, target));
-        for (_, link) in &inner.links {
-            // A full link queue means that intercept is far behind; its reconnect resends all.
-            let _ = link.try_send(Registration::Add { client, target });
-        }
-    }
-
-    /// A flow ended: it no longer needs registering on reconnect. (TCPCopy 1.x never sends
-    /// CLIENT_DEL; intercepts expire idle flows themselves.)
-    pub fn unregister(&self, client: SocketAddr, target: SocketAddr) {
-        if let Ok(mut inner) = self.inner.lock() {
-            inner.live.remove(&(client, target));
-        }
-    }
-
-    /// How many intercepts are connected now.
-    pub fn connected(&self) -> usize {
-        self.inner.lock().map(|i| i.links.len()).unwrap_or(0)
-    }
-
-    /// Adds a link, returning its id, its queue, and the live flows it must learn first.
-    fn attach(&self) -> (u64, Receiver<Registration>, Vec<Registration>) {
-        let (tx, rx) = crossbeam_channel::bounded(LINK_QUEUE);
-        let mut inner = self
-            .inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let id = inner.next_link;
-        inner.next_link += 1;
-        inner.links.push((id, tx));
-        let backlog = inner
-            .live
-            .iter()
-            .map(|&(client, target)| Registration::Add { client, target })
-            .collect();
-        (id, rx, backlog)
-    }
-
-    fn detach(&self, id: u64) {
-        if let Ok(mut inner) = self.inner.lock() {
-            inner.links.retain(|(link, _)| *link != id);
-        }
-    }
-}
-
-/// Registrations a link may have queued before it is considered stuck.
-const LINK_QUEUE: usize = 65_536;
 /// Pause between connection attempts to an intercept.
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 /// How often the blocked threads of a link look at the stop flag.
@@ -256,7 +180,7 @@ fn serve_link(
     let writer_stream = stream
         .try_clone()
         .context("cannot clone the intercept socket")?;
-    let (link_id, queue, backlog) = registrar.attach();
+    let Attached { id, queue, backlog } = registrar.attach();
     let state = LinkState::default();
     let result = std::thread::scope(|scope| {
         let writer =
@@ -269,7 +193,7 @@ fn serve_link(
             .unwrap_or_else(|_| Err(anyhow::anyhow!("writer panicked")));
         read_result.and(write_result)
     });
-    registrar.detach(link_id);
+    registrar.detach(id);
     result
 }
 
@@ -285,8 +209,8 @@ struct LinkState {
 
 fn write_registrations(
     mut stream: TcpStream,
-    queue: &Receiver<Registration>,
-    backlog: Vec<Registration>,
+    queue: &Receiver<FlowKey>,
+    backlog: Vec<FlowKey>,
     stop: &AtomicBool,
     state: &LinkState,
 ) -> anyhow::Result<()> {
@@ -323,8 +247,8 @@ fn write_registrations(
     Ok(())
 }
 
-fn encode_registration(version: proto::Version, registration: Registration, out: &mut Vec<u8>) {
-    let Registration::Add { client, target } = registration;
+fn encode_registration(version: proto::Version, flow: FlowKey, out: &mut Vec<u8>) {
+    let FlowKey { client, target } = flow;
     if let Err(err) =
         proto::encode_registration(version, &proto::Registration::add(client, target), out)
     {

@@ -10,6 +10,7 @@
 pub mod control;
 mod dispatch;
 mod pool;
+mod registrar;
 pub mod rewrite;
 pub mod sender;
 pub mod sink;
@@ -118,7 +119,7 @@ pub fn run_pipeline(
     stop: &Arc<AtomicBool>,
     counters: &Arc<Counters>,
 ) -> Result<()> {
-    let registrar = Arc::new(control::Registrar::default());
+    let registrar = Arc::new(registrar::Registrar::default());
     let pool = pool::BufferPool::new(POOLED_BUFFERS, config.worker.mtu);
     let (packets_tx, packets_rx) = crossbeam_channel::bounded(QUEUE_DEPTH);
     let sender = {
@@ -263,7 +264,7 @@ fn spawn<T: Send + 'static>(
 /// Says clearly, and again every 30 s, when no intercept is connected: without one no session
 /// gets past its handshake.
 struct WarnNoIntercept<'a> {
-    registrar: &'a control::Registrar,
+    registrar: &'a registrar::Registrar,
     since: Instant,
     last: std::cell::Cell<Option<Instant>>,
 }
@@ -272,7 +273,7 @@ impl<'a> WarnNoIntercept<'a> {
     const GRACE: Duration = Duration::from_secs(3);
     const REPEAT: Duration = Duration::from_secs(30);
 
-    fn new(registrar: &'a control::Registrar) -> Self {
+    fn new(registrar: &'a registrar::Registrar) -> Self {
         WarnNoIntercept {
             registrar,
             since: Instant::now(),

@@ -17,9 +17,9 @@ use crate::packet::{self, Segment};
 use crate::session::{Event, Output, Session, SessionConfig};
 use crate::stats::{Counter, Counters, LocalCounters};
 
-use super::control::Registrar;
 use super::dispatch::{InputBatch, MAX_BATCH};
 use super::pool::BufferPool;
+use super::registrar::Registrar;
 use super::sender::{Outgoing, OutgoingBatch};
 
 /// What reaches a worker.
@@ -105,7 +105,10 @@ impl Emitter {
 impl Output for Emitter {
     fn transmit(&mut self, segment: &Segment, payload: &[u8]) {
         if segment.flags.syn() && !segment.flags.ack() {
-            self.registrar.register(segment.src, segment.dst);
+            self.registrar.register(FlowKey {
+                client: segment.src,
+                target: segment.dst,
+            });
             self.counters.bump(Counter::Registrations);
         }
         let max_payload = packet::max_payload_for_mtu(self.mtu, segment);
@@ -294,7 +297,7 @@ impl Worker {
         };
         if tracked.session.is_finished() {
             self.sessions.remove(&key);
-            self.emitter.registrar.unregister(key.client, key.target);
+            self.emitter.registrar.unregister(key);
             return;
         }
         if let Some(deadline) = tracked.session.poll_timeout()
