@@ -31,7 +31,6 @@ cd "$(dirname "$0")/.."
 
 readonly LAB=scripts/lab.sh
 readonly ONLINE_ADDR=198.51.100.20
-readonly INTERCEPT_PORT=36524
 readonly MAX_DURATION=60
 # The C tool's measurement point: replayed requests this long after the load stops.
 readonly SETTLE_SECS=3
@@ -98,40 +97,9 @@ readonly tcpcopy=${TCPCOPY:-$target_dir/release/tcpcopy} http_load=$target_dir/r
 work=${work:-$(mktemp -d /tmp/tcpcopy-load.XXXXXX)}
 mkdir -p "$work"
 work=$(realpath "$work")
-pids=()
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        kill -INT "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    $LAB down --prefix "$prefix"
-    echo "logs kept in $work"
-}
-trap cleanup EXIT
-
-# Starts `lab.sh exec HOST CMD...` in the background, output to $work/NAME.log.
-# `lab.sh exec` execs `ip netns exec`, which execs CMD: $! is CMD's own pid.
-start() {
-    local name=$1 host=$2
-    shift 2
-    $LAB exec --prefix "$prefix" "$host" "$@" >"$work/$name.log" 2>&1 &
-    pids+=("$!")
-}
-
-# Waits up to 5 s for a TCP listener on PORT inside HOST.
-wait_listening() {
-    local host=$1 port=$2 tries
-    for ((tries = 0; tries < 50; tries++)); do
-        if $LAB exec --prefix "$prefix" "$host" ss -Hltn "sport = :$port" | grep -q .; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    die "nothing listens on port $port in $host (logs: $work)"
-}
+# shellcheck source=scripts/replication.sh
+. scripts/replication.sh
+trap replication_cleanup EXIT
 
 lines() {
     if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi
@@ -176,19 +144,7 @@ $LAB up --prefix "$prefix" --offloads "$offloads"
 # first, so the client keeps no TIME-WAIT.
 $LAB exec --prefix "$prefix" client sysctl -qw net.ipv4.ip_local_port_range="1024 65000"
 
-$LAB nginx --prefix "$prefix" online "$work/nginx-online" >"$work/nginx-online.log" 2>&1 &
-pids+=("$!")
-$LAB nginx --prefix "$prefix" target "$work/nginx-target" >"$work/nginx-target.log" 2>&1 &
-pids+=("$!")
-wait_listening online 80
-wait_listening target 80
-
-start intercept assistant "$tcpcopy" intercept -i eth0 -F 'tcp and src port 80' --stats-interval 1s
-intercept_pid=${pids[-1]}
-wait_listening assistant "$INTERCEPT_PORT"
-start copy online "$tcpcopy" copy -i eth0 -x 80-198.51.100.30:80 -c 203.0.113.0/24 \
-    -s 198.51.100.40 --stats-interval 1s ${workers:+--workers "$workers"} "${copy_args[@]}"
-copy_pid=${pids[-1]}
+start_replication 1s ${workers:+--workers "$workers"} "${copy_args[@]}"
 
 online_log=$work/nginx-online/access.log
 target_log=$work/nginx-target/access.log

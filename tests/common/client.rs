@@ -120,39 +120,6 @@ pub(super) fn http_get(
         .write_all(request.as_bytes())
         .context("sending request")?;
 
-    let mut status_line = String::new();
-    stream
-        .read_line(&mut status_line)
-        .context("reading status line")?;
-    if !status_line.starts_with("HTTP/1.1 200 ") {
-        bail!("unexpected status line {:?}", status_line.trim_end());
-    }
-    let mut content_length = None;
-    loop {
-        let mut header = String::new();
-        if stream.read_line(&mut header).context("reading headers")? == 0 {
-            bail!("connection closed inside the headers");
-        }
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                content_length = Some(value.trim().parse::<u64>().context("bad content-length")?);
-            }
-        }
-    }
-    let Some(length) = content_length else {
-        bail!("response without content-length");
-    };
-    let mut body = Vec::new();
-    let read = (&mut stream)
-        .take(length)
-        .read_to_end(&mut body)
-        .context("reading body")?;
-    if u64::try_from(read).ok() != Some(length) {
-        bail!("body cut short: {read} of {length} bytes");
-    }
+    super::http::read_response(&mut stream)?;
     Ok(stream)
 }

@@ -133,7 +133,7 @@ impl HttpConnection {
 
 /// Reads one response whose status must be 200: status line, headers, `Content-Length`
 /// bytes of body (discarded). Returns the body length.
-fn read_response(stream: &mut BufReader<TcpStream>) -> Result<u64> {
+pub(super) fn read_response(stream: &mut BufReader<TcpStream>) -> Result<u64> {
     let mut status_line = String::new();
     stream
         .read_line(&mut status_line)
