@@ -122,10 +122,11 @@ pub fn run_pipeline(
     let registrar = Arc::new(registrar::Registrar::default());
     let pool = pool::BufferPool::new(POOLED_BUFFERS, config.worker.mtu);
     let (packets_tx, packets_rx) = crossbeam_channel::bounded(QUEUE_DEPTH);
+    let lag = sender::SendLag::default();
     let sender = {
-        let (counters, pool) = (Arc::clone(counters), pool.clone());
+        let (lag, counters, pool) = (lag.clone(), Arc::clone(counters), pool.clone());
         spawn("sender", move || {
-            sender::run(sink, packets_rx, pool, counters)
+            sender::run(sink, packets_rx, lag, pool, counters)
         })?
     };
     let mut worker_inputs = Vec::new();
@@ -136,6 +137,7 @@ pub fn run_pipeline(
         let worker = worker::Worker::new(
             config.worker.clone(),
             packets_tx.clone(),
+            lag.clone(),
             Arc::clone(&registrar),
             Arc::clone(counters),
             pool.clone(),

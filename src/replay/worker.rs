@@ -9,7 +9,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
@@ -20,7 +20,11 @@ use crate::stats::{Counter, Counters, LocalCounters};
 use super::dispatch::{InputBatch, MAX_BATCH};
 use super::pool::BufferPool;
 use super::registrar::Registrar;
-use super::sender::{Outgoing, OutgoingBatch};
+use super::sender::{Outgoing, OutgoingBatch, SendLag};
+
+/// Sender lag beyond which new sessions are shed: well under the sessions' 250 ms initial
+/// retransmission timeout, so the handshakes of sessions already started still complete.
+const SHED_LAG: Duration = Duration::from_millis(100);
 
 /// What reaches a worker.
 #[derive(Debug)]
@@ -67,7 +71,9 @@ struct Emitter {
     mtu: usize,
     packets: Sender<OutgoingBatch>,
     /// Packets emitted since the last flush to the sender.
-    outgoing: OutgoingBatch,
+    outgoing: Vec<Outgoing>,
+    /// How far behind the sender is.
+    lag: SendLag,
     registrar: Arc<Registrar>,
     counters: LocalCounters,
     shared: Arc<Counters>,
@@ -75,13 +81,11 @@ struct Emitter {
 }
 
 impl Emitter {
-    /// The sender is far behind: its queue is more than half full. New sessions would only
-    /// deepen the backlog until the open ones time out and retransmit, so none start until
-    /// it drains (load shedding; the open sessions carry on).
+    /// The sender is far behind. New sessions would only deepen the backlog until the open
+    /// ones' timers fire and they retransmit into it, so none start until it drains (load
+    /// shedding; the open sessions carry on).
     fn overloaded(&self) -> bool {
-        self.packets
-            .capacity()
-            .is_some_and(|capacity| self.packets.len() * 2 > capacity)
+        self.lag.get() > SHED_LAG
     }
 
     /// Hands the packets emitted so far to the sender in one message.
@@ -89,12 +93,16 @@ impl Emitter {
         if self.outgoing.is_empty() {
             return;
         }
-        let batch = std::mem::replace(&mut self.outgoing, Vec::with_capacity(MAX_BATCH));
+        let batch = OutgoingBatch {
+            queued_at: Instant::now(),
+            packets: std::mem::replace(&mut self.outgoing, Vec::with_capacity(MAX_BATCH)),
+        };
         match self.packets.try_send(batch) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(lost)) => {
-                self.counters.add(Counter::QueueFull, lost.len() as u64);
-                for packet in lost {
+                self.counters
+                    .add(Counter::QueueFull, lost.packets.len() as u64);
+                for packet in lost.packets {
                     self.pool.give(packet.bytes);
                 }
             }
@@ -187,6 +195,7 @@ impl Worker {
     pub fn new(
         config: WorkerConfig,
         packets: Sender<OutgoingBatch>,
+        lag: SendLag,
         registrar: Arc<Registrar>,
         shared: Arc<Counters>,
         pool: BufferPool,
@@ -196,6 +205,7 @@ impl Worker {
                 mtu: config.mtu,
                 packets,
                 outgoing: Vec::with_capacity(MAX_BATCH),
+                lag,
                 registrar,
                 counters: LocalCounters::default(),
                 shared,
@@ -357,16 +367,14 @@ mod tests {
         }
     }
 
-    /// A worker whose sender queue holds `capacity` batches, already holding `queued`.
+    /// A worker whose sender is `lag` behind.
     fn worker(
-        capacity: usize,
-        queued: usize,
+        lag: Duration,
         max_sessions: usize,
     ) -> (Worker, Receiver<OutgoingBatch>, Arc<Counters>) {
-        let (tx, rx) = crossbeam_channel::bounded(capacity);
-        for _ in 0..queued {
-            tx.send(Vec::new()).unwrap();
-        }
+        let (tx, rx) = crossbeam_channel::bounded(8);
+        let send_lag = SendLag::default();
+        send_lag.record(lag);
         let counters = Arc::new(Counters::default());
         let config = WorkerConfig {
             session: Arc::new(SessionConfig::default()),
@@ -376,6 +384,7 @@ mod tests {
         let worker = Worker::new(
             config,
             tx,
+            send_lag,
             Arc::new(Registrar::default()),
             Arc::clone(&counters),
             BufferPool::new(4, 1500),
@@ -385,20 +394,20 @@ mod tests {
 
     #[test]
     fn a_syn_opens_a_session_and_is_sent_once_flushed() {
-        let (mut worker, rx, counters) = worker(8, 0, 10);
+        let (mut worker, rx, counters) = worker(Duration::ZERO, 10);
         worker.handle(Instant::now(), syn(40000));
         assert_eq!(worker.session_count(), 1);
         assert!(rx.is_empty(), "packets wait for the flush");
         worker.emitter.flush();
         let batch = rx.try_recv().unwrap();
-        assert_eq!(batch.len(), 1);
+        assert_eq!(batch.packets.len(), 1);
         worker.emitter.counters.flush_into(&counters);
         assert_eq!(counters.get(Counter::Registrations), 1);
     }
 
     #[test]
     fn new_sessions_are_shed_while_the_sender_is_far_behind() {
-        let (mut worker, _rx, counters) = worker(4, 3, 10);
+        let (mut worker, _rx, counters) = worker(SHED_LAG * 2, 10);
         worker.handle(Instant::now(), syn(40000));
         assert_eq!(worker.session_count(), 0);
         worker.emitter.counters.flush_into(&counters);
@@ -407,7 +416,7 @@ mod tests {
 
     #[test]
     fn the_session_table_is_capped() {
-        let (mut worker, _rx, counters) = worker(8, 0, 1);
+        let (mut worker, _rx, counters) = worker(Duration::ZERO, 1);
         worker.handle(Instant::now(), syn(40000));
         worker.handle(Instant::now(), syn(40001));
         assert_eq!(worker.session_count(), 1);
