@@ -86,8 +86,11 @@ pub struct CopyArgs {
     #[arg(short = 'F', long = "filter", value_name = "BPF")]
     pub filter: Option<String>,
 
-    #[command(flatten)]
-    pub capture_buffer: CaptureBufferArgs,
+    /// Kernel capture buffer per device, in MiB. Copy captures whole packets (up to 64 KiB
+    /// each with receive offloads), so 64 MiB holds about a thousand; overflows show as
+    /// kernel_dropped
+    #[arg(short = 'B', long = "buffer-size", value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub buffer_mib: u16,
 
     /// Replay only sessions whose SYN was captured (skip connections already open at start)
     #[arg(short = 'O', long)]
@@ -141,8 +144,10 @@ pub struct InterceptArgs {
     #[arg(short = 'F', long = "filter", value_name = "BPF")]
     pub filter: Option<String>,
 
-    #[command(flatten)]
-    pub capture_buffer: CaptureBufferArgs,
+    /// Assistant mode: kernel capture buffer per device, in MiB. Intercept captures headers
+    /// only, so 16 MiB holds tens of thousands of replies; overflows show as kernel_dropped
+    #[arg(short = 'B', long = "buffer-size", value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub buffer_mib: u16,
 
     /// Target mode: replies to these client addresses are let through instead of dropped.
     /// Only for addresses that are not real clients.
@@ -167,19 +172,9 @@ pub struct InterceptArgs {
     pub report: ReportArgs,
 }
 
-/// The kernel buffer of a live capture.
-#[derive(Debug, Args)]
-pub struct CaptureBufferArgs {
-    /// Kernel capture buffer per device, in MiB: it absorbs bursts while the capture thread
-    /// is descheduled (overflows show as kernel_dropped)
-    #[arg(short = 'B', long = "buffer-size", value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub mib: u16,
-}
-
-impl CaptureBufferArgs {
-    pub fn bytes(&self) -> i32 {
-        i32::from(self.mib) << 20
-    }
+/// MiB to bytes, for a capture buffer size.
+pub fn mib_to_bytes(mib: u16) -> i32 {
+    i32::from(mib) << 20
 }
 
 /// How often a long-running subcommand logs its counters.
@@ -252,7 +247,7 @@ mod tests {
         let intercepts = args.all_intercepts();
         assert_eq!(intercepts[0].port, crate::proto::DEFAULT_PORT);
         assert_eq!(args.mtu, 1500);
-        assert_eq!(args.capture_buffer.bytes(), 16 << 20);
+        assert_eq!(mib_to_bytes(args.buffer_mib), 64 << 20);
         assert!(args.client_ips.is_none());
     }
 

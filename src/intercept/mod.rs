@@ -115,7 +115,7 @@ fn start_sources(
         let options = capture::LiveOptions {
             device: device.clone(),
             filter: filter.clone(),
-            buffer_bytes: args.capture_buffer.bytes(),
+            buffer_bytes: crate::cli::mib_to_bytes(args.buffer_mib),
             snaplen: 256,
         };
         let source = LiveCapture::open(&options)?;

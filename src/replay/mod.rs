@@ -245,7 +245,7 @@ fn open_sources(
         let options = capture::LiveOptions {
             device: device.clone(),
             filter,
-            buffer_bytes: args.capture_buffer.bytes(),
+            buffer_bytes: crate::cli::mib_to_bytes(args.buffer_mib),
             snaplen: 65_535,
         };
         sources.push(Box::new(LiveCapture::open(&options)?));
