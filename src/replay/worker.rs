@@ -22,9 +22,10 @@ use super::pool::BufferPool;
 use super::registrar::Registrar;
 use super::sender::{Outgoing, OutgoingBatch, SendLag};
 
-/// Sender lag beyond which new sessions are shed: well under the sessions' 250 ms initial
-/// retransmission timeout, so the handshakes of sessions already started still complete.
-const SHED_LAG: Duration = Duration::from_millis(100);
+/// Sender lag beyond which new sessions are shed: under the sessions' 250 ms initial
+/// retransmission timeout, so the handshakes of sessions already started still complete,
+/// and well above the stalls a busy host shows without being overloaded.
+const SHED_LAG: Duration = Duration::from_millis(200);
 
 /// What reaches a worker.
 #[derive(Debug)]
