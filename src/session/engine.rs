@@ -299,7 +299,6 @@ impl Session {
 
     // ---- state changes ----
 
-    /// The one place the state changes, logged at trace level.
     /// copy is shutting down: resets the target's end of the connection, if it has one, so
     /// nothing stays half-open there, and finishes the session at once. Returns whether the
     /// connection was still open on the target.
@@ -316,6 +315,7 @@ impl Session {
         open
     }
 
+    /// The one place the state changes, logged at trace level.
     fn set_state(&mut self, state: State) {
         if self.state != state {
             trace!(

@@ -7,7 +7,9 @@
 //! greeting (server speaks first) is the answer to the connection itself. The client's FIN or
 //! RST waits for a pending response too, and also until the target has sent as many bytes as
 //! the real client had received when it closed: a pause in a long response looks like its
-//! end, and a close sent then makes the target abort the rest (nginx stops writing).
+//! end, and a close sent then makes the target abort the rest (nginx stops writing). That wait
+//! ends early when the target stays quiet for [`BYTE_WAIT_QUIET`]: its answer is shorter than
+//! the online server's (a comparison test), not paused.
 //!
 //! Better than 1.x: nothing is held for longer than the response timeout, so a target that
 //! never answers, or one that streams without pause (server push), cannot stall the replay.
@@ -52,10 +54,22 @@ pub struct Pacer {
     response_timeout: Duration,
     /// Payload bytes the target has sent, over every connection of the session.
     response_bytes: u64,
-    /// The target closed, or a hold ran for the whole response timeout: the target will not
+    /// The target closed, a hold ran for the whole response timeout, or the target stayed
+    /// quiet for [`BYTE_WAIT_QUIET`] while a close waited for its bytes: the target will not
     /// catch up with what the client received, so a close no longer waits for it.
     byte_count_waived: bool,
+    /// When the target last sent payload.
+    last_response_at: Option<Instant>,
+    /// A close is held only because the target has sent fewer bytes than the client received.
+    close_awaits_bytes: bool,
 }
+
+/// How long a target that has sent fewer bytes than the real client received must stay quiet
+/// before a held close goes anyway. Long enough to span the pauses of a long response (the
+/// target waiting for our ACKs through a busy intercept path), short enough that a target
+/// whose answers are simply shorter than the online server's (a comparison test) does not keep
+/// every connection open for the whole response timeout.
+pub const BYTE_WAIT_QUIET: Duration = Duration::from_millis(200);
 
 impl Pacer {
     /// A pacer for a connection not yet established. With `enabled` false nothing is ever
@@ -70,6 +84,8 @@ impl Pacer {
             response_timeout,
             response_bytes: 0,
             byte_count_waived: false,
+            last_response_at: None,
+            close_awaits_bytes: false,
         }
     }
 
@@ -105,12 +121,12 @@ impl Pacer {
     /// had received from the online server when it closed. On `false` the hold is timed.
     pub fn try_close(&mut self, now: Instant, client_received: u64) -> bool {
         let caught_up = self.byte_count_waived || self.response_bytes >= client_received;
-        let free = caught_up
-            && matches!(
-                self.exchange,
-                Exchange::Answered | Exchange::AwaitingGreeting
-            );
-        self.try_release(now, free)
+        let answered = matches!(
+            self.exchange,
+            Exchange::Answered | Exchange::AwaitingGreeting
+        );
+        self.close_awaits_bytes = answered && !caught_up;
+        self.try_release(now, caught_up && answered)
     }
 
     fn try_release(&mut self, now: Instant, free: bool) -> bool {
@@ -125,6 +141,7 @@ impl Pacer {
     /// The target sent `len` new payload bytes; `mss` is the largest segment it sends.
     pub fn on_response_data(&mut self, now: Instant, len: usize, mss: usize) {
         self.response_bytes += len as u64;
+        self.last_response_at = Some(now);
         let quiet = if len >= mss { self.rtt } else { self.rtt / 2 };
         self.exchange = Exchange::Responding {
             quiet_until: now + quiet.max(self.min_quiet),
@@ -147,10 +164,20 @@ impl Pacer {
             _ => None,
         };
         let hold = self.held_since.map(|since| since + self.response_timeout);
-        match (quiet, hold) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        [quiet, hold, self.byte_wait_end()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// When a close held for the target's bytes goes anyway: [`BYTE_WAIT_QUIET`] after the
+    /// target last sent, or after the hold began if that was later.
+    fn byte_wait_end(&self) -> Option<Instant> {
+        if !self.close_awaits_bytes {
+            return None;
         }
+        let since = self.held_since.max(self.last_response_at)?;
+        Some(since + BYTE_WAIT_QUIET)
     }
 
     /// Handles the deadline if it has passed.
@@ -160,6 +187,13 @@ impl Pacer {
         }
         let expiry = match self.exchange {
             Exchange::Responding { quiet_until } if quiet_until <= now => {
+                PacingExpiry::ResponseEnded
+            }
+            _ if self.byte_wait_end().is_some_and(|at| at <= now) => {
+                // The target went quiet short of the client's byte count: its answer is
+                // shorter than the online server's, not paused.
+                self.byte_count_waived = true;
+                self.close_awaits_bytes = false;
                 PacingExpiry::ResponseEnded
             }
             _ => {
@@ -266,7 +300,7 @@ mod tests {
     }
 
     #[test]
-    fn a_close_stops_waiting_for_bytes_once_the_target_closed_or_the_hold_timed_out() {
+    fn a_close_stops_waiting_for_bytes_once_the_target_closed_or_went_quiet() {
         let t0 = Instant::now();
         let mut closed = pacer();
         closed.on_connected(false);
@@ -274,14 +308,43 @@ mod tests {
         closed.on_target_closed();
         assert!(closed.try_close(t0, 10));
 
-        let mut diverged = pacer();
-        diverged.on_connected(false);
-        assert!(!diverged.try_close(t0, 10));
+        // A target whose answer is shorter than the online server's: the close goes once it
+        // has been quiet for BYTE_WAIT_QUIET, not after the whole response timeout.
+        let mut shorter = pacer();
+        shorter.on_connected(false);
+        assert!(shorter.try_send_request(t0, false));
+        shorter.on_response_data(t0 + ms(1), 90, MSS);
         assert_eq!(
-            diverged.on_timeout(t0 + ms(5000)),
-            Some(PacingExpiry::HoldTimedOut)
+            shorter.on_timeout(t0 + ms(6)),
+            Some(PacingExpiry::ResponseEnded)
         );
-        assert!(diverged.try_close(t0 + ms(5000), 10));
+        assert!(!shorter.try_close(t0 + ms(6), 100));
+        assert_eq!(shorter.deadline(), Some(t0 + ms(6) + BYTE_WAIT_QUIET));
+        assert_eq!(shorter.on_timeout(t0 + ms(100)), None);
+        assert_eq!(
+            shorter.on_timeout(t0 + ms(6) + BYTE_WAIT_QUIET),
+            Some(PacingExpiry::ResponseEnded)
+        );
+        assert!(shorter.try_close(t0 + ms(6) + BYTE_WAIT_QUIET, 100));
+    }
+
+    #[test]
+    fn a_pause_shorter_than_the_byte_wait_keeps_the_close_held() {
+        let t0 = Instant::now();
+        let mut p = pacer();
+        p.on_connected(false);
+        assert!(p.try_send_request(t0, false));
+        p.on_response_data(t0, 1_000, MSS);
+        assert_eq!(p.on_timeout(t0 + ms(10)), Some(PacingExpiry::ResponseEnded));
+        assert!(!p.try_close(t0 + ms(10), 5_000));
+        // More of the response, within the byte wait: the wait starts again from it.
+        p.on_response_data(t0 + ms(150), 1_000, MSS);
+        assert_eq!(
+            p.on_timeout(t0 + ms(160)),
+            Some(PacingExpiry::ResponseEnded)
+        );
+        assert!(!p.try_close(t0 + ms(160), 5_000));
+        assert_eq!(p.deadline(), Some(t0 + ms(150) + BYTE_WAIT_QUIET));
     }
 
     #[test]
