@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use common::{
     AccessEntry, BIG_FILE, BIG_FILE_BYTES, Capture, Host, HttpRequest, Lab, LoadReport, Mode,
-    Nginx, Replication, Totals, UPLOAD, keep_alive_rounds, open_connections, short_connections,
-    wait_until,
+    Nginx, Replication, Totals, UPLOAD, keep_alive_rounds, last_counters, open_connections,
+    short_connections, wait_until,
 };
 
 /// Requests of the short-connection tests, one connection each.
@@ -135,6 +135,12 @@ fn connections_open_before_copy_starts(name: &str, mode: Mode) {
         KEEP_ALIVE_CONNECTIONS * REQUESTS_PER_CONNECTION,
     );
     assert_sessions(&totals, KEEP_ALIVE_CONNECTIONS);
+    assert_eq!(
+        totals.copy("sessions_midstream"),
+        KEEP_ALIVE_CONNECTIONS as u64,
+        "every connection was older than copy; copy totals: {:?}",
+        totals.copy
+    );
     assert_nothing_from_target(&mut at_client);
 }
 
@@ -235,6 +241,12 @@ impl Deployment {
             Ok(self.target.access_entries()?.len() >= expected)
         });
         thread::sleep(SETTLE);
+        // Every client has closed its connections; give copy's last closes (held while the
+        // target finishes a response) time to reach the target before stopping it.
+        let all_closed = wait_until(CATCH_UP_TIMEOUT, "copy to close every session", || {
+            let counts = last_counters(&replication.copy().stderr(), "copy");
+            Ok(counts.is_some_and(|c| c.get("sessions_closed") == c.get("sessions_opened")))
+        });
         let copy_log = replication.copy().stderr();
         let totals = replication.stop().unwrap_or_else(|err| panic!("{err:#}"));
         let online = self.online.access_entries().unwrap();
@@ -249,6 +261,13 @@ impl Deployment {
         );
         assert_same_requests(online, &target, expected, &totals);
         caught_up.unwrap_or_else(|err| panic!("{err:#}\ncopy log:\n{copy_log}"));
+        all_closed.unwrap_or_else(|err| panic!("{err:#}\ncopy log:\n{copy_log}"));
+        assert_eq!(
+            totals.copy("requests_sent"),
+            expected as u64,
+            "copy's own count of the requests it replayed; copy totals: {:?}",
+            totals.copy
+        );
         totals
     }
 }
@@ -379,7 +398,11 @@ fn assert_sessions(totals: &Totals, connections: usize) {
         "queue_full",
         "send_failed",
         "sessions_over_limit",
+        "sessions_shed",
         "sessions_timed_out",
+        "sessions_given_up",
+        "buffer_overflows",
+        "bytes_not_replayed",
     ] {
         assert_eq!(copy(lost), 0, "{lost}; copy totals: {:?}", totals.copy);
     }

@@ -140,25 +140,46 @@ impl Output for Emitter {
     }
 
     fn event(&mut self, event: Event) {
-        if let Some(counter) = counter_for(&event) {
-            self.counters.bump(counter);
-        }
+        count_event(event, &mut self.counters);
         log::trace!("session event {event:?}");
     }
 }
 
-/// Which counter a session event feeds.
-fn counter_for(event: &Event) -> Option<Counter> {
-    Some(match event {
-        Event::Opened { .. } => Counter::SessionsOpened,
-        Event::Closed => Counter::SessionsClosed,
-        Event::ResetByTarget => Counter::SessionsReset,
-        Event::HandshakeTimeout => Counter::HandshakesFailed,
-        Event::HandshakeRefused => Counter::HandshakesRefused,
-        Event::IdleTimeout => Counter::SessionsTimedOut,
-        Event::Retransmitted | Event::FastRetransmit => Counter::Retransmitted,
-        _ => return None,
-    })
+/// Feeds a session event into the counters. Events not named here (established, a target
+/// FIN, window probes, out-of-order client data, ...) are normal TCP life and only traced.
+fn count_event(event: Event, counters: &mut LocalCounters) {
+    match event {
+        Event::Opened { syn_seen } => {
+            counters.bump(Counter::SessionsOpened);
+            if !syn_seen {
+                counters.bump(Counter::SessionsMidstream);
+            }
+        }
+        Event::RequestSent => counters.bump(Counter::RequestsSent),
+        Event::Closed => counters.bump(Counter::SessionsClosed),
+        Event::ResetByTarget => counters.bump(Counter::SessionsReset),
+        Event::HandshakeTimeout => counters.bump(Counter::HandshakesFailed),
+        Event::HandshakeRefused => counters.bump(Counter::HandshakesRefused),
+        Event::IdleTimeout => counters.bump(Counter::SessionsTimedOut),
+        Event::Retransmitted | Event::FastRetransmit => counters.bump(Counter::Retransmitted),
+        Event::RetransmitLimit | Event::RebuildLimit => counters.bump(Counter::SessionsGivenUp),
+        Event::SessionRebuilt => counters.bump(Counter::SessionsRebuilt),
+        Event::ResponseTimeout => counters.bump(Counter::ResponsesTimedOut),
+        Event::PortReused => counters.bump(Counter::PortsReused),
+        Event::NotFullSessionSkipped => counters.bump(Counter::SessionsSkipped),
+        Event::BufferOverflow { .. } => counters.bump(Counter::BufferOverflows),
+        Event::UnsentDataDiscarded { bytes } | Event::LateClientDataDropped { bytes } => {
+            counters.add(Counter::BytesNotReplayed, bytes as u64);
+        }
+        Event::FakeHandshake
+        | Event::Established
+        | Event::FinByTarget
+        | Event::ZeroWindowProbe
+        | Event::ClientRetransmitDropped { .. }
+        | Event::OutOfOrderBuffered
+        | Event::EmptySessionSkipped
+        | Event::LateTargetPacketReset => {}
+    }
 }
 
 /// The session of `key`, created on first sight unless the table is full.

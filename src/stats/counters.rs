@@ -42,12 +42,30 @@ counters! {
     Split => "split",
     /// Sessions opened toward the target.
     SessionsOpened => "sessions_opened",
+    /// Of those, sessions whose SYN was not captured (opened with our own handshake).
+    SessionsMidstream => "sessions_midstream",
+    /// Sessions not replayed at all because their SYN was not seen (`-O`).
+    SessionsSkipped => "sessions_skipped",
+    /// Requests released to the target.
+    RequestsSent => "requests_sent",
     /// Sessions that finished normally.
     SessionsClosed => "sessions_closed",
     /// Sessions the target reset.
     SessionsReset => "sessions_reset",
-    /// Sessions ended by a timeout (handshake or idle).
+    /// Sessions ended by the idle timeout.
     SessionsTimedOut => "sessions_timed_out",
+    /// Sessions reset after too many retransmissions or target closes.
+    SessionsGivenUp => "sessions_given_up",
+    /// Sessions reopened after the target closed with client data pending.
+    SessionsRebuilt => "sessions_rebuilt",
+    /// Requests or closes released after waiting the whole response timeout.
+    ResponsesTimedOut => "responses_timed_out",
+    /// Client ports reused by a new connection while a session was open.
+    PortsReused => "ports_reused",
+    /// Sessions reset because their buffered client data exceeded the cap.
+    BufferOverflows => "buffer_overflows",
+    /// Client payload bytes that never reached the target.
+    BytesNotReplayed => "bytes_not_replayed",
     /// New sessions not replayed because the worker's session table was full.
     SessionsOverLimit => "sessions_over_limit",
     /// New sessions not replayed because copy was overloaded (its send queue was deep).
