@@ -9,8 +9,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use super::router::{ConnId, Flow, Router, RouterLimits, Routing};
-use crate::packet::Segment;
+use super::router::{ConnId, Router, RouterLimits, Routing};
+use crate::packet::{Flow, Segment};
 use crate::stats::{Counter, Counters};
 
 /// A reply as it travels to a copy connection: the start of the IP packet (headers and, if
@@ -100,10 +100,7 @@ impl Hub {
             packet: packet[..keep].to_vec(),
             timestamp_us: now_us(),
         };
-        let flow = Flow {
-            client: segment.dst,
-            target: segment.src,
-        };
+        let flow = Flow::of_reply(segment);
         // A SYN-ACK or RST can overtake its registration; park those (as TCPCopy does).
         let parkable = segment.flags.rst() || (segment.flags.syn() && segment.flags.ack());
         let routing = lock(&self.router).route(flow, parkable, reply, Instant::now());

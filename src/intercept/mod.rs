@@ -27,7 +27,7 @@ use crate::packet::{self, LinkHeader, LinkType};
 use crate::stats::{Counter, Counters, Reporter};
 
 pub use hub::Hub;
-pub use router::{ConnId, Flow, Router, RouterLimits, Routing};
+pub use router::{ConnId, Router, RouterLimits, Routing};
 
 /// Counters `intercept` reports.
 const REPORTED: &[Counter] = &[

@@ -6,18 +6,12 @@
 //! the registration arrives. Pure: time is an argument.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use crate::packet::Flow;
 
 /// A copy connection, as numbered by the server.
 pub type ConnId = u64;
-
-/// A replayed flow: the copy's client end and the target end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Flow {
-    pub client: SocketAddr,
-    pub target: SocketAddr,
-}
 
 /// Router limits.
 #[derive(Debug, Clone, Copy)]
@@ -167,6 +161,7 @@ impl<R> Router<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
 
     fn flow(port: u16) -> Flow {
         Flow {

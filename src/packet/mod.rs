@@ -6,6 +6,7 @@
 //!
 //! # Files
 //! - `segment.rs`: [`Segment`], [`TcpFlags`], [`TcpOptions`], [`Timestamps`] (data only).
+//! - `flow.rs`: [`Flow`], a replayed connection as copy and intercept both name it.
 //! - `seq.rs`: [`SeqNum`], all modulo-2^32 arithmetic.
 //! - `error.rs`: [`PacketError`] and the [`Layer`] it names.
 //! - `link.rs`: [`LinkType`] and [`LinkHeader`]: Ethernet (+VLAN), Linux cooked v1/v2,
@@ -25,6 +26,7 @@ mod bytes;
 pub mod checksum;
 mod emit;
 mod error;
+mod flow;
 mod ip;
 mod ipv4;
 mod ipv6;
@@ -40,6 +42,7 @@ mod testing;
 
 pub use emit::{emit_frame, emit_ip};
 pub use error::{Layer, PacketError};
+pub use flow::Flow;
 pub use ip::IpVersion;
 pub use ipv4::Ipv4Packet;
 pub use ipv6::{Ipv6Packet, UpperLayer};

@@ -16,8 +16,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use super::dispatch::Dispatcher;
 use super::registrar::{Attached, Registrar};
 use super::rewrite::SyntaxError;
-use super::worker::{FlowKey, WorkerInput};
+use super::worker::WorkerInput;
 use crate::packet;
+use crate::packet::Flow;
 use crate::proto;
 use crate::stats::{Counter, Counters, LocalCounters};
 
@@ -209,8 +210,8 @@ struct LinkState {
 
 fn write_registrations(
     mut stream: TcpStream,
-    queue: &Receiver<FlowKey>,
-    backlog: Vec<FlowKey>,
+    queue: &Receiver<Flow>,
+    backlog: Vec<Flow>,
     stop: &AtomicBool,
     state: &LinkState,
 ) -> anyhow::Result<()> {
@@ -247,8 +248,8 @@ fn write_registrations(
     Ok(())
 }
 
-fn encode_registration(version: proto::Version, flow: FlowKey, out: &mut Vec<u8>) {
-    let FlowKey { client, target } = flow;
+fn encode_registration(version: proto::Version, flow: Flow, out: &mut Vec<u8>) {
+    let Flow { client, target } = flow;
     if let Err(err) =
         proto::encode_registration(version, &proto::Registration::add(client, target), out)
     {

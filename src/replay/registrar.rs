@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::worker::FlowKey;
+use crate::packet::Flow;
 
 /// Registrations a link may have queued; beyond that the link's writer is stuck and further
 /// registrations for it are dropped (its next connection learns every live flow anyway).
@@ -21,21 +21,21 @@ pub struct Registrar {
 
 #[derive(Default)]
 struct Inner {
-    live: HashSet<FlowKey>,
-    links: Vec<(u64, Sender<FlowKey>)>,
+    live: HashSet<Flow>,
+    links: Vec<(u64, Sender<Flow>)>,
     next_link: u64,
 }
 
 /// A link's view of the registrar: its queue of new flows and the flows live when it attached.
 pub struct Attached {
     pub id: u64,
-    pub queue: Receiver<FlowKey>,
-    pub backlog: Vec<FlowKey>,
+    pub queue: Receiver<Flow>,
+    pub backlog: Vec<Flow>,
 }
 
 impl Registrar {
     /// A flow opened: tell every intercept.
-    pub fn register(&self, flow: FlowKey) {
+    pub fn register(&self, flow: Flow) {
         let mut inner = self.lock();
         inner.live.insert(flow);
         for (_, link) in &inner.links {
@@ -45,7 +45,7 @@ impl Registrar {
 
     /// A flow ended: it no longer needs registering on reconnect. (TCPCopy 1.x never sends
     /// CLIENT_DEL; intercepts expire idle flows themselves.)
-    pub fn unregister(&self, flow: FlowKey) {
+    pub fn unregister(&self, flow: Flow) {
         self.lock().live.remove(&flow);
     }
 
@@ -85,8 +85,8 @@ impl Registrar {
 mod tests {
     use super::*;
 
-    fn flow(port: u16) -> FlowKey {
-        FlowKey {
+    fn flow(port: u16) -> Flow {
+        Flow {
             client: ([203, 0, 113, 1], port).into(),
             target: ([198, 51, 100, 30], 80).into(),
         }

@@ -7,13 +7,12 @@
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use crate::packet::{self, Segment};
+use crate::packet::{self, Flow, Segment};
 use crate::session::{Event, Output, Session, SessionConfig};
 use crate::stats::{Counter, Counters, LocalCounters};
 
@@ -36,13 +35,6 @@ pub enum WorkerInput {
     Reply { segment: Segment },
 }
 
-/// A flow as the worker keys it: the copy's client end and the target end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FlowKey {
-    pub client: SocketAddr,
-    pub target: SocketAddr,
-}
-
 /// Worker settings.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -62,8 +54,8 @@ struct Tracked {
 /// One worker thread's state.
 pub struct Worker {
     config: WorkerConfig,
-    sessions: HashMap<FlowKey, Tracked>,
-    timers: BinaryHeap<Reverse<(Instant, FlowKey)>>,
+    sessions: HashMap<Flow, Tracked>,
+    timers: BinaryHeap<Reverse<(Instant, Flow)>>,
     emitter: Emitter,
 }
 
@@ -114,10 +106,7 @@ impl Emitter {
 impl Output for Emitter {
     fn transmit(&mut self, segment: &Segment, payload: &[u8]) {
         if segment.flags.syn() && !segment.flags.ack() {
-            self.registrar.register(FlowKey {
-                client: segment.src,
-                target: segment.dst,
-            });
+            self.registrar.register(Flow::of_request(segment));
             self.counters.bump(Counter::Registrations);
         }
         let max_payload = packet::max_payload_for_mtu(self.mtu, segment);
@@ -184,11 +173,11 @@ fn count_event(event: Event, counters: &mut LocalCounters) {
 
 /// The session of `key`, created on first sight unless the table is full.
 fn session_for<'a>(
-    sessions: &'a mut HashMap<FlowKey, Tracked>,
+    sessions: &'a mut HashMap<Flow, Tracked>,
     config: &WorkerConfig,
     emitter: &mut Emitter,
     now: Instant,
-    key: FlowKey,
+    key: Flow,
     opens_connection: bool,
 ) -> Option<&'a mut Tracked> {
     let full = sessions.len() >= config.max_sessions;
@@ -286,10 +275,7 @@ impl Worker {
     pub fn handle(&mut self, now: Instant, input: WorkerInput) {
         match input {
             WorkerInput::Client { segment, payload } => {
-                let key = FlowKey {
-                    client: segment.src,
-                    target: segment.dst,
-                };
+                let key = Flow::of_request(&segment);
                 let opens_connection = segment.flags.syn() && !segment.flags.ack();
                 let Some(tracked) = session_for(
                     &mut self.sessions,
@@ -308,10 +294,7 @@ impl Worker {
                 self.after_event(key);
             }
             WorkerInput::Reply { segment } => {
-                let key = FlowKey {
-                    client: segment.dst,
-                    target: segment.src,
-                };
+                let key = Flow::of_reply(&segment);
                 let Some(tracked) = self.sessions.get_mut(&key) else {
                     log::trace!("reply for no session: {segment}");
                     return;
@@ -323,7 +306,7 @@ impl Worker {
     }
 
     /// Drops a finished session or (re)queues its timer.
-    fn after_event(&mut self, key: FlowKey) {
+    fn after_event(&mut self, key: Flow) {
         let Some(tracked) = self.sessions.get_mut(&key) else {
             return;
         };
@@ -370,6 +353,7 @@ impl Worker {
 mod tests {
     use super::*;
     use crate::packet::{SeqNum, TcpFlags, TcpOptions};
+    use std::net::SocketAddr;
 
     fn syn(port: u16) -> WorkerInput {
         WorkerInput::Client {
