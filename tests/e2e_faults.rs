@@ -62,13 +62,7 @@ fn copy_survives_intercept_outage(name: &str, outage: Duration) {
     let target = lab.start_nginx(Host::Target).unwrap();
     let mut intercept = lab.start_intercept(Mode::Assistant, HTTP_PORT).unwrap();
     let mut copy = lab
-        .start_copy(
-            Host::Online,
-            HTTP_PORT,
-            Mode::Assistant,
-            Some(CLIENT_NET),
-            &[],
-        )
+        .start_assistant_copy(Host::Online, HTTP_PORT, CLIENT_NET)
         .unwrap();
     let mut held = lab
         .hold_http(Host::Client, Host::Online.socket(HTTP_PORT))
@@ -139,13 +133,7 @@ fn copy_survives_the_target_server_going_down() {
     let mut target = lab.start_nginx(Host::Target).unwrap();
     let _intercept = lab.start_intercept(Mode::Assistant, HTTP_PORT).unwrap();
     let mut copy = lab
-        .start_copy(
-            Host::Online,
-            HTTP_PORT,
-            Mode::Assistant,
-            Some(CLIENT_NET),
-            &[],
-        )
+        .start_assistant_copy(Host::Online, HTTP_PORT, CLIENT_NET)
         .unwrap();
     let mut held = lab
         .hold_http(Host::Client, Host::Online.socket(HTTP_PORT))

@@ -43,13 +43,7 @@ fn memcached_commands_reach_the_target_exactly_once() {
         .start_intercept(Mode::Assistant, MEMCACHED_PORT)
         .unwrap();
     let mut copy = lab
-        .start_copy(
-            Host::Online,
-            MEMCACHED_PORT,
-            Mode::Assistant,
-            Some(CLIENT_NET),
-            &[],
-        )
+        .start_assistant_copy(Host::Online, MEMCACHED_PORT, CLIENT_NET)
         .unwrap();
 
     let stats = |host| {
@@ -109,13 +103,7 @@ fn redis_commands_reach_the_target_exactly_once() {
     let _target = lab.start_redis(Host::Target).unwrap();
     let _intercept = lab.start_intercept(Mode::Assistant, REDIS_PORT).unwrap();
     let mut copy = lab
-        .start_copy(
-            Host::Online,
-            REDIS_PORT,
-            Mode::Assistant,
-            Some(CLIENT_NET),
-            &[],
-        )
+        .start_assistant_copy(Host::Online, REDIS_PORT, CLIENT_NET)
         .unwrap();
 
     let calls = |host| -> anyhow::Result<BTreeMap<&str, u64>> {
@@ -163,22 +151,10 @@ fn two_copies_feed_one_target_through_one_intercept() {
     let target = lab.start_nginx(Host::Target).unwrap();
     let _intercept = lab.start_intercept(Mode::Assistant, HTTP_PORT).unwrap();
     let mut copy = lab
-        .start_copy(
-            Host::Online,
-            HTTP_PORT,
-            Mode::Assistant,
-            Some(LOWER_HALF),
-            &[],
-        )
+        .start_assistant_copy(Host::Online, HTTP_PORT, LOWER_HALF)
         .unwrap();
     let mut copy2 = lab
-        .start_copy(
-            Host::Online2,
-            HTTP_PORT,
-            Mode::Assistant,
-            Some(UPPER_HALF),
-            &[],
-        )
+        .start_assistant_copy(Host::Online2, HTTP_PORT, UPPER_HALF)
         .unwrap();
 
     let load_one = |host: Host| {
@@ -267,13 +243,7 @@ fn the_client_never_receives_a_packet_from_the_target() {
     let mut at_target = lab.capture(Host::Target, TARGET_REPLIES).unwrap();
     let _intercept = lab.start_intercept(Mode::Assistant, HTTP_PORT).unwrap();
     let mut copy = lab
-        .start_copy(
-            Host::Online,
-            HTTP_PORT,
-            Mode::Assistant,
-            Some(CLIENT_NET),
-            &[],
-        )
+        .start_assistant_copy(Host::Online, HTTP_PORT, CLIENT_NET)
         .unwrap();
 
     let online_addr = Host::Online.socket(HTTP_PORT);

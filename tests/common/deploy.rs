@@ -184,6 +184,13 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// [`Lab::start_copy`] in assistant mode, clients rewritten into `client_ips`, no extras.
+    pub fn start_assistant_copy(&self, online: Host, port: u16, client_ips: &str) -> Result<Proc> {
+        self.start_copy(online, port, Mode::Assistant, Some(client_ips), &[])
+    }
+}
+
 /// Stops `proc` (copy or intercept) with SIGINT and returns the `LABEL totals` it logs at
 /// exit; fails unless it exits 0.
 pub fn stop_with_totals(proc: &mut Proc, label: &str) -> Result<BTreeMap<String, u64>> {
