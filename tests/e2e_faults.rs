@@ -223,12 +223,7 @@ fn client_phase(lab: &Lab, online: &Nginx) {
             Connections::Short,
         )
         .unwrap();
-    assert_eq!(
-        (load.ok, load.failed),
-        (REQUESTS, 0),
-        "client requests: {:?}",
-        load.errors
-    );
+    load.assert_all_ok(REQUESTS, "client requests");
     assert_logged(online, online_start + REQUESTS);
 }
 
@@ -243,12 +238,7 @@ fn assert_logged(nginx: &Nginx, expected: usize) {
 fn held_phase(online: &Nginx, held: &mut HeldHttp) {
     let online_start = online.access_count().unwrap();
     let kept = held.get(HELD_REQUESTS);
-    assert_eq!(
-        (kept.ok, kept.failed),
-        (HELD_REQUESTS, 0),
-        "requests on the held connection: {:?}",
-        kept.errors
-    );
+    kept.assert_all_ok(HELD_REQUESTS, "requests on the held connection");
     assert_logged(online, online_start + HELD_REQUESTS);
 }
 

@@ -76,13 +76,7 @@ fn copy_replays_client_connections(name: &str, offloads: bool) {
         CONNECTIONS,
         Connections::Short,
     );
-    let load = load.unwrap();
-    assert_eq!(
-        (load.ok, load.failed),
-        (CONNECTIONS, 0),
-        "client requests: {:?}",
-        load.errors
-    );
+    load.unwrap().assert_all_ok(CONNECTIONS, "client requests");
 
     wait_until(
         TIMEOUT,

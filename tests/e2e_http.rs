@@ -20,6 +20,8 @@ use common::{
     short_connections, wait_until,
 };
 
+/// How the client's load is named when a request fails.
+const HTTP_LOAD: &str = "client requests to the online server";
 /// Requests of the short-connection tests, one connection each.
 const SHORT_REQUESTS: usize = 2_000;
 /// Keep-alive connections of the keep-alive tests, all open together...
@@ -41,7 +43,7 @@ const FROM_TARGET: &str = "ip and src host 198.51.100.30";
 fn assistant_mode_short_connections() {
     let mut test = Deployment::start("hasho", false, Mode::Assistant);
     let load = short_load(&test);
-    assert_all_ok(&load, SHORT_REQUESTS);
+    load.assert_all_ok(SHORT_REQUESTS, HTTP_LOAD);
     let totals = test.finish(0, SHORT_REQUESTS);
     assert_sessions(&totals, SHORT_REQUESTS);
 }
@@ -50,7 +52,7 @@ fn assistant_mode_short_connections() {
 fn assistant_mode_keep_alive_connections() {
     let mut test = Deployment::start("haska", false, Mode::Assistant);
     let load = keep_alive_load(&test);
-    assert_all_ok(&load, KEEP_ALIVE_CONNECTIONS * REQUESTS_PER_CONNECTION);
+    load.assert_all_ok(KEEP_ALIVE_CONNECTIONS * REQUESTS_PER_CONNECTION, HTTP_LOAD);
     let totals = test.finish(0, KEEP_ALIVE_CONNECTIONS * REQUESTS_PER_CONNECTION);
     assert_sessions(&totals, KEEP_ALIVE_CONNECTIONS);
 }
@@ -60,7 +62,7 @@ fn target_mode_short_connections() {
     let mut test = Deployment::start("htsho", false, Mode::Target);
     let mut at_client = test.lab.capture(Host::Client, FROM_TARGET).unwrap();
     let load = short_load(&test);
-    assert_all_ok(&load, SHORT_REQUESTS);
+    load.assert_all_ok(SHORT_REQUESTS, HTTP_LOAD);
     let totals = test.finish(0, SHORT_REQUESTS);
     assert_sessions(&totals, SHORT_REQUESTS);
     assert_nothing_from_target(&mut at_client);
@@ -71,7 +73,7 @@ fn target_mode_keep_alive_connections() {
     let mut test = Deployment::start("htska", false, Mode::Target);
     let mut at_client = test.lab.capture(Host::Client, FROM_TARGET).unwrap();
     let load = keep_alive_load(&test);
-    assert_all_ok(&load, KEEP_ALIVE_CONNECTIONS * REQUESTS_PER_CONNECTION);
+    load.assert_all_ok(KEEP_ALIVE_CONNECTIONS * REQUESTS_PER_CONNECTION, HTTP_LOAD);
     let totals = test.finish(0, KEEP_ALIVE_CONNECTIONS * REQUESTS_PER_CONNECTION);
     assert_sessions(&totals, KEEP_ALIVE_CONNECTIONS);
     assert_nothing_from_target(&mut at_client);
@@ -103,9 +105,9 @@ fn connections_open_before_copy_starts(name: &str, mode: Mode) {
                 EARLY_REQUESTS_PER_CONNECTION,
                 &[HttpRequest::ROOT],
             );
-            assert_all_ok(
-                &early,
+            early.assert_all_ok(
                 KEEP_ALIVE_CONNECTIONS * EARLY_REQUESTS_PER_CONNECTION,
+                HTTP_LOAD,
             );
             Ok(connections)
         })
@@ -126,7 +128,7 @@ fn connections_open_before_copy_starts(name: &str, mode: Mode) {
         REQUESTS_PER_CONNECTION,
         &[HttpRequest::ROOT],
     );
-    assert_all_ok(&load, KEEP_ALIVE_CONNECTIONS * REQUESTS_PER_CONNECTION);
+    load.assert_all_ok(KEEP_ALIVE_CONNECTIONS * REQUESTS_PER_CONNECTION, HTTP_LOAD);
     drop(connections);
     // The target logs the same client ports as the online server (finish compares them), so
     // these are the requests of the connections opened before copy started.
@@ -173,8 +175,8 @@ fn large_bodies(name: &str, offloads: bool) {
         Ok((short, keep_alive))
     });
     let requests = 2 * SHORT_EACH + 2 * CONNECTIONS * ROUNDS;
-    assert_all_ok(&short, 2 * SHORT_EACH);
-    assert_all_ok(&keep_alive, 2 * CONNECTIONS * ROUNDS);
+    short.assert_all_ok(2 * SHORT_EACH, HTTP_LOAD);
+    keep_alive.assert_all_ok(2 * CONNECTIONS * ROUNDS, HTTP_LOAD);
     let totals = test.finish(0, requests);
     assert_sessions(&totals, 2 * SHORT_EACH + CONNECTIONS);
 
@@ -300,15 +302,6 @@ fn keep_alive_load(test: &Deployment) -> LoadReport {
             &[HttpRequest::ROOT],
         ))
     })
-}
-
-fn assert_all_ok(load: &LoadReport, requests: usize) {
-    assert_eq!(
-        (load.ok, load.failed),
-        (requests, 0),
-        "client requests to the online server: {:?}",
-        load.errors
-    );
 }
 
 /// A logged request with the client address left out: in assistant mode the target sees

@@ -115,12 +115,7 @@ fn harness_counts_requests_and_packets_and_serves_caches() {
     let short = lab
         .http_load(Host::Client, Host::Online.socket(80), 5, Connections::Short)
         .unwrap();
-    assert_eq!(
-        (short.ok, short.failed),
-        (5, 0),
-        "short connections: {:?}",
-        short.errors
-    );
+    short.assert_all_ok(5, "short connections");
     let kept = lab
         .http_load(
             Host::Client,
@@ -129,12 +124,7 @@ fn harness_counts_requests_and_packets_and_serves_caches() {
             Connections::KeepAlive,
         )
         .unwrap();
-    assert_eq!(
-        (kept.ok, kept.failed),
-        (20, 0),
-        "keep-alive: {:?}",
-        kept.errors
-    );
+    kept.assert_all_ok(20, "keep-alive");
     assert_eq!(nginx.access_count().unwrap(), 25);
 
     let summary = to_online.stop().unwrap();

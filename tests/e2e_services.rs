@@ -14,8 +14,8 @@ use std::thread;
 use std::time::Duration;
 
 use common::{
-    CLIENT_NET, CommandLoad, Connections, HTTP_PORT, Host, Lab, LoadReport, MEMCACHED_PORT, Mode,
-    Proc, REDIS_PORT, caught_up, settled,
+    CLIENT_NET, CommandLoad, Connections, HTTP_PORT, Host, Lab, MEMCACHED_PORT, Mode, Proc,
+    REDIS_PORT, caught_up, settled,
 };
 
 /// Four concurrent connections of 250 rounds: 3,000 commands per load.
@@ -65,9 +65,9 @@ fn memcached_commands_reach_the_target_exactly_once() {
         Host::Online.socket(MEMCACHED_PORT),
         COMMAND_LOAD,
     );
-    assert_all_ok(
-        &load,
+    load.assert_all_ok(
         COMMAND_LOAD.total_rounds() * CommandLoad::MEMCACHED_COMMANDS_PER_ROUND,
+        "client load",
     );
 
     let rounds = u64::try_from(COMMAND_LOAD.total_rounds()).unwrap();
@@ -117,9 +117,9 @@ fn redis_commands_reach_the_target_exactly_once() {
     let target_before = calls(Host::Target).unwrap();
 
     let load = lab.redis_load(Host::Client, Host::Online.socket(REDIS_PORT), COMMAND_LOAD);
-    assert_all_ok(
-        &load,
+    load.assert_all_ok(
         COMMAND_LOAD.total_rounds() * CommandLoad::REDIS_COMMANDS_PER_ROUND,
+        "client load",
     );
 
     let rounds = u64::try_from(COMMAND_LOAD.total_rounds()).unwrap();
@@ -184,8 +184,8 @@ fn two_copies_feed_one_target_through_one_intercept() {
         let second = scope.spawn(|| load_one(Host::Online2));
         (first.join().unwrap(), second.join().unwrap())
     });
-    assert_all_ok(&load, KEEP_ALIVE + SHORT);
-    assert_all_ok(&load2, KEEP_ALIVE + SHORT);
+    load.assert_all_ok(KEEP_ALIVE + SHORT, "client load");
+    load2.assert_all_ok(KEEP_ALIVE + SHORT, "client load");
     let online_count = caught_up(CATCH_UP, KEEP_ALIVE + SHORT, || online.access_count()).unwrap();
     let online2_count = caught_up(CATCH_UP, KEEP_ALIVE + SHORT, || online2.access_count()).unwrap();
     assert_eq!(
@@ -258,8 +258,8 @@ fn the_client_never_receives_a_packet_from_the_target() {
     let short = lab
         .http_load(Host::Client, online_addr, SHORT, Connections::Short)
         .unwrap();
-    assert_all_ok(&kept, KEEP_ALIVE);
-    assert_all_ok(&short, SHORT);
+    kept.assert_all_ok(KEEP_ALIVE, "client load");
+    short.assert_all_ok(SHORT, "client load");
     let online_count = caught_up(CATCH_UP, KEEP_ALIVE + SHORT, || online.access_count()).unwrap();
     assert_eq!(online_count, KEEP_ALIVE + SHORT);
     let target_count = settled(
@@ -288,16 +288,6 @@ fn the_client_never_receives_a_packet_from_the_target() {
         (0, 0),
         "IP packets from the target on the client: {:?}",
         at_client.packets("").unwrap()
-    );
-}
-
-/// Every command answered as expected, none failed.
-fn assert_all_ok(load: &LoadReport, expected: usize) {
-    assert_eq!(
-        (load.ok, load.failed),
-        (expected, 0),
-        "client load: {:?}",
-        load.errors
     );
 }
 

@@ -32,6 +32,17 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
+    /// Panics, naming `what` and the first failures, unless exactly `expected` requests
+    /// succeeded and none failed.
+    pub fn assert_all_ok(&self, expected: usize, what: &str) {
+        assert_eq!(
+            (self.ok, self.failed),
+            (expected, 0),
+            "{what}: {:?}",
+            self.errors
+        );
+    }
+
     /// Counts one request's outcome.
     pub(super) fn record(&mut self, outcome: Result<()>) {
         match outcome {
