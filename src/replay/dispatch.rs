@@ -66,7 +66,7 @@ impl Dispatcher {
     }
 
     /// A buffer for a captured payload; the worker gives it back.
-    pub fn payload_buffer(&self, payload: &[u8]) -> Vec<u8> {
+    fn payload_buffer(&self, payload: &[u8]) -> Vec<u8> {
         let mut buffer = self.pool.take();
         buffer.extend_from_slice(payload);
         buffer
