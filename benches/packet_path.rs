@@ -1,5 +1,7 @@
 //! The per-packet work of `copy`, without syscalls: parse a captured frame, rewrite it, and
-//! emit the IP packet sent to the target; and the session engine replaying a request.
+//! emit the IP packet sent to the target; the session engine replaying a request; and a
+//! whole shard loop turn (a batch of captured frames and reply headers in, a batch of IP
+//! packets out).
 //!
 //! `cargo bench --bench packet_path`; results are written down in docs/performance.md.
 
@@ -12,6 +14,7 @@ use tcpcopy::packet::{
     self, EthernetHeader, LinkHeader, LinkType, Segment, SeqNum, TcpFlags, TcpOptions, Timestamps,
 };
 use tcpcopy::replay::rewrite::Rewriter;
+use tcpcopy::replay::{SessionLimits, ShardCore};
 use tcpcopy::session::{Event, Output, Session, SessionConfig};
 
 const REQUEST: &[u8] =
@@ -156,5 +159,111 @@ fn session_request(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse_rewrite_emit, session_request);
+/// Sessions (client connections) in the loop-turn benchmark: one request each per turn.
+const TURN_SESSIONS: u16 = 64;
+
+/// The target's IP + TCP headers answering `client` (as an intercept sends them).
+fn reply_headers(
+    client: std::net::SocketAddr,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    len: usize,
+) -> Vec<u8> {
+    let segment = Segment {
+        src: "198.51.100.30:80".parse().unwrap(),
+        dst: client,
+        seq: SeqNum(seq),
+        ack: SeqNum(ack),
+        flags,
+        window: 65535,
+        options: TcpOptions {
+            mss: flags.syn().then_some(1460),
+            ..TcpOptions::default()
+        },
+        ip_id: 0,
+        ttl: 64,
+        payload_len: 0,
+    };
+    let mut headers = Vec::new();
+    packet::emit_ip(&segment, &[], &mut headers).unwrap();
+    // The intercept keeps the headers only; the IP length still counts the payload.
+    let total = (headers.len() + len) as u16;
+    headers[2..4].copy_from_slice(&total.to_be_bytes());
+    headers
+}
+
+/// A shard's loop turn without its syscalls: 64 established keep-alive sessions each get a
+/// captured request frame, then the target's response headers for it; timers run; the
+/// packets emitted are collected and the batch cleared, as the shard's `sendmmsg` would.
+fn loop_turn(c: &mut Criterion) {
+    let limits = SessionLimits {
+        session: Arc::new(SessionConfig {
+            wait_for_response: false,
+            ..SessionConfig::default()
+        }),
+        mtu: 1500,
+        max_sessions: 1024,
+    };
+    let mut core = ShardCore::new(
+        Rewriter::new(vec!["80-198.51.100.30:80".parse().unwrap()], None),
+        limits,
+    );
+    let start = Instant::now();
+    let target_isn = 77_000u32;
+    let clients: Vec<std::net::SocketAddr> = (0..TURN_SESSIONS)
+        .map(|i| std::net::SocketAddr::from(([198, 51, 100, 10], 40_000 + i)))
+        .collect();
+    for &client in &clients {
+        let mut syn = client_segment(1000, TcpFlags::SYN, 0);
+        syn.src = client;
+        core.on_frame(start, LinkType::Ethernet, &ethernet_frame(&syn, &[]), false);
+        let syn_ack = reply_headers(client, target_isn, 1001, TcpFlags::SYN | TcpFlags::ACK, 0);
+        core.on_reply(start, &syn_ack);
+    }
+    core.emitted().outgoing.clear();
+    core.emitted().new_flows.clear();
+
+    let mut group = c.benchmark_group("shard");
+    group.throughput(Throughput::Elements(u64::from(TURN_SESSIONS) * 2));
+    let (mut client_seq, mut target_seq) = (1001u32, target_isn + 1);
+    let mut now = start;
+    let mut frames = vec![Vec::new(); clients.len()];
+    let mut replies = vec![Vec::new(); clients.len()];
+    // Only the turn is timed; building the next turn's frames is not.
+    group.bench_function("loop_turn_64_requests_64_replies", |b| {
+        b.iter_custom(|iterations| {
+            let mut timed = Duration::ZERO;
+            for _ in 0..iterations {
+                now += Duration::from_millis(1);
+                let next_seq = client_seq.wrapping_add(REQUEST.len() as u32);
+                for (i, &client) in clients.iter().enumerate() {
+                    let flags = TcpFlags::ACK | TcpFlags::PSH;
+                    let mut request = client_segment(client_seq, flags, REQUEST.len());
+                    request.src = client;
+                    frames[i] = ethernet_frame(&request, REQUEST);
+                    replies[i] = reply_headers(client, target_seq, next_seq, flags, 300);
+                }
+                let started = Instant::now();
+                for frame in &frames {
+                    core.on_frame(now, LinkType::Ethernet, black_box(frame), false);
+                }
+                for reply in &replies {
+                    core.on_reply(now, black_box(reply));
+                }
+                core.sessions().fire_timers(now);
+                let emitted = core.emitted();
+                black_box(emitted.outgoing.len());
+                emitted.outgoing.clear();
+                timed += started.elapsed();
+                client_seq = next_seq;
+                target_seq = target_seq.wrapping_add(300);
+            }
+            timed
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parse_rewrite_emit, session_request, loop_turn);
 criterion_main!(benches);

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::replay::control::InterceptAddr;
-use crate::replay::rewrite::{ClientAddresses, PortMapping, SyntaxError, parse_list};
+use crate::addresses::{ClientAddresses, InterceptAddr, PortMapping, SyntaxError, parse_list};
 
 /// Replicate live TCP traffic to a target server.
 ///
@@ -86,10 +85,10 @@ pub struct CopyArgs {
     #[arg(short = 'F', long = "filter", value_name = "BPF")]
     pub filter: Option<String>,
 
-    /// Kernel capture buffer per device, in MiB. Copy captures whole packets (up to 64 KiB
-    /// each with receive offloads), so 64 MiB holds about a thousand; overflows show as
-    /// kernel_dropped
-    #[arg(short = 'B', long = "buffer-size", value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    /// Kernel capture buffer per device and shard, in MiB. Packets are packed in it by their
+    /// own size: 8 MiB holds about 5,000 full 1,500-byte packets, or 50,000 small ones (ACKs,
+    /// short requests); overflows show as kernel_dropped
+    #[arg(short = 'B', long = "buffer-size", value_name = "MIB", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub buffer_mib: u16,
 
     /// Replay only sessions whose SYN was captured (skip connections already open at start)
@@ -101,11 +100,12 @@ pub struct CopyArgs {
     #[arg(short = 'W', long)]
     pub no_wait: bool,
 
-    /// Replay worker threads; flows are spread over them by client address and port
-    #[arg(long, value_name = "N", default_value_t = default_workers(), value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// Shards: threads that each capture, replay and send their own share of the flows (the
+    /// kernel spreads flows over them). Default: one per two cores, at most 8
+    #[arg(long, visible_alias = "shards", value_name = "N", default_value_t = default_workers(), value_parser = clap::value_parser!(u16).range(1..=64))]
     pub workers: u16,
 
-    /// Sessions each worker replays at once; new ones beyond are counted and skipped
+    /// Sessions each shard replays at once; new ones beyond are counted and skipped
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_sessions: usize,
 
@@ -121,10 +121,11 @@ pub struct CopyArgs {
     pub report: ReportArgs,
 }
 
-/// One worker per core beyond the first (which captures and sends), at least one.
+/// One shard per two cores, at most 8: copy shares the online host with the service it
+/// copies (see docs/performance.md, "Shards").
 fn default_workers() -> u16 {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    u16::try_from(cores.saturating_sub(1).clamp(1, 8)).unwrap_or(1)
+    u16::try_from((cores / 2).clamp(1, 8)).unwrap_or(1)
 }
 
 /// Options of `tcpcopy intercept`.
@@ -247,7 +248,7 @@ mod tests {
         let intercepts = args.all_intercepts();
         assert_eq!(intercepts[0].port, crate::proto::DEFAULT_PORT);
         assert_eq!(args.mtu, 1500);
-        assert_eq!(mib_to_bytes(args.buffer_mib), 64 << 20);
+        assert_eq!(mib_to_bytes(args.buffer_mib), 8 << 20);
         assert!(args.client_ips.is_none());
     }
 

@@ -1,6 +1,7 @@
 //! tcpcopy replicates live TCP traffic from online hosts to a target server.
 //!
 //! # Layout
+//! - [`addresses`]: the `-x`, `-c` and `-s` syntaxes as value types (pure).
 //! - [`packet`]: link layers, IPv4/IPv6 and TCP views, the owned `Segment` record, sequence
 //!   numbers, checksums (pure).
 //! - [`session`]: the per-flow TCP client emulation that replays one client connection to the
@@ -12,6 +13,7 @@
 //! - [`stats`]: counters, loss arithmetic and reports.
 //! - [`cli`]: the command-line surface (clap types only).
 
+pub mod addresses;
 pub mod capture;
 pub mod cli;
 pub mod intercept;

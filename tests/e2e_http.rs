@@ -388,7 +388,7 @@ fn assert_sessions(totals: &Totals, connections: usize) {
         "handshakes_failed",
         "handshakes_refused",
         "kernel_dropped",
-        "queue_full",
+        "replies_unmatched",
         "send_failed",
         "sessions_over_limit",
         "sessions_shed",

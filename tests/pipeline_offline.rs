@@ -14,8 +14,7 @@ use tcpcopy::packet::{self, Segment, SeqNum, TcpFlags, TcpOptions};
 use tcpcopy::proto::{self, CopyMessage, CopyStreamDecoder, ReplyBatch, V6Layout, Version};
 use tcpcopy::replay::rewrite::Rewriter;
 use tcpcopy::replay::sink::{MemorySink, PacketSink, PcapFileSink};
-use tcpcopy::replay::worker::WorkerConfig;
-use tcpcopy::replay::{Pace, PipelineConfig, run_pipeline};
+use tcpcopy::replay::{Pace, PipelineConfig, SessionLimits, ShardInputs, run_shards};
 use tcpcopy::session::SessionConfig;
 use tcpcopy::stats::{Counter, Counters};
 
@@ -145,26 +144,22 @@ fn a_captured_connection_is_replayed_with_the_targets_sequence_numbers() {
             Some("203.0.113.7/32".parse().unwrap()),
         ),
         intercepts: vec![intercept_addr.to_string().parse().unwrap()],
-        worker: WorkerConfig {
+        limits: SessionLimits {
             session: Arc::new(SessionConfig::default()),
             mtu: 1500,
             max_sessions: 16,
         },
-        workers: 2,
         pace: Pace::Recorded,
-        drain: Some(Duration::from_secs(1)),
+        drain: Duration::from_secs(1),
     };
     let source: Box<dyn PacketSource> = Box::new(FileCapture::open(&input, None).unwrap());
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
-    run_pipeline(
-        config,
-        vec![source],
-        Box::new(sink.clone()),
-        &stop,
-        &counters,
-    )
-    .unwrap();
+    let shard = ShardInputs {
+        captures: vec![source],
+        sink: Box::new(sink.clone()),
+    };
+    run_shards(&config, vec![shard], &stop, &counters).unwrap();
 
     let registrations = intercept.join().unwrap();
     assert_eq!(

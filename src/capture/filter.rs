@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use anyhow::{Context, Result, bail};
 
-use crate::replay::rewrite::PortMapping;
+use crate::addresses::PortMapping;
 
 /// The filter for `mappings`; a mapping without an online address matches any of `own`.
 pub fn build_filter(mappings: &[PortMapping], own: &[IpAddr]) -> Result<String> {
@@ -58,7 +58,7 @@ mod tests {
     use super::*;
 
     fn mappings(list: &str) -> Vec<PortMapping> {
-        crate::replay::rewrite::parse_list(list).unwrap()
+        crate::addresses::parse_list(list).unwrap()
     }
 
     #[test]

@@ -1,10 +1,18 @@
 //! Live capture on a named device with libpcap.
 //!
-//! Immediate mode (the default buffered mode delays packets by 70–90 ms), inbound only,
-//! non-blocking with `poll(2)` on the capture fd: libpcap's blocking mode never returns on
-//! an idle interface, which would make shutdown hang.
+//! Inbound only, non-blocking with `poll(2)` on the capture fd: libpcap's blocking mode never
+//! returns on an idle interface, which would make shutdown hang. Two ring layouts:
+//! - [`RingMode::Immediate`]: every packet wakes the reader at once, in fixed slots as large
+//!   as the snap length (TPACKET_V2). Right for small snap lengths (intercept's headers).
+//! - [`RingMode::Blocks`]: packets packed back to back in blocks handed over when full or
+//!   after [`BLOCK_TIMEOUT`] (TPACKET_V3). Whole packets cost their own size, not a 64 KiB
+//!   slot, so a few MiB hold thousands of them; the price is up to a millisecond of delay
+//!   at low rates. Right for copy, which captures whole packets.
+//!
+//! Several captures of one process on one device can share its packets by flow
+//! (`PACKET_FANOUT`, hash mode): each flow reaches exactly one of them.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use anyhow::{Context, Result};
 use pcap::{Active, Capture, Direction};
@@ -12,6 +20,26 @@ use pcap::{Active, Capture, Direction};
 use std::time::Duration;
 
 use super::{Frame, Next, PacketSource, SourceStats};
+
+/// How long a block of a [`RingMode::Blocks`] ring may wait for more packets before the
+/// kernel hands it over. libpcap passes the capture timeout as the block timeout.
+pub const BLOCK_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// How the kernel ring holds captured packets (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingMode {
+    Immediate,
+    Blocks,
+}
+
+/// Which fanout group a capture joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fanout {
+    /// A new group, its id chosen by the kernel (see [`LiveCapture::fanout_group`]).
+    New,
+    /// The group of an earlier capture of this process on the same device.
+    Join(u16),
+}
 
 /// Settings for a live capture.
 #[derive(Debug, Clone)]
@@ -21,20 +49,38 @@ pub struct LiveOptions {
     /// Kernel capture buffer size in bytes.
     pub buffer_bytes: i32,
     pub snaplen: i32,
+    pub ring: RingMode,
+    /// Share the device's packets by flow with other captures of a fanout group.
+    pub fanout: Option<Fanout>,
 }
 
 /// A live libpcap capture.
 pub struct LiveCapture {
     capture: Capture<Active>,
     device: String,
+    fanout_group: Option<u16>,
 }
 
 impl LiveCapture {
+    /// Opens the capture and applies its filter.
     pub fn open(options: &LiveOptions) -> Result<LiveCapture> {
+        let mut capture = LiveCapture::open_unfiltered(options)?;
+        capture.apply_filter(&options.filter)?;
+        Ok(capture)
+    }
+
+    /// Opens the capture (and joins its fanout group) without its filter. Members of one
+    /// fanout group must all join before any filter lets packets in: the kernel spreads flows
+    /// by the group's size at each packet, so a flow seen before the last member joined could
+    /// later move to another member.
+    pub fn open_unfiltered(options: &LiveOptions) -> Result<LiveCapture> {
         let device = &options.device;
+        let immediate = options.ring == RingMode::Immediate;
+        let timeout_ms = i32::try_from(BLOCK_TIMEOUT.as_millis()).unwrap_or(1);
         let capture = Capture::from_device(device.as_str())
             .and_then(|c| {
-                c.immediate_mode(true)
+                c.immediate_mode(immediate)
+                    .timeout(timeout_ms)
                     .promisc(false)
                     .snaplen(options.snaplen)
                     .buffer_size(options.buffer_bytes)
@@ -48,15 +94,92 @@ impl LiveCapture {
         capture
             .direction(Direction::In)
             .with_context(|| format!("cannot capture inbound packets only on {device}"))?;
+        // Nothing until the real filter is in place.
         capture
-            .filter(&options.filter, true)
-            .with_context(|| format!("bad capture filter on {device}: {}", options.filter))?;
-        log::info!("capturing on {device} with filter: {}", options.filter);
+            .filter("less 1", true)
+            .with_context(|| format!("cannot pause capture on {device}"))?;
+        let fanout_group = match options.fanout {
+            None => None,
+            Some(fanout) => {
+                let existing = match fanout {
+                    Fanout::New => None,
+                    Fanout::Join(id) => Some(id),
+                };
+                let id = join_fanout(capture.as_raw_fd(), existing)
+                    .with_context(|| format!("cannot join a fanout group on {device}"))?;
+                Some(id)
+            }
+        };
         Ok(LiveCapture {
             capture,
             device: device.clone(),
+            fanout_group,
         })
     }
+
+    /// The fanout group this capture is a member of.
+    pub fn fanout_group(&self) -> Option<u16> {
+        self.fanout_group
+    }
+
+    /// Sets the BPF filter; libpcap discards what the capture held before.
+    pub fn apply_filter(&mut self, filter: &str) -> Result<()> {
+        let device = &self.device;
+        self.capture
+            .filter(filter, true)
+            .with_context(|| format!("bad capture filter on {device}: {filter}"))?;
+        log::debug!("capturing on {device} with filter: {filter}");
+        Ok(())
+    }
+}
+
+/// `PACKET_FANOUT` and its flags (linux/if_packet.h).
+mod fanout {
+    pub const OPTION: libc::c_int = 18;
+    pub const HASH: u32 = 0;
+    pub const FLAG_UNIQUEID: u32 = 0x2000;
+    pub const FLAG_DEFRAG: u32 = 0x8000;
+}
+
+/// Makes the packet socket `fd` a member of a fanout group in hash mode: the kernel sends
+/// every packet of a flow to the same member (fragments reassembled first so that they hash
+/// like the rest of their flow). `None` creates a new group with an id the kernel picks, so
+/// that no other process's group is joined by chance. Returns the group's id.
+fn join_fanout(fd: libc::c_int, group: Option<u16>) -> std::io::Result<u16> {
+    let mode = fanout::HASH | fanout::FLAG_DEFRAG;
+    let arg: u32 = match group {
+        Some(id) => u32::from(id) | (mode << 16),
+        None => (mode | fanout::FLAG_UNIQUEID) << 16,
+    };
+    let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
+    // SAFETY: a 4-byte option value, as PACKET_FANOUT expects.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_PACKET,
+            fanout::OPTION,
+            (&raw const arg).cast(),
+            len,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut joined: u32 = 0;
+    // SAFETY: a 4-byte buffer and its length.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_PACKET,
+            fanout::OPTION,
+            (&raw mut joined).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((joined & 0xffff) as u16)
 }
 
 /// Waits until `fd` is readable or `timeout` passes.
@@ -119,5 +242,9 @@ impl PacketSource for LiveCapture {
 
     fn name(&self) -> &str {
         &self.device
+    }
+
+    fn poll_fd(&self) -> Option<RawFd> {
+        Some(self.capture.as_raw_fd())
     }
 }

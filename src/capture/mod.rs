@@ -11,7 +11,7 @@ mod offline;
 use std::time::Duration;
 
 pub use filter::{build_filter, own_addresses};
-pub use live::{LiveCapture, LiveOptions};
+pub use live::{BLOCK_TIMEOUT, Fanout, LiveCapture, LiveOptions, RingMode};
 pub use offline::FileCapture;
 
 /// One captured frame, borrowed from the source until the next call.
@@ -55,6 +55,9 @@ pub trait PacketSource: Send {
     fn stats(&mut self) -> SourceStats;
     /// A name for logs: the device or file.
     fn name(&self) -> &str;
+    /// The descriptor that becomes readable when frames wait, for a loop that polls several
+    /// sources; `None` for a source that is always ready (a file).
+    fn poll_fd(&self) -> Option<std::os::fd::RawFd>;
 }
 
 /// How long a reader waits on an idle source before it looks at its stop flag again.

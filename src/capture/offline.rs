@@ -57,4 +57,8 @@ impl PacketSource for FileCapture {
     fn name(&self) -> &str {
         &self.name
     }
+
+    fn poll_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
 }

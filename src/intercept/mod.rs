@@ -117,6 +117,8 @@ fn start_sources(
             filter: filter.clone(),
             buffer_bytes: crate::cli::mib_to_bytes(args.buffer_mib),
             snaplen: 256,
+            ring: capture::RingMode::Immediate,
+            fanout: None,
         };
         let source = LiveCapture::open(&options)?;
         let (hub, counters, stop_flag) = (Arc::clone(hub), Arc::clone(counters), Arc::clone(stop));

@@ -1,20 +1,31 @@
-//! The copy side: address rewriting, packet sinks, the intercept links, and the
-//! capture → worker → sender pipeline that `tcpcopy copy` runs.
+//! `tcpcopy copy`: the copy data path, as share-nothing shards.
 //!
 //! ```text
-//!  capture thread(s) ──by flow hash──► worker 0..N-1 ──packets──► sender ─► raw socket
-//!                                          ▲
-//!  intercept link(s) ──reply headers───────┘   (registrations go back out to every intercept)
+//!            kernel PACKET_FANOUT (hash of the flow)
+//!                 │                 │
+//!  shard 0: [ pcap ring ] ─► parse ─► session ─► emit ─► sendmmsg ─► raw socket
+//!           [ intercept links ] ─► reply headers ─┘  (registrations out on the same links)
+//!  shard 1: the same, other flows ...
 //! ```
+//!
+//! Each shard ([`shard`]) is one thread with one `poll(2)` loop over its own captures, its
+//! own raw socket and its own link to every intercept; it runs each packet to completion. The
+//! kernel spreads flows over the shards' captures, and each intercept routes a reply to the
+//! link that registered its flow, so no packet ever crosses threads. What crosses threads is
+//! counters (atomics, flushed in batches), link status and the stop flag.
+//!
+//! - [`core`]: a shard's packet work without syscalls (parse, rewrite, sessions, emit).
+//! - [`sessions`]: the session table, its timers and the engine's output.
+//! - [`link`]: a shard's connection to one intercept.
+//! - [`sink`]: where copies go (raw sockets with `sendmmsg`, a pcap file, memory).
+//! - [`rewrite`]: `-x`/`-c` applied to captured segments.
 
-pub mod control;
-mod dispatch;
-mod pool;
-mod registrar;
+pub mod core;
+pub mod link;
 pub mod rewrite;
-pub mod sender;
+pub mod sessions;
+pub mod shard;
 pub mod sink;
-pub mod worker;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,19 +34,21 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::capture::{self, FileCapture, LiveCapture, PacketSource};
+use crate::addresses::{InterceptAddr, PortMapping};
+use crate::capture::{self, Fanout, FileCapture, LiveCapture, LiveOptions, PacketSource, RingMode};
 use crate::cli::CopyArgs;
 use crate::session::SessionConfig;
 use crate::stats::{Counter, Counters, Reporter};
 
-pub use dispatch::{Dispatcher, Pace, shard_of};
+pub use self::core::ShardCore;
+pub use sessions::SessionLimits;
+pub use shard::{Pace, Shard, ShardStatus};
 
 /// Counters `copy` reports.
 const REPORTED: &[Counter] = &[
     Counter::Captured,
     Counter::Malformed,
     Counter::KernelDropped,
-    Counter::QueueFull,
     Counter::SessionsOpened,
     Counter::SessionsMidstream,
     Counter::SessionsSkipped,
@@ -57,15 +70,13 @@ const REPORTED: &[Counter] = &[
     Counter::SendFailed,
     Counter::Retransmitted,
     Counter::RepliesReceived,
+    Counter::RepliesUnmatched,
     Counter::Registrations,
 ];
 
-/// Batches a worker or the sender may have queued before new ones are dropped and counted.
-/// Under load a batch holds up to 64 packets; at a few µs per packet the sender's queue then
-/// holds well under the 250 ms initial retransmission timeout of the sessions.
-const QUEUE_DEPTH: usize = 1_024;
-/// Spare packet buffers kept for reuse.
-const POOLED_BUFFERS: usize = 8_192;
+/// Snap length of copy's captures: whole packets, GRO/LRO super-segments included (copy
+/// splits those to the MTU). In a block ring a packet costs its own length, not this.
+const SNAPLEN: i32 = 65_535;
 
 /// `tcpcopy copy`: runs until SIGINT/SIGTERM (or, offline, until the file is replayed).
 pub fn run(args: &CopyArgs) -> Result<()> {
@@ -75,11 +86,38 @@ pub fn run(args: &CopyArgs) -> Result<()> {
             .context("cannot install the signal handler")?;
     }
     let mappings = args.all_mappings();
-    let sources = open_sources(args, &mappings)?;
-    let sink: Box<dyn sink::PacketSink> = match &args.output {
-        Some(path) => Box::new(sink::PcapFileSink::create(path)?),
-        None => Box::new(sink::RawSocketSink::open()?),
+    let config = PipelineConfig {
+        rewriter: rewrite::Rewriter::new(mappings.clone(), args.client_ips.clone()),
+        intercepts: args.all_intercepts(),
+        limits: SessionLimits {
+            session: session_config(args),
+            mtu: usize::from(args.mtu),
+            max_sessions: args.max_sessions,
+        },
+        pace: if args.offline.is_some() {
+            Pace::Recorded
+        } else {
+            Pace::AsFastAsPossible
+        },
+        drain: if args.offline.is_some() {
+            args.drain
+        } else {
+            Duration::ZERO
+        },
     };
+    let captures = open_captures(args, &mappings)?;
+    let pcap_output = match &args.output {
+        Some(path) => Some(sink::SharedSink::new(sink::PcapFileSink::create(path)?)),
+        None => None,
+    };
+    let mut shards = Vec::with_capacity(captures.len());
+    for captures in captures {
+        let sink: Box<dyn sink::PacketSink> = match &pcap_output {
+            Some(file) => Box::new(file.clone()),
+            None => Box::new(sink::RawSocketSink::open()?),
+        };
+        shards.push(ShardInputs { captures, sink });
+    }
     let counters = Arc::new(Counters::default());
     let _reporter = Reporter::start(
         "copy",
@@ -87,145 +125,81 @@ pub fn run(args: &CopyArgs) -> Result<()> {
         REPORTED,
         args.report.stats_interval,
     );
-    let config = PipelineConfig {
-        rewriter: rewrite::Rewriter::new(mappings, args.client_ips.clone()),
-        intercepts: args.all_intercepts(),
-        worker: worker::WorkerConfig {
-            session: session_config(args),
-            mtu: usize::from(args.mtu),
-            max_sessions: args.max_sessions,
-        },
-        workers: usize::from(args.workers),
-        pace: if args.offline.is_some() {
-            Pace::Recorded
-        } else {
-            Pace::AsFastAsPossible
-        },
-        drain: args.offline.is_some().then_some(args.drain),
-    };
-    run_pipeline(config, sources, sink, &stop, &counters)
+    run_shards(&config, shards, &stop, &counters)
 }
 
-/// Everything the copy pipeline needs besides its sources and sink.
+/// Everything the shards need besides their captures and sinks.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
     pub rewriter: rewrite::Rewriter,
-    pub intercepts: Vec<control::InterceptAddr>,
-    pub worker: worker::WorkerConfig,
-    pub workers: usize,
+    pub intercepts: Vec<InterceptAddr>,
+    pub limits: SessionLimits,
     pub pace: Pace,
-    /// After the sources end, how long to keep running so sessions can finish (`None`: stop
-    /// at once).
-    pub drain: Option<Duration>,
+    /// After every capture ended (a file), how long to keep running so sessions finish.
+    pub drain: Duration,
 }
 
-/// Runs the copy pipeline until every source has ended (and the drain time passed) or `stop`
-/// is set, then shuts it down in order: captures, intercept links, workers, sender.
-pub fn run_pipeline(
-    config: PipelineConfig,
-    sources: Vec<Box<dyn PacketSource>>,
-    sink: Box<dyn sink::PacketSink>,
+/// What one shard owns from the start: its captures (one per device) and its sink.
+pub struct ShardInputs {
+    pub captures: Vec<Box<dyn PacketSource>>,
+    pub sink: Box<dyn sink::PacketSink>,
+}
+
+/// Runs one shard per entry of `shards` until `stop` is set or every shard's input ended
+/// (and the drain passed); a shard that fails stops the others.
+pub fn run_shards(
+    config: &PipelineConfig,
+    shards: Vec<ShardInputs>,
     stop: &Arc<AtomicBool>,
     counters: &Arc<Counters>,
 ) -> Result<()> {
-    let registrar = Arc::new(registrar::Registrar::default());
-    let pool = pool::BufferPool::new(POOLED_BUFFERS, config.worker.mtu);
-    let (packets_tx, packets_rx) = crossbeam_channel::bounded(QUEUE_DEPTH);
-    let lag = sender::SendLag::default();
-    let sender = {
-        let (lag, counters, pool) = (lag.clone(), Arc::clone(counters), pool.clone());
-        spawn("sender", move || {
-            sender::run(sink, packets_rx, lag, pool, counters)
-        })?
-    };
-    let mut worker_inputs = Vec::new();
-    let mut workers = Vec::new();
-    for index in 0..config.workers.max(1) {
-        let (tx, rx) = crossbeam_channel::bounded(QUEUE_DEPTH);
-        worker_inputs.push(tx);
-        let worker = worker::Worker::new(
-            config.worker.clone(),
-            packets_tx.clone(),
-            lag.clone(),
-            Arc::clone(&registrar),
+    let now = Instant::now();
+    let mut running = Vec::with_capacity(shards.len());
+    let mut statuses = Vec::with_capacity(shards.len());
+    for (index, inputs) in shards.into_iter().enumerate() {
+        let status = Arc::new(ShardStatus::default());
+        statuses.push(Arc::clone(&status));
+        let links = config
+            .intercepts
+            .iter()
+            .map(|addr| link::Link::new(addr.clone(), index, now))
+            .collect();
+        let core = ShardCore::new(config.rewriter.clone(), config.limits.clone());
+        let shard = Shard::new(
+            index,
+            core,
+            inputs.captures,
+            links,
+            inputs.sink,
+            config.pace,
             Arc::clone(counters),
-            pool.clone(),
+            status,
+        )?;
+        let (stop, drain) = (Arc::clone(stop), config.drain);
+        let name = format!("shard-{index}");
+        running.push(
+            thread::Builder::new()
+                .name(name.clone())
+                .spawn(move || shard.run(&stop, drain))
+                .with_context(|| format!("cannot start thread {name}"))?,
         );
-        workers.push(spawn(&format!("worker-{index}"), move || worker.run(rx))?);
     }
-    drop(packets_tx);
-    let dispatcher = Dispatcher::new(worker_inputs, pool);
-
-    let links_stop = Arc::new(AtomicBool::new(false));
-    let mut links = Vec::new();
-    for addr in config.intercepts {
-        let (registrar, dispatcher, stop, counters) = (
-            Arc::clone(&registrar),
-            dispatcher.clone(),
-            Arc::clone(&links_stop),
-            Arc::clone(counters),
-        );
-        links.push(spawn(&format!("link-{addr}"), move || {
-            control::run_link(&addr, &registrar, &dispatcher, &stop, &counters)
-        })?);
-    }
-
-    let mut captures = Vec::new();
-    for source in sources {
-        let (rewriter, dispatcher, stop, counters) = (
-            config.rewriter.clone(),
-            dispatcher.clone(),
-            Arc::clone(stop),
-            Arc::clone(counters),
-        );
-        let name = format!("capture-{}", source.name());
-        captures.push(spawn(&name, move || {
-            dispatch::run(
-                source,
-                &rewriter,
-                &dispatcher,
-                config.pace,
-                &stop,
-                &counters,
-            )
-        })?);
-    }
-    let warn_no_intercept = WarnNoIntercept::new(&registrar);
-    let mut capture_result = Ok(());
-    for capture in captures {
-        while !capture.is_finished() {
-            warn_no_intercept.check();
+    let mut warn_no_intercept = WarnNoIntercept::new(now);
+    let mut result = Ok(());
+    for shard in running {
+        while !shard.is_finished() {
+            warn_no_intercept.check(&statuses);
             thread::sleep(Duration::from_millis(100));
         }
-        let result = capture
+        let outcome = shard
             .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("capture thread panicked")));
-        if let Err(err) = result {
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("a shard panicked")));
+        if let Err(err) = outcome {
             stop.store(true, Ordering::Relaxed);
-            capture_result = capture_result.and(Err(err));
+            result = result.and(Err(err));
         }
     }
-    if let Some(drain) = config.drain.filter(|_| !stop.load(Ordering::Relaxed)) {
-        log::info!(
-            "input ended; letting sessions finish for {}",
-            humantime::format_duration(drain)
-        );
-        let until = Instant::now() + drain;
-        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    links_stop.store(true, Ordering::Relaxed);
-    for link in links {
-        let _ = link.join();
-    }
-    drop(dispatcher);
-    for worker in workers {
-        let _ = worker.join();
-    }
-    let _ = sender.join();
-    capture_result
+    result
 }
 
 fn session_config(args: &CopyArgs) -> Arc<SessionConfig> {
@@ -236,72 +210,92 @@ fn session_config(args: &CopyArgs) -> Arc<SessionConfig> {
     })
 }
 
-fn open_sources(
+/// The captures of each shard: one per `-i` device, or the file (one shard) offline. With
+/// several shards, the captures of one device form a fanout group, and no capture lets
+/// packets in before every member has joined.
+fn open_captures(
     args: &CopyArgs,
-    mappings: &[rewrite::PortMapping],
-) -> Result<Vec<Box<dyn PacketSource>>> {
+    mappings: &[PortMapping],
+) -> Result<Vec<Vec<Box<dyn PacketSource>>>> {
     if let Some(path) = &args.offline {
+        if args.workers > 1 {
+            log::info!("an offline replay runs on one shard; --workers is ignored");
+        }
         let source = FileCapture::open(path, args.filter.as_deref())?;
-        return Ok(vec![Box::new(source)]);
+        return Ok(vec![vec![Box::new(source)]]);
     }
-    let mut sources: Vec<Box<dyn PacketSource>> = Vec::new();
+    let shards = usize::from(args.workers.max(1));
+    let mut per_device = Vec::with_capacity(args.interfaces.len());
     for device in &args.interfaces {
         let filter = match &args.filter {
             Some(filter) => filter.clone(),
             None => capture::build_filter(mappings, &capture::own_addresses(device)?)
                 .with_context(|| format!("cannot build the capture filter for {device}"))?,
         };
-        let options = capture::LiveOptions {
+        let mut options = LiveOptions {
             device: device.clone(),
             filter,
             buffer_bytes: crate::cli::mib_to_bytes(args.buffer_mib),
-            snaplen: 65_535,
+            snaplen: SNAPLEN,
+            ring: RingMode::Blocks,
+            fanout: (shards > 1).then_some(Fanout::New),
         };
-        sources.push(Box::new(LiveCapture::open(&options)?));
+        let mut captures = Vec::with_capacity(shards);
+        for _ in 0..shards {
+            let capture = LiveCapture::open_unfiltered(&options)?;
+            if let Some(group) = capture.fanout_group() {
+                options.fanout = Some(Fanout::Join(group));
+            }
+            captures.push(capture);
+        }
+        log::info!(
+            "capturing on {device} with {shards} shard(s), filter: {}",
+            options.filter
+        );
+        per_device.push((options.filter, captures));
     }
-    Ok(sources)
+    let mut shard_captures: Vec<Vec<Box<dyn PacketSource>>> =
+        (0..shards).map(|_| Vec::new()).collect();
+    for (filter, captures) in per_device {
+        for (shard, mut capture) in captures.into_iter().enumerate() {
+            capture.apply_filter(&filter)?;
+            shard_captures[shard].push(Box::new(capture));
+        }
+    }
+    Ok(shard_captures)
 }
 
-fn spawn<T: Send + 'static>(
-    name: &str,
-    body: impl FnOnce() -> T + Send + 'static,
-) -> Result<thread::JoinHandle<T>> {
-    thread::Builder::new()
-        .name(name.chars().take(15).collect())
-        .spawn(body)
-        .with_context(|| format!("cannot start thread {name}"))
-}
-
-/// Says clearly, and again every 30 s, when no intercept is connected: without one no session
-/// gets past its handshake.
-struct WarnNoIntercept<'a> {
-    registrar: &'a registrar::Registrar,
+/// Says clearly, and again every 30 s, when no intercept is connected to any shard:
+/// without one no session gets past its handshake.
+struct WarnNoIntercept {
     since: Instant,
-    last: std::cell::Cell<Option<Instant>>,
+    last: Option<Instant>,
 }
 
-impl<'a> WarnNoIntercept<'a> {
+impl WarnNoIntercept {
     const GRACE: Duration = Duration::from_secs(3);
     const REPEAT: Duration = Duration::from_secs(30);
 
-    fn new(registrar: &'a registrar::Registrar) -> Self {
+    fn new(now: Instant) -> Self {
         WarnNoIntercept {
-            registrar,
-            since: Instant::now(),
-            last: std::cell::Cell::new(None),
+            since: now,
+            last: None,
         }
     }
 
-    fn check(&self) {
+    fn check(&mut self, shards: &[Arc<ShardStatus>]) {
         let now = Instant::now();
-        if self.registrar.connected() > 0 || now - self.since < Self::GRACE {
+        let connected = shards
+            .iter()
+            .any(|status| status.links_up.load(Ordering::Relaxed) > 0);
+        if connected || now - self.since < Self::GRACE {
             return;
         }
-        if self.last.get().is_none_or(|at| now - at >= Self::REPEAT) {
+        if self.last.is_none_or(|at| now - at >= Self::REPEAT) {
             log::warn!(
                 "no intercept is connected: the target's replies cannot reach copy, so replayed sessions stall after the SYN"
             );
-            self.last.set(Some(now));
+            self.last = Some(now);
         }
     }
 }

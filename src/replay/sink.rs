@@ -1,5 +1,6 @@
 //! Packet sinks: where finished copies go. A raw IP socket in production, a pcap file for
-//! inspection, memory for tests — one [`PacketSink`] trait for all three.
+//! inspection, memory for tests — one [`PacketSink`] trait for all three — and the
+//! [`Outgoing`] batch a shard fills during one loop turn and hands over in one call.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -14,6 +15,67 @@ use anyhow::{Context, Result};
 pub trait PacketSink: Send {
     /// Sends one packet addressed to `dst`.
     fn send(&mut self, dst: IpAddr, packet: &[u8]) -> io::Result<()>;
+
+    /// Sends every packet of `batch`, in order; a packet that fails is reported to `failed`
+    /// and the rest still go. Returns how many were sent.
+    fn send_batch(&mut self, batch: &Outgoing, failed: &mut dyn FnMut(&[u8], io::Error)) -> usize {
+        let mut sent = 0;
+        for (dst, packet) in batch.iter() {
+            match self.send(dst, packet) {
+                Ok(()) => sent += 1,
+                Err(err) => failed(packet, err),
+            }
+        }
+        sent
+    }
+}
+
+/// The IP packets a shard emitted during one loop turn, waiting to be sent in one call.
+///
+/// Slots are kept between turns with their buffers, so steady state allocates nothing.
+#[derive(Debug, Default)]
+pub struct Outgoing {
+    slots: Vec<(IpAddr, Vec<u8>)>,
+    len: usize,
+}
+
+impl Outgoing {
+    /// An empty buffer for the next packet to `dst`; it is part of the batch from now on.
+    pub fn push(&mut self, dst: IpAddr) -> &mut Vec<u8> {
+        if self.len == self.slots.len() {
+            self.slots.push((dst, Vec::new()));
+        }
+        let slot = &mut self.slots[self.len];
+        self.len += 1;
+        slot.0 = dst;
+        slot.1.clear();
+        &mut slot.1
+    }
+
+    /// Takes back the packet [`push`](Self::push) handed out last (it could not be built).
+    pub fn pop(&mut self) {
+        self.len = self.len.saturating_sub(1);
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The packets in the order they were pushed.
+    pub fn iter(&self) -> impl Iterator<Item = (IpAddr, &[u8])> {
+        self.slots[..self.len]
+            .iter()
+            .map(|(dst, bytes)| (*dst, bytes.as_slice()))
+    }
+
+    /// Empties the batch, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
 }
 
 /// Raw `IPPROTO_RAW` sockets: the kernel routes, resolves neighbours and fills in the IPv4
@@ -60,18 +122,88 @@ fn raw_socket(family: libc::c_int) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+impl RawSocketSink {
+    /// The socket for packets to `dst`.
+    fn socket_for(&self, dst: IpAddr) -> io::Result<&OwnedFd> {
+        match dst {
+            IpAddr::V4(_) => Ok(&self.v4),
+            IpAddr::V6(_) => self
+                .v6
+                .as_ref()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no raw IPv6 socket")),
+        }
+    }
+
+    /// Sends up to [`MMSG_CHUNK`] packets of one address family with `sendmmsg(2)`.
+    fn send_chunk(
+        &self,
+        chunk: &[(IpAddr, &[u8])],
+        failed: &mut dyn FnMut(&[u8], io::Error),
+    ) -> usize {
+        let fd = match self.socket_for(chunk[0].0) {
+            Ok(fd) => fd.as_raw_fd(),
+            Err(err) => {
+                for (_, packet) in chunk {
+                    failed(packet, io::Error::new(err.kind(), err.to_string()));
+                }
+                return 0;
+            }
+        };
+        let mut addrs = [(zeroed_storage(), 0); MMSG_CHUNK];
+        // SAFETY: iovec and mmsghdr are plain old data; all-zero is a valid value.
+        let mut iovecs: [libc::iovec; MMSG_CHUNK] = unsafe { std::mem::zeroed() };
+        let mut headers: [libc::mmsghdr; MMSG_CHUNK] = unsafe { std::mem::zeroed() };
+        for (i, (dst, packet)) in chunk.iter().enumerate() {
+            addrs[i] = socket_addr_to_raw(SocketAddr::new(*dst, 0));
+            iovecs[i] = libc::iovec {
+                iov_base: packet.as_ptr().cast_mut().cast(),
+                iov_len: packet.len(),
+            };
+        }
+        for i in 0..chunk.len() {
+            let header = &mut headers[i].msg_hdr;
+            header.msg_name = (&raw mut addrs[i].0).cast();
+            header.msg_namelen = addrs[i].1;
+            header.msg_iov = &raw mut iovecs[i];
+            header.msg_iovlen = 1;
+        }
+        let mut sent = 0;
+        let mut next = 0;
+        while next < chunk.len() {
+            let count = libc::c_uint::try_from(chunk.len() - next).unwrap_or(libc::c_uint::MAX);
+            // SAFETY: `headers[next..]` holds `count` initialised messages whose names and
+            // buffers stay alive and unmoved for the whole call.
+            let done = unsafe { libc::sendmmsg(fd, headers[next..].as_mut_ptr(), count, 0) };
+            if done < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                // The first message of the call failed: report it and go on with the rest.
+                failed(chunk[next].1, err);
+                next += 1;
+            } else {
+                let done = usize::try_from(done).unwrap_or(0).max(1);
+                sent += done;
+                next += done;
+            }
+        }
+        sent
+    }
+}
+
+/// Packets handed to one `sendmmsg(2)` call at most (the stack arrays' size).
+const MMSG_CHUNK: usize = 64;
+
+fn zeroed_storage() -> libc::sockaddr_storage {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
 impl PacketSink for RawSocketSink {
     fn send(&mut self, dst: IpAddr, packet: &[u8]) -> io::Result<()> {
-        let (fd, addr) = match dst {
-            IpAddr::V4(_) => (&self.v4, SocketAddr::new(dst, 0)),
-            IpAddr::V6(_) => (
-                self.v6.as_ref().ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::Unsupported, "no raw IPv6 socket")
-                })?,
-                SocketAddr::new(dst, 0),
-            ),
-        };
-        let (storage, len) = socket_addr_to_raw(addr);
+        let fd = self.socket_for(dst)?;
+        let (storage, len) = socket_addr_to_raw(SocketAddr::new(dst, 0));
         // SAFETY: the buffer and the address are valid for the lengths given.
         let sent = unsafe {
             libc::sendto(
@@ -88,11 +220,32 @@ impl PacketSink for RawSocketSink {
         }
         Ok(())
     }
+
+    /// One `sendmmsg(2)` per run of up to 64 packets of the same address family; a lone
+    /// packet costs what one `sendto(2)` costs.
+    fn send_batch(&mut self, batch: &Outgoing, failed: &mut dyn FnMut(&[u8], io::Error)) -> usize {
+        let mut chunk: [(IpAddr, &[u8]); MMSG_CHUNK] =
+            [(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), &[]); MMSG_CHUNK];
+        let mut filled = 0;
+        let mut sent = 0;
+        for (dst, packet) in batch.iter() {
+            let same_family = filled == 0 || chunk[0].0.is_ipv4() == dst.is_ipv4();
+            if filled == MMSG_CHUNK || !same_family {
+                sent += self.send_chunk(&chunk[..filled], failed);
+                filled = 0;
+            }
+            chunk[filled] = (dst, packet);
+            filled += 1;
+        }
+        if filled > 0 {
+            sent += self.send_chunk(&chunk[..filled], failed);
+        }
+        sent
+    }
 }
 
 fn socket_addr_to_raw(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut storage = zeroed_storage();
     let len = match addr {
         SocketAddr::V4(v4) => {
             let sin = libc::sockaddr_in {
@@ -133,6 +286,31 @@ pub struct PcapFileSink {
 /// DLT_RAW (stored in the file as LINKTYPE_RAW, 101): each record starts with an IPv4 or
 /// IPv6 header.
 const DLT_RAW: i32 = 12;
+
+/// One sink used by several shards in turn (a pcap file they all write to). The sink is
+/// dropped, and a file flushed, with the last clone.
+pub struct SharedSink<S>(Arc<Mutex<S>>);
+
+impl<S> Clone for SharedSink<S> {
+    fn clone(&self) -> Self {
+        SharedSink(Arc::clone(&self.0))
+    }
+}
+
+impl<S> SharedSink<S> {
+    pub fn new(sink: S) -> SharedSink<S> {
+        SharedSink(Arc::new(Mutex::new(sink)))
+    }
+}
+
+impl<S: PacketSink> PacketSink for SharedSink<S> {
+    fn send(&mut self, dst: IpAddr, packet: &[u8]) -> io::Result<()> {
+        self.0
+            .lock()
+            .map_err(|_| io::Error::other("shared sink poisoned"))?
+            .send(dst, packet)
+    }
+}
 
 impl PcapFileSink {
     pub fn create(path: &Path) -> Result<PcapFileSink> {

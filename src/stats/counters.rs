@@ -30,8 +30,6 @@ counters! {
     Malformed => "malformed",
     /// TCP packets no mapping covers (only possible with a custom filter).
     Unmapped => "unmapped",
-    /// Packets lost because a worker queue was full.
-    QueueFull => "queue_full",
     /// Packets the kernel dropped before the capture saw them.
     KernelDropped => "kernel_dropped",
     /// IP packets sent to the target.
@@ -78,6 +76,9 @@ counters! {
     Retransmitted => "retransmitted",
     /// Reply headers received from intercepts.
     RepliesReceived => "replies_received",
+    /// Reply headers for a flow the receiving shard has no session for (it ended, or was
+    /// never opened there).
+    RepliesUnmatched => "replies_unmatched",
     /// Registrations sent to intercepts.
     Registrations => "registrations",
     /// Intercept connections (re)established.
@@ -165,12 +166,21 @@ impl LocalCounters {
 
     /// Adds everything into `shared` and starts again from zero.
     pub fn flush_into(&mut self, shared: &Counters) {
+        self.flush_into_each(&[shared]);
+    }
+
+    /// Adds the counts to every one of `targets` (e.g. the process's and a shard's own
+    /// counters), then resets them.
+    pub fn flush_into_each(&mut self, targets: &[&Counters]) {
         if self.pending == 0 {
             return;
         }
         for (counter, value) in Counter::ALL.iter().zip(self.values.iter_mut()) {
             if *value != 0 {
-                shared.add(*counter, std::mem::take(value));
+                let value = std::mem::take(value);
+                for target in targets {
+                    target.add(*counter, value);
+                }
             }
         }
         self.pending = 0;

@@ -167,6 +167,10 @@ impl Lab {
         if let Some(client_ips) = client_ips {
             args.extend(["-c", client_ips]);
         }
+        let shards = shards_override().filter(|_| !extra.contains(&"--workers"));
+        if let Some(shards) = &shards {
+            args.extend(["--workers", shards]);
+        }
         args.extend_from_slice(extra);
         let mut copy = self.spawn(online, &args)?;
         let pid = copy.pid();
@@ -210,4 +214,12 @@ pub fn stop_with_totals(proc: &mut Proc, label: &str) -> Result<BTreeMap<String,
 /// Stops copy with SIGINT and returns the totals it logs at exit; fails unless it exits 0.
 pub fn stop_copy(copy: &mut Proc) -> Result<BTreeMap<String, u64>> {
     stop_with_totals(copy, "copy")
+}
+
+/// `TCPCOPY_E2E_WORKERS=N` runs every copy of the e2e tests with N shards instead of copy's
+/// default (scripts/test.sh runs the HTTP and services tests once more with 2).
+fn shards_override() -> Option<String> {
+    std::env::var("TCPCOPY_E2E_WORKERS")
+        .ok()
+        .filter(|n| !n.is_empty())
 }

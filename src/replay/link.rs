@@ -1,0 +1,324 @@
+//! One shard's connection to one intercept: connected without ever blocking the shard,
+//! carrying the hello and the shard's registrations out, and the reply headers of the
+//! shard's flows back.
+//!
+//! The intercept routes a reply to the connection that registered its flow, so a shard that
+//! registers its own flows on its own links receives exactly their replies. A link that
+//! fails is retried every second; when it comes back it registers every live flow of the
+//! shard again (an intercept that restarted knows none).
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::addresses::InterceptAddr;
+use crate::packet::Flow;
+use crate::proto::{self, InterceptMessage, InterceptStreamDecoder, Version};
+use crate::stats::Counter;
+
+use super::core::ShardCore;
+
+/// Pause between connection attempts to an intercept.
+const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+/// A connection attempt that has not completed by then is given up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often an unreachable intercept is reported again.
+const UNREACHABLE_LOG_INTERVAL: Duration = Duration::from_secs(30);
+/// Registration bytes a link may hold unsent. An intercept that lets this much pile up reads
+/// nothing: the link is dropped, and registers every live flow again when it reconnects.
+const MAX_UNSENT: usize = 4 << 20;
+/// Bytes read from an intercept in one loop turn at most, so one busy link cannot starve
+/// the shard's capture.
+const MAX_READ_PER_TURN: usize = 256 << 10;
+/// Read buffer size.
+const READ_CHUNK: usize = 16 << 10;
+
+enum State {
+    /// Not connected; the next attempt is due at `retry_at`.
+    Down { retry_at: Instant },
+    /// A non-blocking connect is under way.
+    Connecting {
+        socket: Socket,
+        peer: SocketAddr,
+        since: Instant,
+    },
+    Up {
+        stream: TcpStream,
+        decoder: InterceptStreamDecoder,
+        /// The version registrations are encoded in: 6 until the intercept agrees to 7.
+        version: Version,
+    },
+}
+
+/// A shard's link to one intercept.
+pub struct Link {
+    addr: InterceptAddr,
+    /// For log lines: which shard this link belongs to.
+    shard: usize,
+    state: State,
+    /// Encoded bytes not yet written.
+    unsent: Vec<u8>,
+    read_buffer: Box<[u8]>,
+    last_failure_log: Option<Instant>,
+}
+
+impl Link {
+    pub fn new(addr: InterceptAddr, shard: usize, now: Instant) -> Link {
+        Link {
+            addr,
+            shard,
+            state: State::Down { retry_at: now },
+            unsent: Vec::new(),
+            read_buffer: vec![0; READ_CHUNK].into_boxed_slice(),
+            last_failure_log: None,
+        }
+    }
+
+    pub fn is_up(&self) -> bool {
+        matches!(self.state, State::Up { .. })
+    }
+
+    /// The descriptor to poll and for what, if any.
+    pub fn interest(&self) -> Option<(RawFd, libc::c_short)> {
+        match &self.state {
+            State::Down { .. } => None,
+            State::Connecting { socket, .. } => Some((socket.as_raw_fd(), libc::POLLOUT)),
+            State::Up { stream, .. } => {
+                let write = if self.unsent.is_empty() {
+                    0
+                } else {
+                    libc::POLLOUT
+                };
+                Some((stream.as_raw_fd(), libc::POLLIN | write))
+            }
+        }
+    }
+
+    /// When this link next needs the shard's attention without any descriptor being ready:
+    /// a retry or a connect timeout.
+    pub fn deadline(&self) -> Option<Instant> {
+        match &self.state {
+            State::Down { retry_at } => Some(*retry_at),
+            State::Connecting { since, .. } => Some(*since + CONNECT_TIMEOUT),
+            State::Up { .. } => None,
+        }
+    }
+
+    /// Starts a connection when one is due, and gives up an attempt that took too long.
+    pub fn tick(&mut self, now: Instant) {
+        match &self.state {
+            State::Down { retry_at } if now >= *retry_at => match self.start_connect(now) {
+                Ok(()) => {}
+                Err(err) => self.failed(now, &format!("cannot reach intercept: {err:#}")),
+            },
+            State::Connecting { since, .. } if now - *since >= CONNECT_TIMEOUT => {
+                self.failed(now, "cannot reach intercept: connection timed out");
+            }
+            _ => {}
+        }
+    }
+
+    fn start_connect(&mut self, now: Instant) -> Result<()> {
+        let peer = resolve(&self.addr)?;
+        // socket2 opens it close-on-exec.
+        let socket = Socket::new(Domain::for_address(peer), Type::STREAM, Some(Protocol::TCP))
+            .context("cannot create a socket")?;
+        socket.set_nonblocking(true)?;
+        match socket.connect(&SockAddr::from(peer)) {
+            Ok(()) => {}
+            Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(err) => return Err(err).with_context(|| format!("connect to {peer}")),
+        }
+        self.state = State::Connecting {
+            socket,
+            peer,
+            since: now,
+        };
+        Ok(())
+    }
+
+    /// The descriptor of this link was reported ready with `revents`.
+    pub fn on_ready(&mut self, now: Instant, revents: libc::c_short, core: &mut ShardCore) {
+        let result = match &self.state {
+            State::Down { .. } => Ok(()),
+            State::Connecting { .. } => self.finish_connect(core),
+            State::Up { .. } => {
+                let mut result = Ok(());
+                if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                    result = self.read_replies(now, core);
+                }
+                if result.is_ok() && revents & libc::POLLOUT != 0 {
+                    result = self.write_unsent();
+                }
+                result
+            }
+        };
+        if let Err(err) = result {
+            self.failed(now, &format!("{err:#}"));
+        }
+    }
+
+    fn finish_connect(&mut self, core: &mut ShardCore) -> Result<()> {
+        let placeholder = State::Down {
+            retry_at: Instant::now(),
+        };
+        let State::Connecting { socket, peer, .. } =
+            std::mem::replace(&mut self.state, placeholder)
+        else {
+            return Ok(());
+        };
+        if let Some(err) = socket.take_error()? {
+            return Err(err).with_context(|| format!("cannot reach intercept at {peer}"));
+        }
+        let stream: TcpStream = socket.into();
+        stream.set_nodelay(true)?;
+        self.state = State::Up {
+            stream,
+            decoder: InterceptStreamDecoder::new(Version::LATEST),
+            version: Version::V6,
+        };
+        self.last_failure_log = None;
+        core.emitted().counters.bump(Counter::InterceptConnects);
+        log::info!("shard {}: connected to intercept {}", self.shard, self.addr);
+        self.unsent.clear();
+        proto::encode_hello(Version::LATEST, &mut self.unsent);
+        let flows: Vec<Flow> = core.sessions().live_flows().collect();
+        for flow in flows {
+            self.register(flow);
+        }
+        self.write_unsent()
+    }
+
+    /// Reads what the intercept sent and hands each reply to `core`.
+    fn read_replies(&mut self, now: Instant, core: &mut ShardCore) -> Result<()> {
+        let State::Up {
+            stream,
+            decoder,
+            version,
+        } = &mut self.state
+        else {
+            return Ok(());
+        };
+        let mut read = 0;
+        while read < MAX_READ_PER_TURN {
+            let n = match stream.read(&mut self.read_buffer) {
+                Ok(0) => anyhow::bail!("intercept {} closed the connection", self.addr),
+                Ok(n) => n,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err).context("reading from intercept failed"),
+            };
+            read += n;
+            decoder.feed(&self.read_buffer[..n]);
+            while let Some(message) = decoder.next_message().context("bad data from intercept")? {
+                match message {
+                    InterceptMessage::Reply(reply) => core.on_reply(now, reply.headers()),
+                    InterceptMessage::Switch(agreed) => {
+                        log::info!(
+                            "shard {}: intercept {} speaks protocol version {}",
+                            self.shard,
+                            self.addr,
+                            agreed.number()
+                        );
+                        if agreed == Version::V7 && *version == Version::V6 {
+                            proto::encode_switch(&mut self.unsent);
+                            *version = Version::V7;
+                        }
+                    }
+                    InterceptMessage::Counters(_) | InterceptMessage::Unknown { .. } => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues the registration of `flow`, if connected (a link that connects later
+    /// registers every live flow then).
+    pub fn register(&mut self, flow: Flow) {
+        let State::Up { version, .. } = &self.state else {
+            return;
+        };
+        let Flow { client, target } = flow;
+        if let Err(err) = proto::encode_registration(
+            *version,
+            &proto::Registration::add(client, target),
+            &mut self.unsent,
+        ) {
+            log::debug!("cannot register {client} -> {target}: {err}");
+        }
+    }
+
+    /// Writes what is queued, as far as the socket takes it without blocking.
+    pub fn flush(&mut self, now: Instant) {
+        if self.unsent.is_empty() || !self.is_up() {
+            return;
+        }
+        let result = if self.unsent.len() > MAX_UNSENT {
+            Err(anyhow::anyhow!(
+                "intercept {} reads nothing ({} bytes of registrations waiting)",
+                self.addr,
+                self.unsent.len()
+            ))
+        } else {
+            self.write_unsent()
+        };
+        if let Err(err) = result {
+            self.failed(now, &format!("{err:#}"));
+        }
+    }
+
+    fn write_unsent(&mut self) -> Result<()> {
+        let State::Up { stream, .. } = &mut self.state else {
+            return Ok(());
+        };
+        let mut written = 0;
+        while written < self.unsent.len() {
+            match stream.write(&self.unsent[written..]) {
+                Ok(0) => anyhow::bail!("intercept {} stopped reading", self.addr),
+                Ok(n) => written += n,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(err) => return Err(err).context("sending registrations failed"),
+            }
+        }
+        self.unsent.drain(..written);
+        Ok(())
+    }
+
+    /// The link failed: say so (an unreachable intercept at most every 30 s) and retry later.
+    fn failed(&mut self, now: Instant, why: &str) {
+        let was_up = self.is_up();
+        self.state = State::Down {
+            retry_at: now + RECONNECT_DELAY,
+        };
+        self.unsent.clear();
+        if was_up {
+            log::warn!("shard {}: {why}; reconnecting", self.shard);
+        } else if self
+            .last_failure_log
+            .is_none_or(|at| now - at >= UNREACHABLE_LOG_INTERVAL)
+        {
+            log::warn!(
+                "shard {}: intercept {}: {why}; retrying every {}s",
+                self.shard,
+                self.addr,
+                RECONNECT_DELAY.as_secs()
+            );
+            self.last_failure_log = Some(now);
+        }
+    }
+}
+
+/// The first address `addr` resolves to. Addresses given as IP literals resolve without a
+/// lookup; a host name is looked up at each attempt.
+fn resolve(addr: &InterceptAddr) -> Result<SocketAddr> {
+    (addr.host.as_str(), addr.port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {}", addr.host))?
+        .next()
+        .with_context(|| format!("{} has no address", addr.host))
+}

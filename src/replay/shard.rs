@@ -1,0 +1,448 @@
+//! The shard loop: one thread, one `poll(2)` loop over the shard's own capture(s), its own
+//! links to every intercept and its own timers, running each packet to completion (parse,
+//! session, send) with no hand-off to another thread.
+//!
+//! A loop turn: drain what the capture ring holds (in chunks, flushing between them),
+//! read what the intercepts sent, fire due timers, then send everything emitted with one
+//! batched call and queue the new registrations on every link with one write each. Only
+//! when a turn found nothing to do does the loop wait, and never past the next deadline.
+//!
+//! Overload: the capture timestamps say how far behind the shard is. While it is more than
+//! [`SHED_LAG`] behind, new sessions are shed (counted) so the open ones finish instead of
+//! timing out in the backlog.
+
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+
+use crate::capture::{Next, POLL_INTERVAL, PacketSource};
+use crate::packet::LinkType;
+use crate::stats::{Counter, Counters, LocalCounters};
+
+use super::core::ShardCore;
+use super::link::Link;
+use super::sink::PacketSink;
+
+/// Capture lag beyond which new sessions are shed: under the sessions' 250 ms initial
+/// retransmission timeout, so the handshakes of sessions already started still complete,
+/// and well above the stalls a busy host shows without being overloaded.
+pub const SHED_LAG: Duration = Duration::from_millis(200);
+
+/// What each shard says of its own share at exit: how evenly flows were spread, and whether
+/// any reply reached a shard that does not own its flow.
+const SHARD_REPORTED: &[Counter] = &[
+    Counter::Captured,
+    Counter::SessionsOpened,
+    Counter::RequestsSent,
+    Counter::Sent,
+    Counter::RepliesReceived,
+    Counter::RepliesUnmatched,
+];
+
+/// Frames taken from one source before the shard sends what they produced and looks at its
+/// other descriptors: bounds the latency a burst adds to replies and timers.
+const FRAMES_PER_CHUNK: usize = 64;
+/// Chunks per source per loop turn.
+const CHUNKS_PER_TURN: usize = 8;
+
+/// When the frames of a file are replayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// As fast as they come (live capture).
+    AsFastAsPossible,
+    /// At the offsets their capture timestamps had (a file).
+    Recorded,
+}
+
+/// A capture and what the shard knows about it.
+struct Source {
+    capture: Box<dyn PacketSource>,
+    link: LinkType,
+    ended: bool,
+    /// The kernel's drop count already added to the counters.
+    dropped_reported: u64,
+}
+
+/// A frame of a paced file that is not due yet, held until it is.
+struct HeldFrame {
+    due: Instant,
+    link: LinkType,
+    data: Vec<u8>,
+}
+
+/// Maps capture timestamps of a file onto the shard's clock: the first frame is due at
+/// once, every later one at its offset from the first.
+#[derive(Default)]
+struct FileClock {
+    start: Option<(Instant, Duration)>,
+}
+
+impl FileClock {
+    fn due(&mut self, now: Instant, timestamp: Duration) -> Instant {
+        let (started, first) = *self.start.get_or_insert((now, timestamp));
+        started + timestamp.saturating_sub(first)
+    }
+}
+
+/// What the shard's owner can see of it while it runs.
+#[derive(Debug, Default)]
+pub struct ShardStatus {
+    /// Intercept links up now.
+    pub links_up: AtomicUsize,
+}
+
+/// One shard and everything it owns.
+pub struct Shard {
+    index: usize,
+    core: ShardCore,
+    sources: Vec<Source>,
+    links: Vec<Link>,
+    sink: Box<dyn PacketSink>,
+    pace: Pace,
+    file_clock: FileClock,
+    held: Option<HeldFrame>,
+    shedding: bool,
+    counters: LocalCounters,
+    shared: Arc<Counters>,
+    /// This shard's share of the counts, for its line at exit.
+    own: Counters,
+    status: Arc<ShardStatus>,
+    /// The descriptors of the last `poll(2)`: the sources' first, then the links'.
+    pollfds: Vec<libc::pollfd>,
+    /// For each link entry of `pollfds`, from `link_fds_from` on, the link it belongs to.
+    polled_links: Vec<usize>,
+    link_fds_from: usize,
+    /// The last wait polled the links too: their readiness is known without polling again.
+    links_polled: bool,
+    send_error_logged: Option<Instant>,
+    next_publish: Instant,
+}
+
+/// How often a persistent send error is logged again.
+const SEND_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(5);
+/// How often a shard adds its counts to the shared counters (and asks the kernel for its
+/// drop counts): often enough for a per-second report, rarely enough to cost nothing.
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+
+impl Shard {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        index: usize,
+        core: ShardCore,
+        captures: Vec<Box<dyn PacketSource>>,
+        links: Vec<Link>,
+        sink: Box<dyn PacketSink>,
+        pace: Pace,
+        shared: Arc<Counters>,
+        status: Arc<ShardStatus>,
+    ) -> Result<Shard> {
+        let mut sources = Vec::with_capacity(captures.len());
+        for capture in captures {
+            let dlt = capture.datalink();
+            let link = LinkType::from_dlt(dlt)
+                .with_context(|| format!("{}: unsupported link type {dlt}", capture.name()))?;
+            sources.push(Source {
+                capture,
+                link,
+                ended: false,
+                dropped_reported: 0,
+            });
+        }
+        Ok(Shard {
+            index,
+            core,
+            sources,
+            links,
+            sink,
+            pace,
+            file_clock: FileClock::default(),
+            held: None,
+            shedding: false,
+            counters: LocalCounters::default(),
+            shared,
+            own: Counters::default(),
+            status,
+            pollfds: Vec::new(),
+            polled_links: Vec::new(),
+            link_fds_from: 0,
+            links_polled: false,
+            send_error_logged: None,
+            next_publish: Instant::now(),
+        })
+    }
+
+    /// Runs until `stop`, or until every source ended and `drain` has passed since. Then
+    /// resets the sessions still open on the target.
+    pub fn run(mut self, stop: &AtomicBool, drain: Duration) -> Result<()> {
+        let mut ended_at: Option<Instant> = None;
+        let result = loop {
+            if stop.load(Ordering::Relaxed) {
+                break Ok(());
+            }
+            let now = Instant::now();
+            let busy = match self.turn(now) {
+                Ok(busy) => busy,
+                Err(err) => break Err(err),
+            };
+            if self.sources.iter().all(|s| s.ended) && self.held.is_none() {
+                let since = *ended_at.get_or_insert_with(|| {
+                    if drain > Duration::ZERO {
+                        log::info!(
+                            "shard {}: input ended; letting sessions finish for {}",
+                            self.index,
+                            humantime::format_duration(drain)
+                        );
+                    }
+                    now
+                });
+                if now - since >= drain {
+                    break Ok(());
+                }
+            }
+            if !busy && let Err(err) = self.wait(ended_at.map(|at| at + drain)) {
+                break Err(err);
+            }
+        };
+        let reset = self.core.sessions().abort_all(Instant::now());
+        if reset > 0 {
+            log::info!(
+                "shard {}: reset {reset} sessions still open on the target",
+                self.index
+            );
+        }
+        self.flush(Instant::now());
+        self.publish_counters();
+        log::info!(
+            "shard {} totals: {}",
+            self.index,
+            self.own.snapshot().format(SHARD_REPORTED)
+        );
+        result
+    }
+
+    /// One loop turn. Returns whether it found work that may not be finished (then the
+    /// loop turns again without waiting).
+    fn turn(&mut self, now: Instant) -> Result<bool> {
+        let mut busy = false;
+        for index in 0..self.sources.len() {
+            busy |= self.drain_source(index)?;
+        }
+        self.release_held(now);
+        for link in &mut self.links {
+            link.tick(now);
+        }
+        self.poll_links(now);
+        self.core.sessions().fire_timers(Instant::now());
+        let now = Instant::now();
+        self.flush(now);
+        if now >= self.next_publish {
+            self.publish_counters();
+            self.next_publish = now + PUBLISH_INTERVAL;
+        }
+        Ok(busy)
+    }
+
+    /// Takes what `sources[index]` holds, up to a turn's share. Returns whether more may wait.
+    fn drain_source(&mut self, index: usize) -> Result<bool> {
+        if self.sources[index].ended || self.held.is_some() {
+            return Ok(false);
+        }
+        for _ in 0..CHUNKS_PER_TURN {
+            let now = Instant::now();
+            let mut taken = 0;
+            while taken < FRAMES_PER_CHUNK {
+                let source = &mut self.sources[index];
+                let frame = match source.capture.next_frame()? {
+                    Next::Frame(frame) => frame,
+                    Next::Idle => break,
+                    Next::End => {
+                        source.ended = true;
+                        break;
+                    }
+                };
+                taken += 1;
+                if taken == 1 && self.pace == Pace::AsFastAsPossible {
+                    self.shedding = capture_lag(frame.timestamp) > SHED_LAG;
+                }
+                if self.pace == Pace::Recorded {
+                    let due = self.file_clock.due(now, frame.timestamp);
+                    if due > now {
+                        self.held = Some(HeldFrame {
+                            due,
+                            link: source.link,
+                            data: frame.data.to_vec(),
+                        });
+                        break;
+                    }
+                }
+                let link = source.link;
+                self.core.on_frame(now, link, frame.data, self.shedding);
+            }
+            self.flush(now);
+            if taken < FRAMES_PER_CHUNK || self.held.is_some() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Replays the held frame of a paced file once it is due.
+    fn release_held(&mut self, now: Instant) {
+        if let Some(held) = self.held.take_if(|held| held.due <= now) {
+            self.core.on_frame(now, held.link, &held.data, false);
+        }
+    }
+
+    /// Serves the links whose descriptors are ready: as the last wait found them, or as a
+    /// poll without waiting finds them now.
+    fn poll_links(&mut self, now: Instant) {
+        if !std::mem::take(&mut self.links_polled) {
+            self.pollfds.clear();
+            self.collect_link_fds();
+            if self.pollfds.is_empty() || poll(&mut self.pollfds, Duration::ZERO).is_err() {
+                return;
+            }
+        }
+        let ready = self.pollfds[self.link_fds_from..].iter();
+        for (pollfd, &index) in ready.zip(&self.polled_links) {
+            if pollfd.revents != 0 {
+                self.links[index].on_ready(now, pollfd.revents, &mut self.core);
+            }
+        }
+    }
+
+    /// Appends the links' descriptors to `pollfds`, remembering which link each is.
+    fn collect_link_fds(&mut self) {
+        self.link_fds_from = self.pollfds.len();
+        self.polled_links.clear();
+        for (index, link) in self.links.iter().enumerate() {
+            if let Some((fd, events)) = link.interest() {
+                self.pollfds.push(pollfd(fd, events));
+                self.polled_links.push(index);
+            }
+        }
+    }
+
+    /// Sends what the sessions emitted and registers the flows they opened.
+    fn flush(&mut self, now: Instant) {
+        let emitted = self.core.emitted();
+        for flow in emitted.new_flows.drain(..) {
+            for link in &mut self.links {
+                link.register(flow);
+            }
+        }
+        for link in &mut self.links {
+            link.flush(now);
+        }
+        if !emitted.outgoing.is_empty() {
+            let mut failures = 0u64;
+            let mut last_error = None;
+            let sent = self.sink.send_batch(&emitted.outgoing, &mut |packet, err| {
+                failures += 1;
+                last_error = Some((packet.len(), err));
+            });
+            emitted.outgoing.clear();
+            self.counters.add(Counter::Sent, sent as u64);
+            if let Some((len, err)) = last_error {
+                self.counters.add(Counter::SendFailed, failures);
+                if self
+                    .send_error_logged
+                    .is_none_or(|at| now - at >= SEND_ERROR_LOG_INTERVAL)
+                {
+                    log::warn!(
+                        "shard {}: sending a {len}-byte copy failed: {err} ({failures} in this batch; logged at most every {}s)",
+                        self.index,
+                        SEND_ERROR_LOG_INTERVAL.as_secs()
+                    );
+                    self.send_error_logged = Some(now);
+                }
+            }
+        }
+    }
+
+    /// Adds the shard's counts (and the kernel's drop counts) to the shared counters.
+    fn publish_counters(&mut self) {
+        let targets = [&*self.shared, &self.own];
+        self.core.emitted().counters.flush_into_each(&targets);
+        self.counters.flush_into_each(&targets);
+        for source in &mut self.sources {
+            let dropped = source.capture.stats().dropped;
+            if dropped > source.dropped_reported {
+                self.shared
+                    .add(Counter::KernelDropped, dropped - source.dropped_reported);
+                source.dropped_reported = dropped;
+            }
+        }
+        let up = self.links.iter().filter(|link| link.is_up()).count();
+        self.status.links_up.store(up, Ordering::Relaxed);
+    }
+
+    /// Waits until a descriptor is ready or the next deadline (a session timer, a link retry,
+    /// a held frame, the end of the drain) comes, at most [`POLL_INTERVAL`].
+    fn wait(&mut self, drain_end: Option<Instant>) -> Result<()> {
+        let now = Instant::now();
+        let deadline = [
+            self.core.sessions().next_deadline(),
+            self.held.as_ref().map(|held| held.due),
+            drain_end,
+            Some(self.next_publish),
+        ]
+        .into_iter()
+        .chain(self.links.iter().map(Link::deadline))
+        .flatten()
+        .min();
+        let mut timeout = deadline.map_or(POLL_INTERVAL, |at| at.saturating_duration_since(now));
+        timeout = timeout.min(POLL_INTERVAL);
+        if timeout.is_zero() {
+            return Ok(());
+        }
+        self.pollfds.clear();
+        for source in &self.sources {
+            if !source.ended
+                && let Some(fd) = source.capture.poll_fd()
+            {
+                self.pollfds.push(pollfd(fd, libc::POLLIN));
+            }
+        }
+        self.collect_link_fds();
+        poll(&mut self.pollfds, timeout).with_context(|| format!("shard {}: poll", self.index))?;
+        self.links_polled = true;
+        Ok(())
+    }
+}
+
+/// How long ago a frame stamped `timestamp` (since the Unix epoch) was captured.
+fn capture_lag(timestamp: Duration) -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_sub(timestamp)
+}
+
+fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }
+}
+
+/// `poll(2)` over `fds` for at most `timeout` (millisecond resolution, rounded up so a
+/// deadline is never missed by a spin).
+fn poll(fds: &mut [libc::pollfd], timeout: Duration) -> std::io::Result<()> {
+    let millis = timeout.as_micros().div_ceil(1000);
+    let millis = libc::c_int::try_from(millis).unwrap_or(libc::c_int::MAX);
+    let count = libc::nfds_t::try_from(fds.len()).unwrap_or(libc::nfds_t::MAX);
+    // SAFETY: `fds` is a valid slice of `count` pollfd structures.
+    let ready = unsafe { libc::poll(fds.as_mut_ptr(), count, millis) };
+    if ready < 0 {
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
