@@ -59,6 +59,7 @@ pub struct LiveCapture {
     capture: Capture<Active>,
     device: String,
     fanout_group: Option<u16>,
+    snaplen: usize,
 }
 
 impl LiveCapture {
@@ -114,6 +115,7 @@ impl LiveCapture {
             capture,
             device: device.clone(),
             fanout_group,
+            snaplen: usize::try_from(options.snaplen).unwrap_or(0),
         })
     }
 
@@ -246,5 +248,9 @@ impl PacketSource for LiveCapture {
 
     fn poll_fd(&self) -> Option<RawFd> {
         Some(self.capture.as_raw_fd())
+    }
+
+    fn max_frame_len(&self) -> usize {
+        self.snaplen
     }
 }

@@ -7,12 +7,14 @@
 mod filter;
 mod live;
 mod offline;
+mod offload;
 
 use std::time::Duration;
 
 pub use filter::{build_filter, own_addresses};
 pub use live::{BLOCK_TIMEOUT, Fanout, LiveCapture, LiveOptions, RingMode};
 pub use offline::FileCapture;
+pub use offload::{ReceiveShape, receive_shape};
 
 /// One captured frame, borrowed from the source until the next call.
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +60,8 @@ pub trait PacketSource: Send {
     /// The descriptor that becomes readable when frames wait, for a loop that polls several
     /// sources; `None` for a source that is always ready (a file).
     fn poll_fd(&self) -> Option<std::os::fd::RawFd>;
+    /// The longest frame this source can deliver (its snap length).
+    fn max_frame_len(&self) -> usize;
 }
 
 /// How long a reader waits on an idle source before it looks at its stop flag again.

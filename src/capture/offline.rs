@@ -61,4 +61,9 @@ impl PacketSource for FileCapture {
     fn poll_fd(&self) -> Option<std::os::fd::RawFd> {
         None
     }
+
+    /// libpcap's largest snap length (MAXIMUM_SNAPLEN): a file's records are no longer.
+    fn max_frame_len(&self) -> usize {
+        262_144
+    }
 }

@@ -20,6 +20,7 @@
 //! - [`sink`]: where copies go (raw sockets with `sendmmsg`, a pcap file, memory).
 //! - [`rewrite`]: `-x`/`-c` applied to captured segments.
 
+mod backlog;
 pub mod core;
 pub mod link;
 pub mod rewrite;
@@ -74,9 +75,31 @@ const REPORTED: &[Counter] = &[
     Counter::Registrations,
 ];
 
-/// Snap length of copy's captures: whole packets, GRO/LRO super-segments included (copy
-/// splits those to the MTU). In a block ring a packet costs its own length, not this.
-const SNAPLEN: i32 = 65_535;
+/// Snap length on a device that merges received segments (GRO/LRO): whole super-segments,
+/// which copy splits to the MTU.
+const MERGED_SNAPLEN: i32 = 65_535;
+/// Room beyond the MTU for the link header (Ethernet with two VLAN tags, or Linux cooked v2).
+const LINK_HEADER_ROOM: usize = 32;
+
+/// How copy captures on a device (see capture's live module): without receive offloads,
+/// one slot per packet, sized to the MTU, so 8 MiB hold about 5,000 packets whatever the
+/// rate; with them, packets may be 64 KiB, so they are packed into blocks instead.
+/// Capture buffer per device and shard without `-B`, in MiB: slots of one MTU, or blocks.
+const SLOT_RING_MIB: u16 = 8;
+const BLOCK_RING_MIB: u16 = 32;
+
+fn ring_for(device: &str) -> Result<(RingMode, i32)> {
+    let shape = capture::receive_shape(device)
+        .with_context(|| format!("cannot read the MTU and offloads of {device}"))?;
+    if shape.merges_segments {
+        log::info!(
+            "{device} merges received segments (GRO/LRO): capturing into blocks, whole packets"
+        );
+        return Ok((RingMode::Blocks, MERGED_SNAPLEN));
+    }
+    let snaplen = i32::try_from(shape.mtu + LINK_HEADER_ROOM).unwrap_or(MERGED_SNAPLEN);
+    Ok((RingMode::Immediate, snaplen))
+}
 
 /// `tcpcopy copy`: runs until SIGINT/SIGTERM (or, offline, until the file is replayed).
 pub fn run(args: &CopyArgs) -> Result<()> {
@@ -232,12 +255,16 @@ fn open_captures(
             None => capture::build_filter(mappings, &capture::own_addresses(device)?)
                 .with_context(|| format!("cannot build the capture filter for {device}"))?,
         };
+        let (ring, snaplen) = ring_for(device)?;
         let mut options = LiveOptions {
             device: device.clone(),
             filter,
-            buffer_bytes: crate::cli::mib_to_bytes(args.buffer_mib),
-            snaplen: SNAPLEN,
-            ring: RingMode::Blocks,
+            buffer_bytes: crate::cli::mib_to_bytes(args.buffer_mib.unwrap_or(match ring {
+                RingMode::Immediate => SLOT_RING_MIB,
+                RingMode::Blocks => BLOCK_RING_MIB,
+            })),
+            snaplen,
+            ring,
             fanout: (shards > 1).then_some(Fanout::New),
         };
         let mut captures = Vec::with_capacity(shards);

@@ -2,10 +2,11 @@
 //! links to every intercept and its own timers, running each packet to completion (parse,
 //! session, send) with no hand-off to another thread.
 //!
-//! A loop turn: drain what the capture ring holds (in chunks, flushing between them),
-//! read what the intercepts sent, fire due timers, then send everything emitted with one
-//! batched call and queue the new registrations on every link with one write each. Only
-//! when a turn found nothing to do does the loop wait, and never past the next deadline.
+//! A loop turn: empty the capture rings into the shard's backlog, work through it in chunks
+//! (emptying the rings again before each chunk, and sending what a chunk emitted with one
+//! batched call), read what the intercepts sent, fire due timers, then send what is left and
+//! queue the new registrations on every link with one write each. Only when a turn found
+//! nothing to do does the loop wait, and never past the next deadline.
 //!
 //! Overload: the capture timestamps say how far behind the shard is. While it is more than
 //! [`SHED_LAG`] behind, new sessions are shed (counted) so the open ones finish instead of
@@ -22,6 +23,7 @@ use crate::capture::{Next, POLL_INTERVAL, PacketSource};
 use crate::packet::LinkType;
 use crate::stats::{Counter, Counters, LocalCounters};
 
+use super::backlog::Backlog;
 use super::core::ShardCore;
 use super::link::Link;
 use super::sink::PacketSink;
@@ -45,8 +47,10 @@ const SHARD_REPORTED: &[Counter] = &[
 /// Frames taken from one source before the shard sends what they produced and looks at its
 /// other descriptors: bounds the latency a burst adds to replies and timers.
 const FRAMES_PER_CHUNK: usize = 64;
-/// Chunks per source per loop turn.
+/// Chunks of work per loop turn.
 const CHUNKS_PER_TURN: usize = 8;
+/// Bytes of captured frames a shard holds in memory at most (a burst; see [`Backlog`]).
+const BACKLOG_BYTES: usize = 32 << 20;
 
 /// When the frames of a file are replayed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +108,10 @@ pub struct Shard {
     pace: Pace,
     file_clock: FileClock,
     held: Option<HeldFrame>,
+    /// Live frames taken from the rings, waiting to be processed.
+    backlog: Backlog,
+    /// The largest frame a capture can deliver (its snap length).
+    max_frame: usize,
     shedding: bool,
     counters: LocalCounters,
     shared: Arc<Counters>,
@@ -139,6 +147,11 @@ impl Shard {
         shared: Arc<Counters>,
         status: Arc<ShardStatus>,
     ) -> Result<Shard> {
+        let max_frame = captures
+            .iter()
+            .map(|c| c.max_frame_len())
+            .max()
+            .unwrap_or(0);
         let mut sources = Vec::with_capacity(captures.len());
         for capture in captures {
             let dlt = capture.datalink();
@@ -160,6 +173,8 @@ impl Shard {
             pace,
             file_clock: FileClock::default(),
             held: None,
+            backlog: Backlog::new(BACKLOG_BYTES),
+            max_frame,
             shedding: false,
             counters: LocalCounters::default(),
             shared,
@@ -226,11 +241,17 @@ impl Shard {
     /// One loop turn. Returns whether it found work that may not be finished (then the
     /// loop turns again without waiting).
     fn turn(&mut self, now: Instant) -> Result<bool> {
-        let mut busy = false;
-        for index in 0..self.sources.len() {
-            busy |= self.drain_source(index)?;
-        }
-        self.release_held(now);
+        let busy = match self.pace {
+            Pace::AsFastAsPossible => self.work_captures()?,
+            Pace::Recorded => {
+                let mut busy = false;
+                for index in 0..self.sources.len() {
+                    busy |= self.replay_file(index)?;
+                }
+                self.release_held(now);
+                busy
+            }
+        };
         for link in &mut self.links {
             link.tick(now);
         }
@@ -245,8 +266,53 @@ impl Shard {
         Ok(busy)
     }
 
-    /// Takes what `sources[index]` holds, up to a turn's share. Returns whether more may wait.
-    fn drain_source(&mut self, index: usize) -> Result<bool> {
+    /// Live captures: before each chunk of work, empty the rings into the backlog, so a
+    /// burst waits in memory instead of overflowing a ring while the shard sends. Returns
+    /// whether work is left for the next turn.
+    fn work_captures(&mut self) -> Result<bool> {
+        for _ in 0..CHUNKS_PER_TURN {
+            self.empty_rings()?;
+            if self.backlog.is_empty() {
+                return Ok(false);
+            }
+            let now = Instant::now();
+            for taken in 0..FRAMES_PER_CHUNK {
+                let Some(frame) = self.backlog.pop() else {
+                    break;
+                };
+                if taken == 0 {
+                    self.shedding = capture_lag(frame.timestamp) > SHED_LAG;
+                }
+                self.core
+                    .on_frame(now, frame.link, &frame.data, self.shedding);
+                self.backlog.recycle(frame);
+            }
+            self.flush(now);
+        }
+        Ok(!self.backlog.is_empty())
+    }
+
+    /// Moves every frame waiting in the live rings into the backlog, as long as it has room
+    /// for a whole frame (beyond that, frames wait in the ring, and what the ring cannot
+    /// hold the kernel counts as dropped).
+    fn empty_rings(&mut self) -> Result<()> {
+        for source in &mut self.sources {
+            while !source.ended && self.backlog.has_room(self.max_frame) {
+                match source.capture.next_frame()? {
+                    Next::Frame(frame) => {
+                        self.backlog.push(source.link, frame.timestamp, frame.data)
+                    }
+                    Next::Idle => break,
+                    Next::End => source.ended = true,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A file replayed at its recorded pace: takes what is due from `sources[index]`, up to a
+    /// turn's share, holding the first frame not due yet. Returns whether more may wait.
+    fn replay_file(&mut self, index: usize) -> Result<bool> {
         if self.sources[index].ended || self.held.is_some() {
             return Ok(false);
         }
@@ -264,22 +330,17 @@ impl Shard {
                     }
                 };
                 taken += 1;
-                if taken == 1 && self.pace == Pace::AsFastAsPossible {
-                    self.shedding = capture_lag(frame.timestamp) > SHED_LAG;
-                }
-                if self.pace == Pace::Recorded {
-                    let due = self.file_clock.due(now, frame.timestamp);
-                    if due > now {
-                        self.held = Some(HeldFrame {
-                            due,
-                            link: source.link,
-                            data: frame.data.to_vec(),
-                        });
-                        break;
-                    }
+                let due = self.file_clock.due(now, frame.timestamp);
+                if due > now {
+                    self.held = Some(HeldFrame {
+                        due,
+                        link: source.link,
+                        data: frame.data.to_vec(),
+                    });
+                    break;
                 }
                 let link = source.link;
-                self.core.on_frame(now, link, frame.data, self.shedding);
+                self.core.on_frame(now, link, frame.data, false);
             }
             self.flush(now);
             if taken < FRAMES_PER_CHUNK || self.held.is_some() {
