@@ -20,7 +20,7 @@ pub const PAYLOAD_PREFIX: usize = 128;
 /// Reads per connection per loop turn, at most: one busy copy cannot starve the others.
 const READS_PER_TURN: usize = 4;
 /// Capacity an emptied outbound buffer keeps; more is given back.
-const KEPT_CAPACITY: usize = 16 * 1024;
+const KEPT_CAPACITY: usize = 4 * 1024;
 
 /// How much a connection may hold back before it counts as slow, and how long it may stay so.
 #[derive(Debug, Clone, Copy)]
