@@ -145,9 +145,10 @@ pub struct InterceptArgs {
     #[arg(short = 'F', long = "filter", value_name = "BPF")]
     pub filter: Option<String>,
 
-    /// Assistant mode: kernel capture buffer per device, in MiB. Intercept captures headers
-    /// only, so 16 MiB holds tens of thousands of replies; overflows show as kernel_dropped
-    #[arg(short = 'B', long = "buffer-size", value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    /// Assistant mode: kernel capture buffer per device, in MiB (all of it resident: the
+    /// ring is mapped into intercept). Intercept captures 256 bytes of each reply, so 4 MiB
+    /// holds about ten thousand; overflows show as kernel_dropped
+    #[arg(short = 'B', long = "buffer-size", value_name = "MIB", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub buffer_mib: u16,
 
     /// Target mode: replies to these client addresses are let through instead of dropped.

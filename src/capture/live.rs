@@ -254,3 +254,10 @@ impl PacketSource for LiveCapture {
         self.snaplen
     }
 }
+
+impl AsRawFd for LiveCapture {
+    /// The capture's descriptor, for callers that poll several sources in one loop.
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.capture.as_raw_fd()
+    }
+}

@@ -3,31 +3,41 @@
 //! registered each flow.
 //!
 //! ```text
-//!  NFQUEUE reader ──┐                                  ┌──► copy connection A
-//!                   ├─► hub (verdict DROP at once) ────┼──► copy connection B
-//!  pcap reader(s) ──┘   routes by registered flow      └──► ...
+//!  NFQUEUE ──┐   one thread, one poll(2) loop            ┌──► copy connection A
+//!            ├─► split headers ─► switchboard (router) ──┼──► copy connection B
+//!  pcap(s) ──┘   (verdict DROP at once)   combined frames └──► ...   once per loop turn
 //! ```
+//!
+//! # Layout
+//! - `event_loop.rs`: the loop over the listener, the sources and the connections.
+//! - `sources.rs`: what a reply source is, and the pcap one; `nfqueue.rs`: the NFQUEUE one.
+//! - `switchboard.rs`: the connections and the routing table, fed by the loop.
+//! - `connection.rs`: one copy connection: decoder, batch, bounded outbound buffer.
+//! - `router.rs`: which connection owns which flow (pure).
+//!
+//! This file sets the pieces up and runs the loop; it handles no packet itself.
 
-mod hub;
+mod connection;
+mod event_loop;
 mod nfqueue;
 mod router;
-mod server;
+mod sources;
+mod switchboard;
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
-use std::time::Duration;
+use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
 
-use crate::capture::{self, LiveCapture, Next, PacketSource};
+use crate::capture::{self, LiveCapture};
 use crate::cli::InterceptArgs;
-use crate::packet::{self, LinkHeader, LinkType};
 use crate::stats::{Counter, Counters, Reporter};
 
-pub use hub::Hub;
-pub use router::{ConnId, Router, RouterLimits, Routing};
+pub use router::{ConnId, Router, RouterLimits};
+
+use event_loop::EventLoop;
+use sources::{CapturedReplies, ReplySource};
 
 /// Counters `intercept` reports.
 const REPORTED: &[Counter] = &[
@@ -39,18 +49,20 @@ const REPORTED: &[Counter] = &[
     Counter::RepliesDroppedSlowPeer,
 ];
 
-/// How often parked replies and idle routes are expired.
-const EXPIRE_EVERY: Duration = Duration::from_secs(1);
+/// Bytes of each reply the assistant captures: headers and a payload prefix.
+const CAPTURE_SNAPLEN: i32 = 256;
 
 /// `tcpcopy intercept`: runs until SIGINT/SIGTERM.
 pub fn run(args: &InterceptArgs) -> Result<()> {
+    // Sources first, while this is the only thread (the NFQUEUE descriptor is found by the
+    // lowest-free-descriptor rule): a queue we cannot bind is a startup error, not a log line.
+    let sources = open_sources(args)?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .context("cannot install the signal handler")?;
     }
     let counters = Arc::new(Counters::default());
-    let hub = Arc::new(Hub::new(Arc::clone(&counters)));
 
     let bind = SocketAddr::new(
         args.bind.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
@@ -65,50 +77,22 @@ pub fn run(args: &InterceptArgs) -> Result<()> {
         .with_context(|| format!("cannot listen on {bind}"))?;
     log::info!("waiting for copy connections on {}", listener.local_addr()?);
 
-    // Sources first: a queue we cannot bind is a startup error, not a log line.
-    start_sources(args, &hub, &counters, &stop)?;
     let _reporter = Reporter::start(
         "intercept",
         Arc::clone(&counters),
         REPORTED,
         args.report.stats_interval,
     );
-    let server = {
-        let (hub, stop) = (Arc::clone(&hub), Arc::clone(&stop));
-        thread::Builder::new()
-            .name("server".into())
-            .spawn(move || server::serve(listener, hub, stop))
-            .context("cannot start the control server")?
-    };
-    while !stop.load(Ordering::Relaxed) && !server.is_finished() {
-        hub.expire();
-        thread::sleep(EXPIRE_EVERY);
-    }
-    stop.store(true, Ordering::Relaxed);
-    // Source threads may sit in a blocking read; the process exit ends them.
-    server
-        .join()
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("control server panicked")))
+    EventLoop::new(listener, sources, counters)?.run(&stop)
 }
 
-fn start_sources(
-    args: &InterceptArgs,
-    hub: &Arc<Hub>,
-    counters: &Arc<Counters>,
-    stop: &Arc<AtomicBool>,
-) -> Result<()> {
+fn open_sources(args: &InterceptArgs) -> Result<Vec<Box<dyn ReplySource>>> {
+    let mut sources: Vec<Box<dyn ReplySource>> = Vec::new();
     if let Some(number) = args.nfqueue {
-        let source = nfqueue::NfQueueSource::open(number, args.passlist.clone())?;
-        let (hub, counters, stop) = (Arc::clone(hub), Arc::clone(counters), Arc::clone(stop));
-        spawn_source("nfqueue", stop, move || {
-            source.run(|bytes, headers| {
-                counters.add(Counter::Captured, 1);
-                match headers {
-                    Ok(segment) => hub.on_reply(bytes, &segment),
-                    Err(_) => counters.add(Counter::Malformed, 1),
-                }
-            })
-        })?;
+        sources.push(Box::new(nfqueue::NfQueueSource::open(
+            number,
+            args.passlist.clone(),
+        )?));
     }
     let filter = args.filter.clone().unwrap_or_default();
     for device in &args.interfaces {
@@ -116,65 +100,13 @@ fn start_sources(
             device: device.clone(),
             filter: filter.clone(),
             buffer_bytes: crate::cli::mib_to_bytes(args.buffer_mib),
-            snaplen: 256,
+            snaplen: CAPTURE_SNAPLEN,
             ring: capture::RingMode::Immediate,
             fanout: None,
         };
-        let source = LiveCapture::open(&options)?;
-        let (hub, counters, stop_flag) = (Arc::clone(hub), Arc::clone(counters), Arc::clone(stop));
-        spawn_source(&format!("pcap-{device}"), Arc::clone(stop), move || {
-            capture_replies(Box::new(source), &hub, &counters, &stop_flag)
-        })?;
+        sources.push(Box::new(CapturedReplies::new(LiveCapture::open(
+            &options,
+        )?)?));
     }
-    Ok(())
-}
-
-/// Runs a source on its own thread; if it fails, the whole intercept stops.
-fn spawn_source(
-    name: &str,
-    stop: Arc<AtomicBool>,
-    body: impl FnOnce() -> Result<()> + Send + 'static,
-) -> Result<()> {
-    thread::Builder::new()
-        .name(name.chars().take(15).collect())
-        .spawn(move || {
-            if let Err(err) = body() {
-                log::error!("{err:#}");
-            }
-            stop.store(true, Ordering::Relaxed);
-        })
-        .with_context(|| format!("cannot start thread {name}"))?;
-    Ok(())
-}
-
-/// Assistant mode: replies captured with pcap (the assistant's `ip_forward=0` drops them after).
-fn capture_replies(
-    mut source: Box<dyn PacketSource>,
-    hub: &Hub,
-    counters: &Counters,
-    stop: &AtomicBool,
-) -> Result<()> {
-    let dlt = source.datalink();
-    let link = LinkType::from_dlt(dlt)
-        .with_context(|| format!("{}: unsupported link type {dlt}", source.name()))?;
-    while !stop.load(Ordering::Relaxed) {
-        let frame = match source.next_frame()? {
-            Next::Frame(frame) => frame,
-            Next::Idle => {
-                counters.set(Counter::KernelDropped, source.stats().dropped);
-                source.wait(capture::POLL_INTERVAL)?;
-                continue;
-            }
-            Next::End => break,
-        };
-        counters.add(Counter::Captured, 1);
-        // The snap length keeps headers and a payload prefix only, so parse headers alone.
-        let parsed = LinkHeader::parse(link, frame.data)
-            .and_then(|(_, ip)| packet::parse_ip_headers(ip).map(|segment| (ip, segment)));
-        match parsed {
-            Ok((ip, segment)) => hub.on_reply(ip, &segment),
-            Err(_) => counters.add(Counter::Malformed, 1),
-        }
-    }
-    Ok(())
+    Ok(sources)
 }

@@ -1,15 +1,24 @@
-//! Target mode: the target's replies arrive through NFQUEUE, are handed over, and get a
-//! DROP verdict at once so no reply ever reaches a real client.
+//! Target mode: the target's replies arrive through NFQUEUE, their headers are taken, and each
+//! gets its verdict at once (DROP, or ACCEPT for a passlisted destination) so no reply ever
+//! reaches a real client and a slow copy never holds the queue.
 //!
-//! The iptables rule must not use `--queue-bypass`: with no reader bound the kernel then
-//! drops the queued replies too (fail closed), which is what production needs.
+//! The iptables rule must not use `--queue-bypass`, and the queue is set fail-closed: with no
+//! reader bound, or the queue full, the kernel drops the replies too.
+//!
+//! Verdicts go one by one: the `nfq` crate (0.2) has no batch verdict
+//! (`NFQNL_MSG_VERDICT_BATCH`), so each packet's verdict is sent right after its headers are
+//! taken, within the same drain. The crate does not expose its netlink descriptor either;
+//! [`NfQueueSource::open`] learns it from the kernel's lowest-free-descriptor rule and checks it.
 
+use std::io::{self, ErrorKind};
 use std::net::IpAddr;
+use std::os::fd::RawFd;
 
 use anyhow::{Context, Result};
 use nfq::{Queue, Verdict};
 
-use crate::packet::{self, PacketError, Segment};
+use super::sources::{ReplyHandler, ReplySource};
+use crate::packet;
 
 /// Bytes of each queued packet the kernel copies to us: enough for IPv6 + TCP headers with
 /// options and a reply payload prefix.
@@ -18,15 +27,19 @@ const COPY_RANGE: u16 = 512;
 /// An NFQUEUE queue bound for reading replies.
 pub struct NfQueueSource {
     queue: Queue,
+    fd: RawFd,
     number: u16,
+    name: String,
     /// Destinations whose replies are let through (ACCEPT) instead of dropped.
     passlist: Vec<IpAddr>,
 }
 
 impl NfQueueSource {
+    /// Binds queue `number`, fail closed. Call before any other thread runs: the queue's
+    /// descriptor is found by opening a probe socket just before it.
     pub fn open(number: u16, passlist: Vec<IpAddr>) -> Result<NfQueueSource> {
-        let mut queue = Queue::open().map_err(|err| {
-            if err.kind() == std::io::ErrorKind::PermissionDenied {
+        let (mut queue, fd) = open_queue().map_err(|err| {
+            if err.kind() == ErrorKind::PermissionDenied {
                 anyhow::anyhow!(
                     "cannot open a netfilter queue socket: {err} (needs root or CAP_NET_ADMIN)"
                 )
@@ -43,45 +56,108 @@ impl NfQueueSource {
         queue
             .set_fail_open(number, false)
             .context("cannot make NFQUEUE fail closed")?;
+        queue.set_nonblocking(true);
         log::info!("reading replies from NFQUEUE queue {number}; every reply is dropped");
         Ok(NfQueueSource {
             queue,
+            fd,
             number,
+            name: format!("nfqueue {number}"),
             passlist,
         })
     }
+}
 
-    /// Hands every queued packet (an IP packet, possibly cut at the copy range) and its parsed
-    /// headers to `handle`, then gives it its verdict: DROP unless its destination is
-    /// passlisted. Unparsable packets are dropped too. Runs until the queue fails.
-    pub fn run(
-        mut self,
-        mut handle: impl FnMut(&[u8], Result<Segment, PacketError>),
-    ) -> Result<()> {
-        loop {
+/// Opens the queue and finds its netlink descriptor: `socket(2)` returns the lowest free
+/// descriptor, so a probe socket opened and closed just before `Queue::open` gets the number
+/// the queue's socket gets next. The number is then checked to be a netfilter netlink socket.
+fn open_queue() -> io::Result<(Queue, RawFd)> {
+    // SAFETY: plain socket calls on a descriptor we own and close at once.
+    let probe = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_NETFILTER,
+        )
+    };
+    if probe < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `probe` is ours and open.
+    unsafe { libc::close(probe) };
+    let queue = Queue::open()?;
+    if socket_option(probe, libc::SO_DOMAIN)? != libc::AF_NETLINK
+        || socket_option(probe, libc::SO_PROTOCOL)? != libc::NETLINK_NETFILTER
+    {
+        return Err(io::Error::other(
+            "cannot find the netfilter queue's descriptor (another thread opened one meanwhile)",
+        ));
+    }
+    Ok((queue, probe))
+}
+
+/// An integer socket option of `fd` at level `SOL_SOCKET`.
+fn socket_option(fd: RawFd, option: libc::c_int) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are valid for writes of the sizes given.
+    let result = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            option,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if result < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(value)
+}
+
+impl ReplySource for NfQueueSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Hands over each queued packet (an IP packet, possibly cut at the copy range) and gives
+    /// it its verdict: DROP unless its destination is passlisted; unreadable packets are
+    /// dropped too.
+    fn drain(&mut self, max: usize, handle: &mut ReplyHandler<'_>) -> Result<usize> {
+        for handed in 0..max {
             let mut message = match self.queue.recv() {
                 Ok(message) => message,
-                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => return Ok(handed),
+                Err(err) if err.kind() == ErrorKind::Interrupted => continue,
                 Err(err) => {
                     return Err(err)
                         .with_context(|| format!("reading NFQUEUE queue {} failed", self.number));
                 }
             };
             let packet = message.get_payload();
-            let headers = packet::parse_ip_headers(packet);
+            let headers = packet::split_ip_headers(packet);
             let passed = headers
                 .as_ref()
-                .is_ok_and(|s| self.passlist.contains(&s.dst.ip()));
+                .is_ok_and(|reply| self.passlist.contains(&reply.dst.ip()));
             handle(packet, headers);
-            let verdict = if passed {
+            message.set_verdict(if passed {
                 Verdict::Accept
             } else {
                 Verdict::Drop
-            };
-            message.set_verdict(verdict);
+            });
             self.queue.verdict(message).with_context(|| {
                 format!("giving a verdict on NFQUEUE queue {} failed", self.number)
             })?;
         }
+        Ok(max)
+    }
+
+    fn kernel_dropped(&mut self) -> Option<u64> {
+        None
     }
 }

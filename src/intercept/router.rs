@@ -34,17 +34,6 @@ impl Default for RouterLimits {
     }
 }
 
-/// What became of a reply.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Routing<R> {
-    /// Send it to this connection.
-    To(ConnId, R),
-    /// Kept until its registration arrives.
-    Parked,
-    /// Nobody registered the flow and it is not worth parking.
-    Unrouted(R),
-}
-
 #[derive(Debug)]
 struct Route {
     conn: ConnId,
@@ -98,15 +87,16 @@ impl<R> Router<R> {
         waiting.into_iter().map(|p| p.reply).collect()
     }
 
-    /// Routes one reply. `parkable` replies (SYN-ACK, RST) of unknown flows are kept.
-    pub fn route(&mut self, flow: Flow, parkable: bool, reply: R, now: Instant) -> Routing<R> {
-        if let Some(route) = self.routes.get_mut(&flow) {
-            route.last_used = now;
-            return Routing::To(route.conn, reply);
-        }
-        if !parkable {
-            return Routing::Unrouted(reply);
-        }
+    /// The connection that registered `flow`, if any; the route counts as used `now`.
+    pub fn owner(&mut self, flow: Flow, now: Instant) -> Option<ConnId> {
+        let route = self.routes.get_mut(&flow)?;
+        route.last_used = now;
+        Some(route.conn)
+    }
+
+    /// Keeps a reply of an unregistered flow until its registration arrives (a SYN-ACK or
+    /// RST that overtook it); the oldest parked reply makes room when the park is full.
+    pub fn park(&mut self, flow: Flow, reply: R, now: Instant) {
         if self.parked.len() >= self.limits.max_parked {
             self.parked.pop_front();
             self.expired += 1;
@@ -116,7 +106,6 @@ impl<R> Router<R> {
             flow,
             reply,
         });
-        Routing::Parked
     }
 
     /// Forgets one flow.
@@ -173,21 +162,18 @@ mod tests {
     #[test]
     fn registered_flows_route_to_their_connection() {
         let now = Instant::now();
-        let mut router = Router::new(RouterLimits::default());
+        let mut router: Router<()> = Router::new(RouterLimits::default());
         assert!(router.register(flow(1), 7, now).is_empty());
-        assert_eq!(router.route(flow(1), false, "r", now), Routing::To(7, "r"));
-        assert_eq!(
-            router.route(flow(2), false, "r", now),
-            Routing::Unrouted("r")
-        );
+        assert_eq!(router.owner(flow(1), now), Some(7));
+        assert_eq!(router.owner(flow(2), now), None);
     }
 
     #[test]
     fn syn_ack_before_registration_is_delivered_on_registration() {
         let now = Instant::now();
         let mut router = Router::new(RouterLimits::default());
-        assert_eq!(router.route(flow(1), true, "syn-ack", now), Routing::Parked);
-        assert_eq!(router.route(flow(2), true, "other", now), Routing::Parked);
+        router.park(flow(1), "syn-ack", now);
+        router.park(flow(2), "other", now);
         assert_eq!(router.register(flow(1), 3, now), vec!["syn-ack"]);
         assert_eq!(router.parked_count(), 1);
     }
@@ -201,7 +187,7 @@ mod tests {
         };
         let mut router = Router::new(limits);
         for port in 1..=3 {
-            router.route(flow(port), true, port, now);
+            router.park(flow(port), port, now);
         }
         assert_eq!(router.parked_count(), 2);
         assert_eq!(router.expired(), 1);
@@ -217,7 +203,8 @@ mod tests {
         router.register(flow(1), 1, now);
         router.register(flow(2), 2, now);
         router.drop_connection(1);
-        assert_eq!(router.route(flow(1), false, (), now), Routing::Unrouted(()));
+        assert_eq!(router.owner(flow(1), now), None);
+        assert_eq!(router.owner(flow(2), now), Some(2));
         router.expire(now + RouterLimits::default().idle_route);
         assert_eq!(router.route_count(), 0);
     }

@@ -16,7 +16,8 @@
 //!   [`TcpPacket`] with `new_checked`.
 //! - `options.rs`: [`TcpOptions::parse`] / [`TcpOptions::emit`] in Linux's layout.
 //! - `checksum.rs`: RFC 1071 sums and the TCP pseudo-header checksums.
-//! - `parse.rs`: [`parse_frame`], [`parse_ip`], [`parse_ip_headers`].
+//! - `parse.rs`: [`parse_frame`], [`parse_ip`], [`parse_ip_headers`], and [`split_ip_headers`]
+//!   for the control protocol, which carries reply headers as bytes.
 //! - `emit.rs`: [`emit_ip`], [`emit_frame`].
 //! - `split.rs`: [`split`] a super-segment to fit an MTU, [`max_payload_for_mtu`].
 //! - `bytes.rs`: big-endian field access for the views (private).
@@ -51,7 +52,7 @@ pub use link::{
     VlanTag,
 };
 pub use options::MAX_OPTIONS_LEN;
-pub use parse::{Parsed, parse_frame, parse_ip, parse_ip_headers};
+pub use parse::{HeaderSplit, Parsed, parse_frame, parse_ip, parse_ip_headers, split_ip_headers};
 pub use segment::{Segment, TcpFlags, TcpOptions, Timestamps};
 pub use seq::SeqNum;
 pub use split::{Split, max_payload_for_mtu, split};

@@ -12,7 +12,7 @@ use super::ipv4::Ipv4Packet;
 use super::ipv6::Ipv6Packet;
 use super::link::{LinkHeader, LinkType};
 use super::tcp::TcpPacket;
-use super::{Segment, TcpOptions};
+use super::{Segment, TcpFlags, TcpOptions};
 
 /// The IP protocol number of TCP.
 pub(crate) const PROTOCOL_TCP: u8 = 6;
@@ -65,6 +65,50 @@ pub fn parse_ip_headers(headers: &[u8]) -> Result<Segment> {
     Ok(parsed.segment)
 }
 
+/// The header bytes of a TCP/IP packet, borrowed from it: what a reply's headers are made of
+/// when they travel on (the control protocol carries them as bytes, not as a [`Segment`]).
+///
+/// TCP options are not interpreted here, so any option bytes pass through as captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderSplit<'a> {
+    pub version: IpVersion,
+    /// Sender address and port.
+    pub src: SocketAddr,
+    /// Receiver address and port.
+    pub dst: SocketAddr,
+    pub flags: TcpFlags,
+    /// The whole IP header: IPv4 options or IPv6 extension headers included.
+    pub ip_header: &'a [u8],
+    /// The TCP header, options included.
+    pub tcp_header: &'a [u8],
+    /// The payload bytes at hand: within the IP length, possibly fewer than `payload_len`.
+    pub payload: &'a [u8],
+    /// The payload length the IP length fields declare.
+    pub payload_len: usize,
+}
+
+/// Splits a packet whose payload may be cut short (a capture with a small snap length, an
+/// NFQUEUE copy range, TCPCopy's zero-padded reply headers) into its IP header, TCP header
+/// and the payload bytes at hand. The headers must be present; TCP options are not parsed.
+pub fn split_ip_headers(bytes: &[u8]) -> Result<HeaderSplit<'_>> {
+    let version = IpVersion::sniff(bytes)?;
+    let layers = parse_layers(version, bytes, Extent::HeadersOnly)?;
+    let headers_end = layers.network.tcp_offset + layers.tcp.header_len();
+    let payload_end = layers.network.ip_len.min(bytes.len()).max(headers_end);
+    Ok(HeaderSplit {
+        version,
+        src: SocketAddr::new(layers.network.src, layers.tcp.src_port()),
+        dst: SocketAddr::new(layers.network.dst, layers.tcp.dst_port()),
+        flags: layers.tcp.flags(),
+        ip_header: bytes.get(..layers.network.tcp_offset).unwrap_or_default(),
+        tcp_header: bytes
+            .get(layers.network.tcp_offset..headers_end)
+            .unwrap_or_default(),
+        payload: bytes.get(headers_end..payload_end).unwrap_or_default(),
+        payload_len: layers.payload_len,
+    })
+}
+
 /// Whether the bytes hold the whole IP packet or only its headers.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Extent {
@@ -85,13 +129,22 @@ struct Network {
     tcp_offset: usize,
 }
 
+/// The IP and TCP layers of a packet, checked against each other.
+struct Layers<'a> {
+    network: Network,
+    /// The IP packet: trimmed to its length when whole, as given when headers only.
+    ip: &'a [u8],
+    tcp: TcpPacket<&'a [u8]>,
+    payload_len: usize,
+}
+
 struct ParsedPacket<'a> {
     segment: Segment,
     ip: &'a [u8],
     payload: &'a [u8],
 }
 
-fn parse_packet(version: IpVersion, bytes: &[u8], extent: Extent) -> Result<ParsedPacket<'_>> {
+fn parse_layers(version: IpVersion, bytes: &[u8], extent: Extent) -> Result<Layers<'_>> {
     let network = match version {
         IpVersion::V4 => parse_ipv4(bytes, extent)?,
         IpVersion::V6 => parse_ipv6(bytes, extent)?,
@@ -103,8 +156,7 @@ fn parse_packet(version: IpVersion, bytes: &[u8], extent: Extent) -> Result<Pars
         Extent::HeadersOnly => bytes.len(),
     };
     let ip = bytes.get(..end).unwrap_or(bytes);
-    let tcp_bytes = ip.get(network.tcp_offset..).unwrap_or_default();
-    let tcp = TcpPacket::new_checked(tcp_bytes)?;
+    let tcp = TcpPacket::new_checked(ip.get(network.tcp_offset..).unwrap_or_default())?;
     let payload_len = network
         .ip_len
         .checked_sub(network.tcp_offset + tcp.header_len())
@@ -112,8 +164,25 @@ fn parse_packet(version: IpVersion, bytes: &[u8], extent: Extent) -> Result<Pars
             layer: network.layer,
             what: "length shorter than the tcp header",
         })?;
+    Ok(Layers {
+        network,
+        ip,
+        tcp,
+        payload_len,
+    })
+}
+
+fn parse_packet(version: IpVersion, bytes: &[u8], extent: Extent) -> Result<ParsedPacket<'_>> {
+    let Layers {
+        network,
+        ip,
+        tcp,
+        payload_len,
+    } = parse_layers(version, bytes, extent)?;
     let payload = match extent {
-        Extent::Whole => tcp_bytes.get(tcp.header_len()..).unwrap_or_default(),
+        Extent::Whole => ip
+            .get(network.tcp_offset + tcp.header_len()..)
+            .unwrap_or_default(),
         Extent::HeadersOnly => &[],
     };
     let segment = Segment {
@@ -360,6 +429,36 @@ mod tests {
         );
     }
 
+    #[test]
+    fn split_headers_of_a_cut_or_padded_packet() {
+        let whole = split_ip_headers(&IPV4_PACKET).unwrap();
+        let segment = fixture_segment(IpVersion::V4);
+        assert_eq!(
+            (whole.src, whole.dst, whole.flags),
+            (segment.src, segment.dst, segment.flags)
+        );
+        assert_eq!(whole.ip_header, &IPV4_PACKET[..20]);
+        assert_eq!(whole.tcp_header, &IPV4_PACKET[20..52]);
+        assert_eq!((whole.payload, whole.payload_len), (PAYLOAD, PAYLOAD.len()));
+
+        let cut = split_ip_headers(&IPV4_PACKET[..54]).unwrap();
+        assert_eq!(
+            (cut.payload, cut.payload_len),
+            (&PAYLOAD[..2], PAYLOAD.len())
+        );
+
+        let mut padded = IPV4_PACKET.to_vec();
+        padded.extend_from_slice(&[0; 6]);
+        assert_eq!(split_ip_headers(&padded).unwrap().payload, PAYLOAD);
+
+        let v6 = split_ip_headers(&IPV6_PACKET).unwrap();
+        assert_eq!((v6.version, v6.ip_header.len()), (IpVersion::V6, 40));
+        assert_eq!(
+            split_ip_headers(&IPV4_PACKET[..40]).err(),
+            parse_ip_headers(&IPV4_PACKET[..40]).err()
+        );
+    }
+
     const LINK_TYPES: [LinkType; 6] = [
         LinkType::Ethernet,
         LinkType::LinuxSll,
@@ -379,6 +478,9 @@ mod tests {
             }
             let _ = parse_ip(&bytes);
             let _ = parse_ip_headers(&bytes);
+            if let Ok(split) = split_ip_headers(&bytes) {
+                prop_assert!(split.payload.len() <= split.payload_len);
+            }
         }
 
         /// Random bytes rarely get past the link layer; corrupting valid frames reaches

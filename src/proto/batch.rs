@@ -1,12 +1,14 @@
 //! Batching replies for one copy connection, in the version it speaks.
 //!
-//! Owns the encoder intercept uses for replies: it takes captured packets as NFQUEUE or pcap
-//! deliver them and does every version-specific step (v6 truncation and padding, combined
-//! frame count; v7 frames with timestamp and payload prefix). Flushing policy (count limit,
-//! timer) is the caller's; the batch reuses its buffer from one flush to the next.
+//! Owns the encoder intercept uses for replies: it takes a reply's headers as the packet model
+//! split them from what NFQUEUE or pcap delivered, and writes them straight into wire bytes,
+//! doing every version-specific step (v6 truncation and padding, combined frame count; v7
+//! frames with timestamp and payload prefix). Flushing policy (count limit, once per loop
+//! turn) is the caller's; the batch reuses its buffer from one flush to the next.
 
 use super::v6::{self, V6Layout};
-use super::{MAX_PAYLOAD_PREFIX, ProtoError, ReplyHeaders, Version, v7};
+use super::{MAX_PAYLOAD_PREFIX, ProtoError, Version, v7};
+use crate::packet::{self, HeaderSplit};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Encoding {
@@ -52,22 +54,32 @@ impl ReplyBatch {
         }
     }
 
-    /// Adds the captured IP `packet` (no link header) of a reply seen at `timestamp_us`
-    /// (microseconds since the Unix epoch; version 6 does not carry it). Fails, leaving the
-    /// batch as it was, for a packet that is not TCP with a whole header, for IPv6 in
-    /// version 6, or when a version-6 batch [`is_full`](Self::is_full).
+    /// Adds the captured IP `packet` (no link header, payload possibly cut short) of a reply
+    /// seen at `timestamp_us`; see [`push_split`](Self::push_split). Fails, leaving the batch
+    /// as it was, for a packet that is not TCP with a whole header too.
     pub fn push(&mut self, packet: &[u8], timestamp_us: u64) -> Result<(), ProtoError> {
+        self.push_split(&packet::split_ip_headers(packet)?, timestamp_us)
+    }
+
+    /// Adds a reply seen at `timestamp_us` (microseconds since the Unix epoch; version 6 does
+    /// not carry it), from its headers as the packet model split them. Fails, leaving the
+    /// batch as it was, for IPv6 in version 6, or when a version-6 batch
+    /// [`is_full`](Self::is_full).
+    pub fn push_split(
+        &mut self,
+        reply: &HeaderSplit<'_>,
+        timestamp_us: u64,
+    ) -> Result<(), ProtoError> {
         match self.encoding {
             Encoding::V6(layout) => {
                 let max = layout.max_batch();
                 if self.count >= max {
                     return Err(ProtoError::BatchFull { max });
                 }
-                v6::encode_message(packet, layout, &mut self.encoded)?;
+                v6::encode_message(reply, layout, &mut self.encoded)?;
             }
             Encoding::V7 { prefix_limit } => {
-                let reply = ReplyHeaders::from_packet(packet, Some(timestamp_us), prefix_limit)?;
-                v7::encode_reply(&reply, &mut self.encoded)?;
+                v7::encode_captured(reply, timestamp_us, prefix_limit, &mut self.encoded)?;
             }
         }
         self.count = self.count.saturating_add(1);

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use crate::packet::PacketError;
+
 /// What went wrong while encoding or decoding control-protocol bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProtoError {
@@ -31,18 +33,10 @@ pub enum ProtoError {
     BadRegistrationKind { kind: u8 },
     /// A version-7 registration named an unknown address family (4 or 6).
     BadAddressFamily { family: u8 },
-    /// An IP header had a version nibble other than 4 or 6.
-    BadIpVersion { version: u8 },
-    /// An IPv4 header had an IHL below 5, or above 5 where options are not allowed.
-    BadIpv4HeaderLength { ihl: u8 },
-    /// The IP packet does not carry TCP (IPv6 extension headers are not supported).
-    NotTcp { protocol: u8 },
-    /// The IP packet is a non-first fragment, so it carries no TCP header.
-    Fragment { offset: u16 },
-    /// A TCP data offset below 5 words.
-    BadTcpDataOffset { offset: u8 },
-    /// The IP length field is smaller than the headers it must contain.
-    BadIpLength { declared: usize, headers: usize },
+    /// The reply headers could not be read (the packet model says which layer and why).
+    Packet(PacketError),
+    /// A version-7 reply's header block carried IPv4 options or IPv6 extension headers.
+    IpOptionsInBlock { ip_header_len: usize },
     /// A version-7 reply's header block was not exactly a fixed IP header plus a TCP header.
     BadHeadersLength { len: usize, expected: usize },
     /// A payload prefix longer than the protocol allows.
@@ -86,26 +80,10 @@ impl fmt::Display for ProtoError {
             Self::BadAddressFamily { family } => {
                 write!(f, "v7 registration: unknown address family {family}")
             }
-            Self::BadIpVersion { version } => write!(f, "ip header: unknown version {version}"),
-            Self::BadIpv4HeaderLength { ihl } => {
-                write!(f, "ipv4 header: unusable header length {ihl} words")
-            }
-            Self::NotTcp { protocol } => write!(
+            Self::Packet(err) => write!(f, "reply headers: {err}"),
+            Self::IpOptionsInBlock { ip_header_len } => write!(
                 f,
-                "ip header: protocol {protocol} is not tcp (ipv6 extension headers are not supported)"
-            ),
-            Self::Fragment { offset } => {
-                write!(
-                    f,
-                    "ipv4 header: fragment at offset {offset} carries no tcp header"
-                )
-            }
-            Self::BadTcpDataOffset { offset } => {
-                write!(f, "tcp header: data offset {offset} words is below 5")
-            }
-            Self::BadIpLength { declared, headers } => write!(
-                f,
-                "ip header: length field says {declared} bytes, headers alone take {headers}"
+                "v7 reply: ip header of {ip_header_len} bytes carries options or extension headers"
             ),
             Self::BadHeadersLength { len, expected } => {
                 write!(
@@ -129,3 +107,9 @@ impl fmt::Display for ProtoError {
 }
 
 impl std::error::Error for ProtoError {}
+
+impl From<PacketError> for ProtoError {
+    fn from(err: PacketError) -> Self {
+        ProtoError::Packet(err)
+    }
+}

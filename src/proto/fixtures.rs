@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::headers::internet_checksum;
+use crate::packet::checksum::internet as internet_checksum;
 
 /// The 1.x hello: zeros, type 6.
 pub(crate) const HELLO_V6: [u8; 14] = [0, 0, 0, 0, 0, 0, 0x00, 0x06, 0, 0, 0, 0, 0, 0];

@@ -1,17 +1,18 @@
-//! The IP + TCP header block of a reply: split out of a captured packet and made to fit.
+//! The IP + TCP header block of a reply, made to fit the control protocol.
 //!
-//! Owns the rules that turn a captured reply (IPv4 or IPv6, as NFQUEUE or pcap deliver it) into
-//! the header block both protocol versions carry: the fixed IP header (IPv4 options dropped,
-//! IHL set to 5), then the TCP header, its options cut at an option boundary when they exceed
-//! the room the version gives, and the IP length field and IPv4 checksum fixed so the block
-//! stays self-consistent (payload length = IP length − headers, as on the wire). The TCP
-//! checksum is left as captured: nobody verifies it. Must not read past the input or panic.
+//! Owns the rules that turn a reply's headers (split by the packet model, see
+//! [`packet::split_ip_headers`]) into the header block both protocol versions carry: the fixed
+//! IP header (IPv4 options and IPv6 extension headers dropped), then the TCP header, its
+//! options cut at an option boundary when they exceed the room the version gives, and the IP
+//! length field and IPv4 checksum fixed so the block stays self-consistent (payload length =
+//! IP length − headers, as on the wire). The TCP checksum is left as captured: nobody verifies
+//! it. Parses nothing itself: bytes are read through `packet`.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use super::ProtoError;
-use super::wire::be_u16_at;
+use crate::packet::{self, HeaderSplit, IpVersion, Ipv4Packet, Ipv6Packet};
 
 const IPV4_HEADER_LEN: usize = 20;
 const IPV6_HEADER_LEN: usize = 40;
@@ -22,220 +23,76 @@ pub(crate) const TCP_MAX_HEADER_LEN: usize = 60;
 pub const MAX_HEADERS_LEN: usize = IPV6_HEADER_LEN + TCP_MAX_HEADER_LEN;
 const PROTOCOL_TCP: u8 = 6;
 
-/// The pieces of a captured TCP/IP packet, borrowed from it.
-pub(crate) struct PacketParts<'a> {
-    /// The fixed IP header: 20 bytes (IPv4) or 40 (IPv6).
-    ip_fixed: &'a [u8],
-    /// Bytes of IPv4 options the IHL declares (present in the capture or not).
-    ip_options_len: usize,
-    /// The TCP header bytes at hand: at least 20, at most `tcp_len`.
-    tcp: &'a [u8],
-    /// The TCP header length its data offset declares.
-    tcp_len: usize,
-    /// The captured payload, within the IP length.
-    pub(crate) payload: &'a [u8],
-    /// The payload length the IP length field declares.
-    pub(crate) payload_len: usize,
-}
-
-/// What the IP header says about the rest of the packet.
-struct IpFields<'a> {
-    fixed: &'a [u8],
-    options_len: usize,
-    /// Declared bytes after the whole IP header (options included): TCP header + payload.
-    transport_len: usize,
-}
-
-impl<'a> PacketParts<'a> {
-    /// Splits a captured IP packet (no link header) carrying TCP. The whole TCP header must
-    /// be present; the payload may be cut short by the capture length.
-    pub(crate) fn from_packet(packet: &'a [u8]) -> Result<Self, ProtoError> {
-        let ip = parse_ip(packet)?;
-        let tcp_start = ip.fixed.len() + ip.options_len;
-        let tcp_len = tcp_data_offset_len(packet.get(tcp_start..).unwrap_or_default())?;
-        let headers_end = tcp_start + tcp_len;
-        let tcp = packet
-            .get(tcp_start..headers_end)
-            .ok_or(ProtoError::Truncated {
-                what: "tcp header",
-                needed: headers_end,
-                had: packet.len(),
-            })?;
-        let payload_len = payload_len(&ip, tcp_len)?;
-        let payload_end = (headers_end + payload_len).min(packet.len());
-        Ok(PacketParts {
-            ip_fixed: ip.fixed,
-            ip_options_len: ip.options_len,
-            tcp,
-            tcp_len,
-            payload: packet.get(headers_end..payload_end).unwrap_or_default(),
-            payload_len,
-        })
-    }
-
-    /// Splits the 64-byte header area of a version-6 message: a 20-byte IPv4 header (its
-    /// IHL may still count options 1.x did not copy), then up to 44 bytes of TCP header.
-    pub(crate) fn from_v6_message(
-        ip_header: &'a [u8],
-        tcp_area: &'a [u8],
-    ) -> Result<Self, ProtoError> {
-        match ip_header.first().map(|first| first >> 4) {
-            Some(4) | None => {}
-            Some(version) => return Err(ProtoError::BadIpVersion { version }),
-        }
-        let ip = parse_ip(ip_header)?;
-        let tcp_len = tcp_data_offset_len(tcp_area)?;
-        let tcp = tcp_area.get(..tcp_len).unwrap_or(tcp_area);
-        Ok(PacketParts {
-            ip_fixed: ip.fixed,
-            ip_options_len: ip.options_len,
-            tcp,
-            tcp_len,
-            payload: &[],
-            payload_len: payload_len(&ip, tcp_len)?,
-        })
-    }
-}
-
-/// Reads the IP header at the start of `bytes`: version, IHL, protocol, fragment offset and
-/// the declared length of what follows it.
-fn parse_ip(bytes: &[u8]) -> Result<IpFields<'_>, ProtoError> {
-    let first = *bytes.first().ok_or(ProtoError::Truncated {
-        what: "ip header",
-        needed: 1,
-        had: 0,
-    })?;
-    let fixed_len = match first >> 4 {
-        4 => IPV4_HEADER_LEN,
-        6 => IPV6_HEADER_LEN,
-        version => return Err(ProtoError::BadIpVersion { version }),
-    };
-    let fixed = bytes.get(..fixed_len).ok_or(ProtoError::Truncated {
-        what: if fixed_len == IPV4_HEADER_LEN {
-            "ipv4 header"
-        } else {
-            "ipv6 header"
-        },
-        needed: fixed_len,
-        had: bytes.len(),
-    })?;
-    // Both fixed headers are long enough for every offset read below.
-    let field = |offset| be_u16_at(fixed, offset).unwrap_or_default();
-    if fixed_len == IPV6_HEADER_LEN {
-        let next_header = fixed[6];
-        if next_header != PROTOCOL_TCP {
-            return Err(ProtoError::NotTcp {
-                protocol: next_header,
-            });
-        }
-        return Ok(IpFields {
-            fixed,
-            options_len: 0,
-            transport_len: usize::from(field(4)),
-        });
-    }
-    let ihl = first & 0x0f;
-    let header_len = usize::from(ihl) * 4;
-    if header_len < IPV4_HEADER_LEN {
-        return Err(ProtoError::BadIpv4HeaderLength { ihl });
-    }
-    if fixed[9] != PROTOCOL_TCP {
-        return Err(ProtoError::NotTcp { protocol: fixed[9] });
-    }
-    let fragment_offset = field(6) & 0x1fff;
-    if fragment_offset != 0 {
-        return Err(ProtoError::Fragment {
-            offset: fragment_offset,
-        });
-    }
-    let total_len = usize::from(field(2));
-    let transport_len = total_len
-        .checked_sub(header_len)
-        .ok_or(ProtoError::BadIpLength {
-            declared: total_len,
-            headers: header_len,
-        })?;
-    Ok(IpFields {
-        fixed,
-        options_len: header_len - IPV4_HEADER_LEN,
-        transport_len,
-    })
-}
-
-/// The TCP header length declared by the data offset of the header starting `tcp`.
-fn tcp_data_offset_len(tcp: &[u8]) -> Result<usize, ProtoError> {
-    let offset_byte = *tcp
-        .get(12)
-        .filter(|_| tcp.len() >= TCP_MIN_HEADER_LEN)
-        .ok_or(ProtoError::Truncated {
-            what: "tcp header",
-            needed: TCP_MIN_HEADER_LEN,
-            had: tcp.len(),
-        })?;
-    let offset = offset_byte >> 4;
-    if offset < 5 {
-        return Err(ProtoError::BadTcpDataOffset { offset });
-    }
-    Ok(usize::from(offset) * 4)
-}
-
-/// The payload length the IP header declares, after a TCP header of `tcp_len` bytes.
-fn payload_len(ip: &IpFields<'_>, tcp_len: usize) -> Result<usize, ProtoError> {
-    ip.transport_len
-        .checked_sub(tcp_len)
-        .ok_or(ProtoError::BadIpLength {
-            declared: ip.transport_len,
-            headers: tcp_len,
-        })
-}
-
-/// A normalized header block: fixed IP header + TCP header, lengths consistent.
+/// A normalized header block: fixed IP header + TCP header, lengths consistent, with the
+/// facts the packet model read from it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct HeaderBuf {
     bytes: [u8; MAX_HEADERS_LEN],
     ip_len: u8,
     len: u8,
+    source: SocketAddr,
+    destination: SocketAddr,
+    payload_len: usize,
 }
 
 impl HeaderBuf {
-    /// Builds the block from `parts`, keeping at most `tcp_limit` bytes of TCP header.
-    pub(crate) fn normalize(parts: &PacketParts<'_>, tcp_limit: usize) -> Self {
-        let ip_len = parts.ip_fixed.len();
+    /// Builds the block from the headers of `split`, keeping at most `tcp_limit` bytes of
+    /// TCP header.
+    pub(crate) fn normalize(split: &HeaderSplit<'_>, tcp_limit: usize) -> Self {
+        let ip_len = match split.version {
+            IpVersion::V4 => IPV4_HEADER_LEN,
+            IpVersion::V6 => IPV6_HEADER_LEN,
+        };
         let mut block = HeaderBuf {
             bytes: [0; MAX_HEADERS_LEN],
             ip_len: ip_len as u8,
             len: 0,
+            source: split.src,
+            destination: split.dst,
+            payload_len: split.payload_len,
         };
-        block.bytes[..ip_len].copy_from_slice(parts.ip_fixed);
-        let tcp_len = fit_tcp_header(parts, tcp_limit, &mut block.bytes[ip_len..]);
+        block.bytes[..ip_len].copy_from_slice(&split.ip_header[..ip_len]);
+        let tcp = split.tcp_header;
+        let tcp_len = fit_tcp_header(tcp, tcp.len(), tcp_limit, &mut block.bytes[ip_len..]);
         block.len = (ip_len + tcp_len) as u8;
 
-        let tcp_removed = parts.tcp_len - tcp_len;
+        let removed = (split.ip_header.len() - ip_len) + (split.tcp_header.len() - tcp_len);
         let ip = &mut block.bytes[..ip_len];
-        if ip_len == IPV6_HEADER_LEN {
-            subtract_from_u16(&mut ip[4..6], tcp_removed);
-        } else {
-            let removed = parts.ip_options_len + tcp_removed;
-            ip[0] = 0x45;
-            if removed > 0 {
-                subtract_from_u16(&mut ip[2..4], removed);
-                ip[10..12].fill(0);
-                let checksum = internet_checksum(ip);
-                ip[10..12].copy_from_slice(&checksum.to_be_bytes());
+        match split.version {
+            IpVersion::V6 => {
+                let mut header = Ipv6Packet::new_unchecked(ip);
+                let lowered = header.payload_len().saturating_sub(removed);
+                header.set_payload_len(lowered as u16);
+                header.set_next_header(PROTOCOL_TCP);
+            }
+            IpVersion::V4 => {
+                let mut header = Ipv4Packet::new_unchecked(ip);
+                header.set_header_len(IPV4_HEADER_LEN);
+                if removed > 0 {
+                    let lowered = header.total_len().saturating_sub(removed);
+                    header.set_total_len(lowered as u16);
+                    header.fill_checksum();
+                }
             }
         }
         block
     }
 
-    /// Validates a block received from a peer: exactly a fixed IP header (no IPv4 options)
-    /// and a whole TCP header. Returns it with the payload length its IP header declares.
+    /// Validates a block received from a peer: exactly a fixed IP header (no IPv4 options,
+    /// no IPv6 extension headers) and a whole TCP header. Returns it with the payload length
+    /// its IP header declares.
     pub(crate) fn from_block(block: &[u8]) -> Result<(Self, usize), ProtoError> {
-        let parts = PacketParts::from_packet(block)?;
-        if parts.ip_options_len != 0 {
-            let ihl = (parts.ip_options_len + IPV4_HEADER_LEN) / 4;
-            return Err(ProtoError::BadIpv4HeaderLength { ihl: ihl as u8 });
+        let split = packet::split_ip_headers(block)?;
+        let fixed = match split.version {
+            IpVersion::V4 => IPV4_HEADER_LEN,
+            IpVersion::V6 => IPV6_HEADER_LEN,
+        };
+        if split.ip_header.len() != fixed {
+            return Err(ProtoError::IpOptionsInBlock {
+                ip_header_len: split.ip_header.len(),
+            });
         }
-        let expected = parts.ip_fixed.len() + parts.tcp_len;
+        let expected = split.ip_header.len() + split.tcp_header.len();
         if block.len() != expected {
             return Err(ProtoError::BadHeadersLength {
                 len: block.len(),
@@ -243,8 +100,8 @@ impl HeaderBuf {
             });
         }
         Ok((
-            Self::normalize(&parts, TCP_MAX_HEADER_LEN),
-            parts.payload_len,
+            Self::normalize(&split, TCP_MAX_HEADER_LEN),
+            split.payload_len,
         ))
     }
 
@@ -265,42 +122,17 @@ impl HeaderBuf {
 
     /// The payload length the IP length field declares.
     pub(crate) fn payload_len(&self) -> usize {
-        let ip = self.ip_header();
-        let tcp_len = self.tcp_header().len();
-        let transport = if ip.len() == IPV6_HEADER_LEN {
-            usize::from(be_u16_at(ip, 4).unwrap_or_default())
-        } else {
-            usize::from(be_u16_at(ip, 2).unwrap_or_default()).saturating_sub(IPV4_HEADER_LEN)
-        };
-        transport.saturating_sub(tcp_len)
+        self.payload_len
     }
 
     /// The sender of the reply (the target).
     pub(crate) fn source(&self) -> SocketAddr {
-        self.socket_addr(true)
+        self.source
     }
 
     /// The addressee of the reply (the client as copy replays it).
     pub(crate) fn destination(&self) -> SocketAddr {
-        self.socket_addr(false)
-    }
-
-    fn socket_addr(&self, source: bool) -> SocketAddr {
-        let ip_len = usize::from(self.ip_len);
-        let port_offset = ip_len + if source { 0 } else { 2 };
-        let port = be_u16_at(&self.bytes, port_offset).unwrap_or_default();
-        let ip = if ip_len == IPV6_HEADER_LEN {
-            let start = if source { 8 } else { 24 };
-            let mut octets = [0; 16];
-            octets.copy_from_slice(&self.bytes[start..start + 16]);
-            IpAddr::V6(Ipv6Addr::from(octets))
-        } else {
-            let start = if source { 12 } else { 16 };
-            let mut octets = [0; 4];
-            octets.copy_from_slice(&self.bytes[start..start + 4]);
-            IpAddr::V4(Ipv4Addr::from(octets))
-        };
-        SocketAddr::new(ip, port)
+        self.destination
     }
 }
 
@@ -313,19 +145,24 @@ impl fmt::Debug for HeaderBuf {
     }
 }
 
-/// Copies the TCP header of `parts` into `out`, at most `limit` bytes of it, and returns the
-/// length kept. When options must be cut, whole options are kept in their captured order up
-/// to the limit, the rest is zero (End of Option List, RFC 9293 §3.2) up to a 4-byte
-/// boundary, and the data offset is lowered to match.
-fn fit_tcp_header(parts: &PacketParts<'_>, limit: usize, out: &mut [u8]) -> usize {
-    let at_hand = parts.tcp.get(..limit).unwrap_or(parts.tcp);
-    if at_hand.len() == parts.tcp_len {
-        out[..at_hand.len()].copy_from_slice(at_hand);
-        return at_hand.len();
+/// Copies the TCP header of `declared_len` bytes starting `tcp` into `out`, at most `limit`
+/// bytes of it, and returns the length kept; `tcp` holds at least `limit` bytes of it, or all
+/// of it. When options must be cut, whole options are kept in their captured order up to the
+/// limit, the rest is zero (End of Option List, RFC 9293 §3.2) up to a 4-byte boundary, and
+/// the data offset is lowered to match.
+pub(crate) fn fit_tcp_header(
+    tcp: &[u8],
+    declared_len: usize,
+    limit: usize,
+    out: &mut [u8],
+) -> usize {
+    if declared_len <= limit {
+        out[..declared_len].copy_from_slice(&tcp[..declared_len]);
+        return declared_len;
     }
+    let at_hand = &tcp[..limit];
     let options = at_hand.get(TCP_MIN_HEADER_LEN..).unwrap_or_default();
-    let kept_options = whole_options_len(options);
-    let kept = TCP_MIN_HEADER_LEN + kept_options;
+    let kept = TCP_MIN_HEADER_LEN + whole_options_len(options);
     out[..kept].copy_from_slice(&at_hand[..kept]);
     let padded = kept.next_multiple_of(4);
     out[kept..padded].fill(0);
@@ -354,29 +191,10 @@ fn whole_options_len(options: &[u8]) -> usize {
     at
 }
 
-/// Lowers the big-endian `u16` in `field` by `amount` (saturating at zero).
-fn subtract_from_u16(field: &mut [u8], amount: usize) {
-    if let Some(value) = be_u16_at(field, 0) {
-        let lowered = usize::from(value).saturating_sub(amount) as u16;
-        field.copy_from_slice(&lowered.to_be_bytes());
-    }
-}
-
-/// The Internet checksum (RFC 1071) of `bytes`.
-pub(crate) fn internet_checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = bytes
-        .chunks(2)
-        .map(|pair| u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packet::{Layer, PacketError};
     use crate::proto::fixtures::{SYN_ACK, client, target, tcp_packet};
     use proptest::prelude::*;
 
@@ -393,19 +211,22 @@ mod tests {
         out[2..4].copy_from_slice(&total.to_be_bytes());
         out[10..12].fill(0);
         out.extend_from_slice(options);
-        let checksum = internet_checksum(&out);
+        let checksum = packet::checksum::internet(&out);
         out[10..12].copy_from_slice(&checksum.to_be_bytes());
         out.extend_from_slice(&packet[20..]);
         out
     }
 
+    fn normalize(packet: &[u8], limit: usize) -> HeaderBuf {
+        HeaderBuf::normalize(&packet::split_ip_headers(packet).unwrap(), limit)
+    }
+
     #[test]
     fn a_clean_packet_passes_through_unchanged() {
         assert!(ipv4_checksum_is_valid(&SYN_ACK[..20]));
-        let parts = PacketParts::from_packet(&SYN_ACK).unwrap();
-        assert_eq!(parts.payload_len, 0);
-        let block = HeaderBuf::normalize(&parts, TCP_MAX_HEADER_LEN);
+        let block = normalize(&SYN_ACK, TCP_MAX_HEADER_LEN);
         assert_eq!(block.as_bytes(), &SYN_ACK[..]);
+        assert_eq!(block.payload_len(), 0);
         assert_eq!(block.source(), target());
         assert_eq!(block.destination(), client());
     }
@@ -414,9 +235,7 @@ mod tests {
     fn ipv4_options_are_dropped_with_length_and_checksum_fixed() {
         let plain = tcp_packet(target(), client(), &[], b"hello");
         let packet = with_ip_options(&plain, &[1, 1, 1, 0, 7, 3, 4, 0]);
-        let parts = PacketParts::from_packet(&packet).unwrap();
-        assert_eq!(parts.payload, b"hello");
-        let block = HeaderBuf::normalize(&parts, TCP_MAX_HEADER_LEN);
+        let block = normalize(&packet, TCP_MAX_HEADER_LEN);
         assert_eq!(block.as_bytes(), &plain[..40]);
         assert!(ipv4_checksum_is_valid(block.ip_header()));
         assert_eq!(block.payload_len(), 5);
@@ -429,19 +248,16 @@ mod tests {
         options.extend_from_slice(&[1, 1, 5, 18]);
         options.extend_from_slice(&[9; 16]);
         let packet = tcp_packet(target(), client(), &options, b"data");
-        let parts = PacketParts::from_packet(&packet).unwrap();
-        let block = HeaderBuf::normalize(&parts, 44);
+        let block = normalize(&packet, 44);
         let tcp = block.tcp_header();
         // The timestamps and the two NOPs after them fit in 24 bytes; the SACK does not.
         assert_eq!(tcp.len(), 36);
         assert_eq!(tcp[12] >> 4, 9);
         assert_eq!(&tcp[20..34], &options[..14]);
         assert_eq!(&tcp[34..], &[0, 0]);
-        assert_eq!(
-            block.payload_len(),
-            4,
-            "ip length lowered by the options cut"
-        );
+        let (again, payload_len) = HeaderBuf::from_block(block.as_bytes()).unwrap();
+        assert_eq!(payload_len, 4, "ip length lowered by the options cut");
+        assert_eq!(again, block);
         assert!(ipv4_checksum_is_valid(block.ip_header()));
     }
 
@@ -454,12 +270,11 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_packets_split_and_name_their_ends() {
+    fn ipv6_packets_keep_their_fixed_header_and_name_their_ends() {
         let source: SocketAddr = "[2001:db8::3]:8080".parse().unwrap();
         let destination: SocketAddr = "[2001:db8::9:1]:52302".parse().unwrap();
         let packet = tcp_packet(source, destination, &[2, 4, 5, 0xa0], b"abc");
-        let parts = PacketParts::from_packet(&packet).unwrap();
-        let block = HeaderBuf::normalize(&parts, TCP_MAX_HEADER_LEN);
+        let block = normalize(&packet, TCP_MAX_HEADER_LEN);
         assert_eq!(block.ip_header().len(), 40);
         assert_eq!(block.tcp_header().len(), 24);
         assert_eq!(block.payload_len(), 3);
@@ -467,67 +282,20 @@ mod tests {
     }
 
     #[test]
-    fn unusable_packets_are_typed_errors() {
-        let packet = tcp_packet(target(), client(), &[], b"xy");
-        let mut not_tcp = packet.clone();
-        not_tcp[9] = 17;
-        let mut fragment = packet.clone();
-        fragment[7] = 0x10;
-        let mut bad_offset = packet.clone();
-        bad_offset[32] = 0x40;
-        let mut short_total = packet.clone();
-        short_total[2..4].copy_from_slice(&30u16.to_be_bytes());
-        let mut ipv6_extension = tcp_packet(
-            "[::1]:1".parse().unwrap(),
-            "[::2]:2".parse().unwrap(),
-            &[],
-            &[],
-        );
-        ipv6_extension[6] = 0;
-        let cases: [(&[u8], ProtoError); 8] = [
-            (
-                &[],
-                ProtoError::Truncated {
-                    what: "ip header",
-                    needed: 1,
-                    had: 0,
-                },
-            ),
-            (
-                &packet[..19],
-                ProtoError::Truncated {
-                    what: "ipv4 header",
-                    needed: 20,
-                    had: 19,
-                },
-            ),
-            (
-                &packet[..30],
-                ProtoError::Truncated {
-                    what: "tcp header",
-                    needed: 20,
-                    had: 10,
-                },
-            ),
-            (&[0x55; 40], ProtoError::BadIpVersion { version: 5 }),
-            (&not_tcp, ProtoError::NotTcp { protocol: 17 }),
-            (&fragment, ProtoError::Fragment { offset: 16 }),
-            (&bad_offset, ProtoError::BadTcpDataOffset { offset: 4 }),
-            (
-                &short_total,
-                ProtoError::BadIpLength {
-                    declared: 10,
-                    headers: 20,
-                },
-            ),
-        ];
-        for (bytes, expected) in cases {
-            assert_eq!(PacketParts::from_packet(bytes).err(), Some(expected));
-        }
-        assert_eq!(
-            PacketParts::from_packet(&ipv6_extension).err(),
-            Some(ProtoError::NotTcp { protocol: 0 })
-        );
+    fn ipv6_extension_headers_are_dropped_like_ipv4_options() {
+        let source: SocketAddr = "[2001:db8::3]:8080".parse().unwrap();
+        let destination: SocketAddr = "[2001:db8::9:1]:52302".parse().unwrap();
+        let plain = tcp_packet(source, destination, &[], b"abc");
+        // A destination-options header of 8 bytes (PadN) between the fixed header and TCP.
+        let mut packet = plain[..40].to_vec();
+        packet[6] = 60;
+        let payload_len = u16::from_be_bytes([packet[4], packet[5]]) + 8;
+        packet[4..6].copy_from_slice(&payload_len.to_be_bytes());
+        packet.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]);
+        packet.extend_from_slice(&plain[40..]);
+        let block = normalize(&packet, TCP_MAX_HEADER_LEN);
+        assert_eq!(block.as_bytes(), &plain[..60]);
+        assert_eq!(block.payload_len(), 3);
     }
 
     #[test]
@@ -536,7 +304,7 @@ mod tests {
         let optioned = with_ip_options(&plain, &[1, 1, 1, 1]);
         assert_eq!(
             HeaderBuf::from_block(&optioned).err(),
-            Some(ProtoError::BadIpv4HeaderLength { ihl: 6 })
+            Some(ProtoError::IpOptionsInBlock { ip_header_len: 24 })
         );
         let with_payload = tcp_packet(target(), client(), &[], b"x");
         assert_eq!(
@@ -545,6 +313,14 @@ mod tests {
                 len: 41,
                 expected: 40
             })
+        );
+        assert_eq!(
+            HeaderBuf::from_block(&plain[..30]).err(),
+            Some(ProtoError::Packet(PacketError::Truncated {
+                layer: Layer::Tcp,
+                needed: 20,
+                got: 10
+            }))
         );
     }
 
@@ -587,15 +363,15 @@ mod tests {
     proptest! {
         #[test]
         fn normalized_blocks_are_self_consistent(packet in arbitrary_packet()) {
-            let parts = PacketParts::from_packet(&packet).unwrap();
+            let split = packet::split_ip_headers(&packet).unwrap();
             for limit in [44, TCP_MAX_HEADER_LEN] {
-                let block = HeaderBuf::normalize(&parts, limit);
+                let block = HeaderBuf::normalize(&split, limit);
                 prop_assert!(block.tcp_header().len() <= limit);
                 let (again, payload_len) = HeaderBuf::from_block(block.as_bytes()).unwrap();
                 prop_assert_eq!(again, block);
-                prop_assert_eq!(payload_len, parts.payload_len);
-                prop_assert_eq!(block.payload_len(), parts.payload_len);
-                prop_assert_eq!(&block.tcp_header()[..12], &parts.tcp[..12]);
+                prop_assert_eq!(payload_len, split.payload_len);
+                prop_assert_eq!(block.payload_len(), split.payload_len);
+                prop_assert_eq!(&block.tcp_header()[..12], &split.tcp_header[..12]);
                 if block.ip_header().len() == 20 {
                     prop_assert!(ipv4_checksum_is_valid(block.ip_header()));
                 }
@@ -604,13 +380,11 @@ mod tests {
 
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
-            if let Ok(parts) = PacketParts::from_packet(&bytes) {
-                let block = HeaderBuf::normalize(&parts, 44);
+            if let Ok(split) = packet::split_ip_headers(&bytes) {
+                let block = HeaderBuf::normalize(&split, 44);
                 prop_assert!(block.as_bytes().len() <= MAX_HEADERS_LEN);
             }
             let _ = HeaderBuf::from_block(&bytes);
-            let (ip, tcp) = bytes.split_at(bytes.len().min(20));
-            let _ = PacketParts::from_v6_message(ip, tcp);
         }
     }
 }

@@ -1,13 +1,15 @@
 //! The reply value: what intercept tells copy about one packet the target sent.
 //!
-//! Owns [`ReplyHeaders`], the decoded form of a reply in either version. Building it from a
-//! captured packet goes through `headers`, so a reply always holds a self-consistent header
-//! block. No I/O; the timestamp is whatever the caller captured.
+//! Owns [`ReplyHeaders`], the decoded form of a reply in either version: what copy gets from
+//! the stream decoders. Building it from a captured packet goes through the packet model and
+//! `headers`, so a reply always holds a self-consistent header block. No I/O; the timestamp
+//! is whatever the caller captured.
 
 use std::net::SocketAddr;
 
 use super::ProtoError;
-use super::headers::{HeaderBuf, PacketParts, TCP_MAX_HEADER_LEN};
+use super::headers::{HeaderBuf, TCP_MAX_HEADER_LEN};
+use crate::packet::{self, HeaderSplit};
 
 /// The longest payload prefix a version-7 reply may carry.
 pub const MAX_PAYLOAD_PREFIX: usize = 256;
@@ -34,16 +36,12 @@ impl ReplyHeaders {
         timestamp_us: Option<u64>,
         prefix_limit: usize,
     ) -> Result<Self, ProtoError> {
-        let parts = PacketParts::from_packet(packet)?;
-        let prefix_len = parts
-            .payload
-            .len()
-            .min(prefix_limit)
-            .min(MAX_PAYLOAD_PREFIX);
+        let split = packet::split_ip_headers(packet)?;
+        let prefix = payload_prefix(&split, prefix_limit);
         Ok(ReplyHeaders {
-            headers: HeaderBuf::normalize(&parts, TCP_MAX_HEADER_LEN),
+            headers: HeaderBuf::normalize(&split, TCP_MAX_HEADER_LEN),
             timestamp_us,
-            payload_prefix: parts.payload.get(..prefix_len).unwrap_or_default().to_vec(),
+            payload_prefix: prefix.to_vec(),
         })
     }
 
@@ -98,4 +96,15 @@ impl ReplyHeaders {
     pub fn destination(&self) -> SocketAddr {
         self.headers.destination()
     }
+}
+
+/// The payload bytes a version-7 reply carries: what was captured, at most `prefix_limit`
+/// (capped at [`MAX_PAYLOAD_PREFIX`]).
+pub(crate) fn payload_prefix<'a>(split: &HeaderSplit<'a>, prefix_limit: usize) -> &'a [u8] {
+    let len = split
+        .payload
+        .len()
+        .min(prefix_limit)
+        .min(MAX_PAYLOAD_PREFIX);
+    split.payload.get(..len).unwrap_or_default()
 }

@@ -7,9 +7,10 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
-use super::headers::{HeaderBuf, PacketParts};
+use super::headers::{HeaderBuf, fit_tcp_header};
 use super::wire::Reader;
 use super::{ProtoError, RegKind, Registration, ReplyHeaders};
+use crate::packet::{self, HeaderSplit, IpVersion, Ipv4Packet, TcpPacket};
 
 /// Length of a copy → intercept record.
 pub(crate) const RECORD_LEN: usize = 14;
@@ -141,25 +142,25 @@ pub(crate) fn encode_registration(
     Ok(())
 }
 
-/// Appends one message for the captured IPv4 `packet`: IP options dropped, TCP options cut
-/// to fit 44 bytes, zero padding, and the payload area when `layout` has one. Fails, leaving
-/// `out` untouched, for a packet that is not IPv4 carrying a whole TCP header.
+/// Appends one message for the captured IPv4 reply `split`: IP options dropped, TCP options
+/// cut to fit 44 bytes, zero padding, and the payload area when `layout` has one. Fails,
+/// leaving `out` untouched, for an IPv6 reply.
 pub(crate) fn encode_message(
-    packet: &[u8],
+    split: &HeaderSplit<'_>,
     layout: V6Layout,
     out: &mut Vec<u8>,
 ) -> Result<(), ProtoError> {
-    let parts = PacketParts::from_packet(packet)?;
-    let headers = HeaderBuf::normalize(&parts, TCP_AREA_LEN);
-    if headers.ip_header().len() != IP_AREA_LEN {
+    if split.version != IpVersion::V4 {
         return Err(ProtoError::Ipv6NotInVersion6);
     }
+    let headers = HeaderBuf::normalize(split, TCP_AREA_LEN);
     let start = out.len();
     out.extend_from_slice(headers.as_bytes());
     out.resize(start + HEADER_AREA_LEN, 0);
     if layout == V6Layout::HeadersAndPayload {
-        if parts.payload_len <= PAYLOAD_AREA_LEN {
-            out.extend_from_slice(parts.payload);
+        // 1.x copies the payload only when the whole of it fits the area.
+        if split.payload_len <= PAYLOAD_AREA_LEN {
+            out.extend_from_slice(split.payload);
         }
         out.resize(start + layout.message_len(), 0);
     }
@@ -169,17 +170,48 @@ pub(crate) fn encode_message(
 /// Reads one message of `layout.message_len()` bytes.
 pub(crate) fn decode_message(message: &[u8], layout: V6Layout) -> Result<ReplyHeaders, ProtoError> {
     let mut reader = Reader::new(message, "v6 reply message");
-    let ip = reader.take(IP_AREA_LEN)?;
-    let tcp_area = reader.take(TCP_AREA_LEN)?;
-    let parts = PacketParts::from_v6_message(ip, tcp_area)?;
-    let headers = HeaderBuf::normalize(&parts, TCP_AREA_LEN);
+    let mut area = [0u8; HEADER_AREA_LEN];
+    area.copy_from_slice(reader.take(HEADER_AREA_LEN)?);
+    if IpVersion::sniff(&area)? != IpVersion::V4 {
+        return Err(ProtoError::Ipv6NotInVersion6);
+    }
+    undo_1x_copy_limits(&mut area);
+    let split = packet::split_ip_headers(&area)?;
+    let headers = HeaderBuf::normalize(&split, TCP_AREA_LEN);
     let prefix = match layout {
-        V6Layout::HeadersAndPayload if parts.payload_len <= PAYLOAD_AREA_LEN => {
-            reader.take(parts.payload_len)?.to_vec()
+        V6Layout::HeadersAndPayload if split.payload_len <= PAYLOAD_AREA_LEN => {
+            reader.take(split.payload_len)?.to_vec()
         }
         _ => Vec::new(),
     };
     Ok(ReplyHeaders::new(headers, None, prefix))
+}
+
+/// 1.x copies the first 20 bytes of the IPv4 header even when its IHL counts options, and
+/// the first 44 bytes of the TCP header: makes such a message area what we would have sent
+/// (IHL 5, TCP options cut at an option boundary, IP length and checksum lowered to match),
+/// so the packet model reads it like any other. An area without either is left alone.
+fn undo_1x_copy_limits(area: &mut [u8; HEADER_AREA_LEN]) {
+    let (ip, tcp) = area.split_at_mut(IP_AREA_LEN);
+    let mut header = Ipv4Packet::new_unchecked(ip);
+    let ip_options = header.header_len().saturating_sub(IP_AREA_LEN);
+    let tcp_declared = TcpPacket::new_unchecked(&*tcp).header_len();
+    let mut fitted = [0u8; TCP_AREA_LEN];
+    let tcp_cut = if tcp_declared > TCP_AREA_LEN {
+        tcp_declared - fit_tcp_header(tcp, tcp_declared, TCP_AREA_LEN, &mut fitted)
+    } else {
+        0
+    };
+    if ip_options == 0 && tcp_cut == 0 {
+        return;
+    }
+    if tcp_cut > 0 {
+        tcp.copy_from_slice(&fitted);
+    }
+    header.set_header_len(IP_AREA_LEN);
+    let lowered = header.total_len().saturating_sub(ip_options + tcp_cut);
+    header.set_total_len(lowered as u16);
+    header.fill_checksum();
 }
 
 #[cfg(test)]
@@ -188,6 +220,10 @@ mod tests {
     use crate::proto::fixtures::{
         CLIENT_ADD, SYN_ACK, client, combined_syn_ack, target, tcp_packet,
     };
+
+    fn split(packet: &[u8]) -> HeaderSplit<'_> {
+        packet::split_ip_headers(packet).unwrap()
+    }
 
     #[test]
     fn registrations_encode_as_14_byte_records() {
@@ -235,7 +271,7 @@ mod tests {
     #[test]
     fn the_syn_ack_message_is_headers_then_padding() {
         let mut out = Vec::new();
-        encode_message(&SYN_ACK, V6Layout::Headers, &mut out).unwrap();
+        encode_message(&split(&SYN_ACK), V6Layout::Headers, &mut out).unwrap();
         assert_eq!(out, combined_syn_ack()[2..]);
         let reply = decode_message(&out, V6Layout::Headers).unwrap();
         assert_eq!(reply.headers(), &SYN_ACK[..]);
@@ -247,7 +283,7 @@ mod tests {
     fn the_payload_layout_carries_payloads_of_at_most_128_bytes() {
         let short = tcp_packet(target(), client(), &[], b"HTTP/1.1 200 OK\r\n");
         let mut out = Vec::new();
-        encode_message(&short, V6Layout::HeadersAndPayload, &mut out).unwrap();
+        encode_message(&split(&short), V6Layout::HeadersAndPayload, &mut out).unwrap();
         assert_eq!(out.len(), 192);
         assert_eq!(&out[64..81], b"HTTP/1.1 200 OK\r\n");
         let reply = decode_message(&out, V6Layout::HeadersAndPayload).unwrap();
@@ -255,7 +291,7 @@ mod tests {
 
         let long = tcp_packet(target(), client(), &[], &[b'x'; 129]);
         out.clear();
-        encode_message(&long, V6Layout::HeadersAndPayload, &mut out).unwrap();
+        encode_message(&split(&long), V6Layout::HeadersAndPayload, &mut out).unwrap();
         assert_eq!(&out[64..], &[0; 128][..]);
         let reply = decode_message(&out, V6Layout::HeadersAndPayload).unwrap();
         assert_eq!(
@@ -274,7 +310,7 @@ mod tests {
         );
         let mut out = Vec::new();
         assert_eq!(
-            encode_message(&packet, V6Layout::Headers, &mut out),
+            encode_message(&split(&packet), V6Layout::Headers, &mut out),
             Err(ProtoError::Ipv6NotInVersion6)
         );
         assert!(out.is_empty());
@@ -312,7 +348,7 @@ mod tests {
         message[0] = 0x65;
         assert_eq!(
             decode_message(&message, V6Layout::Headers).err(),
-            Some(ProtoError::BadIpVersion { version: 6 })
+            Some(ProtoError::Ipv6NotInVersion6)
         );
     }
 }

@@ -7,9 +7,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::headers::HeaderBuf;
+use super::headers::{HeaderBuf, TCP_MAX_HEADER_LEN};
+use super::reply::payload_prefix;
 use super::wire::{Reader, be_u16_at};
 use super::{MAX_PAYLOAD_PREFIX, ProtoError, RegKind, Registration, ReplyHeaders};
+use crate::packet::HeaderSplit;
 
 /// Length of the frame envelope: type and body length.
 pub(crate) const FRAME_HEADER_LEN: usize = 4;
@@ -118,15 +120,31 @@ pub(crate) fn decode_registration(body: &[u8]) -> Result<Registration, ProtoErro
     })
 }
 
+/// Appends the reply frame of a captured reply seen at `timestamp_us`, carrying up to
+/// `prefix_limit` bytes of its payload.
+pub(crate) fn encode_captured(
+    split: &HeaderSplit<'_>,
+    timestamp_us: u64,
+    prefix_limit: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), ProtoError> {
+    let headers = HeaderBuf::normalize(split, TCP_MAX_HEADER_LEN);
+    let prefix = payload_prefix(split, prefix_limit);
+    encode_reply(Some(timestamp_us), headers.as_bytes(), prefix, out)
+}
+
 /// Appends a reply frame:
 /// `timestamp µs u64 | headers length u16 | prefix length u16 | headers | prefix`.
 /// A missing timestamp travels as 0.
-pub(crate) fn encode_reply(reply: &ReplyHeaders, out: &mut Vec<u8>) -> Result<(), ProtoError> {
-    let headers = reply.headers();
-    let prefix = reply.payload_prefix();
+fn encode_reply(
+    timestamp_us: Option<u64>,
+    headers: &[u8],
+    prefix: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), ProtoError> {
     write_frame(FRAME_REPLY, out, |body| {
-        body.extend_from_slice(&reply.timestamp_us().unwrap_or(0).to_be_bytes());
-        // Both lengths are bounded (≤ 100 and ≤ MAX_PAYLOAD_PREFIX) by ReplyHeaders.
+        body.extend_from_slice(&timestamp_us.unwrap_or(0).to_be_bytes());
+        // Both lengths are bounded (≤ 100 and ≤ MAX_PAYLOAD_PREFIX) by the callers.
         body.extend_from_slice(&(headers.len() as u16).to_be_bytes());
         body.extend_from_slice(&(prefix.len() as u16).to_be_bytes());
         body.extend_from_slice(headers);
@@ -253,10 +271,11 @@ mod tests {
             tcp_packet(v6_source, v6_destination, &[], &[b'y'; 300]),
         ];
         for packet in packets {
-            let reply =
-                ReplyHeaders::from_packet(&packet, Some(1_700_000_000_123_456), 256).unwrap();
+            let timestamp = 1_700_000_000_123_456;
+            let reply = ReplyHeaders::from_packet(&packet, Some(timestamp), 256).unwrap();
+            let split = crate::packet::split_ip_headers(&packet).unwrap();
             let mut out = Vec::new();
-            encode_reply(&reply, &mut out).unwrap();
+            encode_captured(&split, timestamp, 256, &mut out).unwrap();
             let decoded = decode_reply(body_of(&out, FRAME_REPLY)).unwrap();
             assert_eq!(decoded, reply);
             assert_eq!(decoded.payload_prefix().len(), reply.payload_len().min(256));
@@ -267,7 +286,7 @@ mod tests {
     fn a_zero_timestamp_means_none() {
         let reply = ReplyHeaders::from_packet(&SYN_ACK, None, 0).unwrap();
         let mut out = Vec::new();
-        encode_reply(&reply, &mut out).unwrap();
+        encode_reply(None, reply.headers(), reply.payload_prefix(), &mut out).unwrap();
         assert_eq!(&out[4..12], &[0; 8]);
         assert_eq!(decode_reply(&out[4..]).unwrap().timestamp_us(), None);
     }
@@ -275,9 +294,9 @@ mod tests {
     #[test]
     fn inconsistent_replies_are_rejected() {
         let packet = tcp_packet(target(), client(), &[], b"abc");
-        let reply = ReplyHeaders::from_packet(&packet, Some(5), 3).unwrap();
+        let split = crate::packet::split_ip_headers(&packet).unwrap();
         let mut out = Vec::new();
-        encode_reply(&reply, &mut out).unwrap();
+        encode_captured(&split, 5, 3, &mut out).unwrap();
         let body = out[4..].to_vec();
 
         let mut long_prefix = body.clone();
@@ -303,11 +322,11 @@ mod tests {
         short_headers[8..10].copy_from_slice(&39u16.to_be_bytes());
         assert_eq!(
             decode_reply(&short_headers),
-            Err(ProtoError::Truncated {
-                what: "tcp header",
+            Err(ProtoError::Packet(crate::packet::PacketError::Truncated {
+                layer: crate::packet::Layer::Tcp,
                 needed: 20,
-                had: 19
-            })
+                got: 19
+            }))
         );
         assert_eq!(
             decode_reply(&body[..body.len() - 1]),

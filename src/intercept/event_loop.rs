@@ -1,0 +1,376 @@
+//! intercept's one thread: a `poll(2)` loop over the control listener, every reply source and
+//! every copy connection.
+//!
+//! A loop turn: accept new copies, read what copies sent (registrations first, so a SYN-ACK
+//! seen in the same turn finds its route), drain every readable source (verdicts given as the
+//! headers are taken), then end the turn: each connection writes the combined frames of the
+//! replies it got this turn. Owns the clock the switchboard is given; decides no routing.
+
+use std::io::{self, ErrorKind};
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+
+use super::connection::ConnectionLimits;
+use super::router::ConnId;
+use super::sources::ReplySource;
+use super::switchboard::Switchboard;
+use crate::stats::{Counter, Counters};
+
+/// How often parked replies, idle routes and silent connections are expired, and the longest
+/// the loop sleeps (the stop flag is looked at at least this often).
+const EXPIRE_EVERY: Duration = Duration::from_secs(1);
+/// Replies taken from one source per turn, at most: the others and the copies get their turn.
+const DRAIN_PER_TURN: usize = 1024;
+/// Connections accepted per turn, at most.
+const ACCEPTS_PER_TURN: usize = 16;
+/// Bytes read from a copy connection at a time (registrations are 14 to 42 bytes each).
+const READ_CHUNK: usize = 16 * 1024;
+
+/// What one entry of the poll set stands for.
+#[derive(Debug, Clone, Copy)]
+enum Polled {
+    Listener,
+    Source(usize),
+    Connection(ConnId),
+}
+
+/// The control listener, the reply sources and the copy connections of one intercept.
+pub struct EventLoop {
+    listener: TcpListener,
+    sources: Vec<Box<dyn ReplySource>>,
+    switchboard: Switchboard,
+    counters: Arc<Counters>,
+}
+
+impl EventLoop {
+    pub fn new(
+        listener: TcpListener,
+        sources: Vec<Box<dyn ReplySource>>,
+        counters: Arc<Counters>,
+    ) -> Result<Self> {
+        listener
+            .set_nonblocking(true)
+            .context("cannot make the control listener non-blocking")?;
+        Ok(EventLoop {
+            listener,
+            sources,
+            switchboard: Switchboard::new(ConnectionLimits::default(), Arc::clone(&counters)),
+            counters,
+        })
+    }
+
+    /// Runs turns until `stop` is set or a source fails.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<()> {
+        let mut poll_set: Vec<libc::pollfd> = Vec::new();
+        let mut polled: Vec<Polled> = Vec::new();
+        let mut scratch = vec![0u8; READ_CHUNK];
+        let mut next_expiry = Instant::now() + EXPIRE_EVERY;
+        while !stop.load(Ordering::Relaxed) {
+            self.fill_poll_set(&mut poll_set, &mut polled);
+            let timeout = next_expiry.saturating_duration_since(Instant::now());
+            if !wait(&mut poll_set, timeout).context("poll on intercept's sockets failed")? {
+                // A signal: look at the stop flag.
+                continue;
+            }
+            let now = Instant::now();
+            let timestamp_us = unix_micros();
+            for (entry, what) in poll_set.iter().zip(&polled) {
+                if entry.revents == 0 {
+                    continue;
+                }
+                match *what {
+                    Polled::Listener => self.accept(now),
+                    Polled::Connection(conn) => {
+                        self.switchboard.on_readable(conn, &mut scratch, now);
+                    }
+                    Polled::Source(_) => {}
+                }
+            }
+            for (entry, what) in poll_set.iter().zip(&polled) {
+                if let (Polled::Source(index), true) = (*what, entry.revents != 0) {
+                    self.drain_source(index, timestamp_us, now)?;
+                }
+            }
+            self.switchboard.end_turn();
+            if now >= next_expiry {
+                self.switchboard.expire(now);
+                self.update_kernel_dropped();
+                next_expiry = now + EXPIRE_EVERY;
+            }
+        }
+        Ok(())
+    }
+
+    fn fill_poll_set(&self, poll_set: &mut Vec<libc::pollfd>, polled: &mut Vec<Polled>) {
+        poll_set.clear();
+        polled.clear();
+        let readable = |fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        poll_set.push(readable(self.listener.as_raw_fd()));
+        polled.push(Polled::Listener);
+        for (index, source) in self.sources.iter().enumerate() {
+            poll_set.push(readable(source.fd()));
+            polled.push(Polled::Source(index));
+        }
+        for (conn, fd, wants_write) in self.switchboard.poll_interest() {
+            let mut entry = readable(fd);
+            if wants_write {
+                entry.events |= libc::POLLOUT;
+            }
+            poll_set.push(entry);
+            polled.push(Polled::Connection(conn));
+        }
+    }
+
+    fn accept(&mut self, now: Instant) {
+        for _ in 0..ACCEPTS_PER_TURN {
+            match self.listener.accept() {
+                Ok((stream, peer)) => {
+                    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+                    if let Err(err) = self.switchboard.connect(stream, peer, now) {
+                        log::warn!("cannot take copy connection {peer}: {err}");
+                    }
+                }
+                Err(err) if err.kind() == ErrorKind::WouldBlock => return,
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(err) => {
+                    log::warn!("accepting a copy connection failed: {err}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn drain_source(&mut self, index: usize, timestamp_us: u64, now: Instant) -> Result<()> {
+        let (switchboard, counters) = (&mut self.switchboard, &self.counters);
+        let source = &mut self.sources[index];
+        let taken = source.drain(DRAIN_PER_TURN, &mut |packet, headers| match headers {
+            Ok(reply) => switchboard.on_reply(packet, &reply, timestamp_us, now),
+            Err(err) => {
+                counters.add(Counter::Malformed, 1);
+                log::debug!("unusable reply: {err}");
+            }
+        });
+        let taken = taken.with_context(|| format!("reply source {} failed", source.name()))?;
+        counters.add(Counter::Captured, taken as u64);
+        Ok(())
+    }
+
+    fn update_kernel_dropped(&mut self) {
+        let dropped: Option<u64> = self
+            .sources
+            .iter_mut()
+            .filter_map(|source| source.kernel_dropped())
+            .reduce(|a, b| a + b);
+        if let Some(dropped) = dropped {
+            self.counters.set(Counter::KernelDropped, dropped);
+        }
+    }
+}
+
+/// Waits until an entry of `poll_set` is ready or `timeout` passes; false when a signal
+/// interrupted the wait.
+fn wait(poll_set: &mut [libc::pollfd], timeout: Duration) -> io::Result<bool> {
+    let timeout_ms = libc::c_int::try_from(timeout.as_millis().min(EXPIRE_EVERY.as_millis()))
+        .unwrap_or(libc::c_int::MAX);
+    // SAFETY: `poll_set` is a valid slice of pollfd and its length is passed with it.
+    let ready = unsafe {
+        libc::poll(
+            poll_set.as_mut_ptr(),
+            poll_set.len() as libc::nfds_t,
+            timeout_ms,
+        )
+    };
+    if ready < 0 {
+        let err = io::Error::last_os_error();
+        return match err.kind() {
+            ErrorKind::Interrupted => Ok(false),
+            _ => Err(err),
+        };
+    }
+    Ok(true)
+}
+
+/// Microseconds since the Unix epoch: the capture time version-7 replies carry.
+fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intercept::sources::ReplyHandler;
+    use crate::packet::{self, Segment, SeqNum, TcpFlags, TcpOptions};
+    use crate::proto::{self, Version};
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::os::fd::RawFd;
+    use std::os::unix::net::UnixDatagram;
+    use std::thread;
+
+    /// A reply source fed by the test: one datagram per captured IP packet.
+    struct DatagramReplies(UnixDatagram);
+
+    impl ReplySource for DatagramReplies {
+        fn name(&self) -> &str {
+            "test datagrams"
+        }
+        fn fd(&self) -> RawFd {
+            self.0.as_raw_fd()
+        }
+        fn drain(&mut self, max: usize, handle: &mut ReplyHandler<'_>) -> Result<usize> {
+            let mut buffer = [0u8; 512];
+            for handed in 0..max {
+                match self.0.recv(&mut buffer) {
+                    Ok(n) => handle(&buffer[..n], packet::split_ip_headers(&buffer[..n])),
+                    Err(err) if err.kind() == ErrorKind::WouldBlock => return Ok(handed),
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            Ok(max)
+        }
+        fn kernel_dropped(&mut self) -> Option<u64> {
+            None
+        }
+    }
+
+    /// A SYN-ACK from the target 10.77.1.3:8080 to the copy's client 10.77.9.1:52302.
+    fn syn_ack() -> Vec<u8> {
+        let segment = Segment {
+            src: "10.77.1.3:8080".parse().unwrap(),
+            dst: "10.77.9.1:52302".parse().unwrap(),
+            seq: SeqNum(0x1234),
+            ack: SeqNum(0x5678),
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            window: 65160,
+            options: TcpOptions {
+                mss: Some(1460),
+                ..TcpOptions::default()
+            },
+            ip_id: 0,
+            ttl: 64,
+            payload_len: 0,
+        };
+        let mut bytes = Vec::new();
+        packet::emit_ip(&segment, &[], &mut bytes).unwrap();
+        bytes
+    }
+
+    /// Runs a loop on 127.0.0.1 with a datagram source; returns its address, the source's
+    /// feeding end and the stop flag.
+    fn start_loop() -> (SocketAddr, UnixDatagram, Arc<AtomicBool>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (feed, source) = UnixDatagram::pair().unwrap();
+        source.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let loop_stop = Arc::clone(&stop);
+        thread::spawn(move || {
+            let sources: Vec<Box<dyn ReplySource>> = vec![Box::new(DatagramReplies(source))];
+            EventLoop::new(listener, sources, Arc::new(Counters::default()))?.run(&loop_stop)
+        });
+        (addr, feed, stop)
+    }
+
+    fn read_exactly(stream: &mut TcpStream, len: usize) -> Vec<u8> {
+        let mut bytes = vec![0; len];
+        stream.read_exact(&mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn a_tcpcopy_1x_client_gets_version_6_combined_frames() {
+        let (addr, feed, stop) = start_loop();
+        let mut copy = TcpStream::connect(addr).unwrap();
+        copy.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // The bytes TCPCopy 1.3 sends: the hello, then CLIENT_ADD for 10.77.9.1:52302 → 10.77.1.3:8080.
+        copy.write_all(&[0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0])
+            .unwrap();
+        copy.write_all(&[
+            0x0a, 0x4d, 0x09, 0x01, 0xcc, 0x4e, 0, 1, 0x0a, 0x4d, 0x01, 0x03, 0x1f, 0x90,
+        ])
+        .unwrap();
+        let bytes = syn_ack();
+        // The SYN-ACK may arrive before the registration is read: it is parked, then sent.
+        feed.send(&bytes).unwrap();
+
+        let frame = read_exactly(&mut copy, 2 + 64);
+        assert_eq!(&frame[..2], &[0, 1], "a combined frame of one message");
+        assert_eq!(&frame[2..22], &bytes[..20], "the IPv4 header as captured");
+        assert_eq!(
+            &frame[22..22 + 24],
+            &bytes[20..44],
+            "the TCP header with its options"
+        );
+        assert!(
+            frame[46..].iter().all(|&b| b == 0),
+            "zero padding to 64 bytes"
+        );
+        stop.store(true, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn our_copy_is_answered_with_the_version_switch_then_v7_replies() {
+        let (addr, feed, stop) = start_loop();
+        let mut copy = TcpStream::connect(addr).unwrap();
+        copy.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut hello = Vec::new();
+        proto::encode_hello(Version::V7, &mut hello);
+        let registration = proto::Registration::add(
+            "10.77.9.1:52302".parse().unwrap(),
+            "10.77.1.3:8080".parse().unwrap(),
+        );
+        proto::encode_registration(Version::V6, &registration, &mut hello).unwrap();
+        copy.write_all(&hello).unwrap();
+        let mut switch = Vec::new();
+        proto::encode_switch(&mut switch);
+        assert_eq!(read_exactly(&mut copy, switch.len()), switch);
+
+        feed.send(&syn_ack()).unwrap();
+        let mut decoder = proto::InterceptStreamDecoder::new(Version::V7);
+        decoder.feed(&switch);
+        assert_eq!(
+            decoder.next_message().unwrap(),
+            Some(proto::InterceptMessage::Switch(Version::V7))
+        );
+        let reply = loop {
+            if let Some(message) = decoder.next_message().unwrap() {
+                break message;
+            }
+            let mut chunk = [0u8; 256];
+            let n = copy.read(&mut chunk).unwrap();
+            assert!(n > 0, "intercept closed the connection");
+            decoder.feed(&chunk[..n]);
+        };
+        let proto::InterceptMessage::Reply(reply) = reply else {
+            panic!("expected a reply, got {reply:?}");
+        };
+        assert_eq!(reply.headers(), &syn_ack()[..]);
+        assert!(reply.timestamp_us().is_some());
+        stop.store(true, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn unreadable_replies_are_counted_malformed() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (feed, source) = UnixDatagram::pair().unwrap();
+        source.set_nonblocking(true).unwrap();
+        let counters = Arc::new(Counters::default());
+        let sources: Vec<Box<dyn ReplySource>> = vec![Box::new(DatagramReplies(source))];
+        let mut event_loop = EventLoop::new(listener, sources, Arc::clone(&counters)).unwrap();
+        feed.send(&[0x45, 0, 0]).unwrap();
+        event_loop.drain_source(0, 0, Instant::now()).unwrap();
+        assert_eq!(counters.get(Counter::Captured), 1);
+        assert_eq!(counters.get(Counter::Malformed), 1);
+    }
+}
