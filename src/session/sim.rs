@@ -5,8 +5,9 @@
 //! answers a SYN with SYN-ACK (MSS, window scale, timestamps), accepts data in order only
 //! (acknowledging duplicates and out-of-order segments at once), treats each `\n`-terminated
 //! line as a request and answers it with a scripted number of bytes after a think time,
-//! respects the engine's window, retransmits its own data on a fixed timeout, and closes with
-//! FIN after the client's FIN. Test-only; no extra crates.
+//! respects the engine's window, retransmits its own data on a fixed timeout, closes with FIN
+//! after the client's FIN (or after a scripted number of requests), and resets data that
+//! arrives once it has closed. Test-only; no extra crates.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -397,6 +398,12 @@ impl SimTarget {
         let window_end = conn.rcv_nxt + self.config.window;
         if seg.seq_len() > 0 && seg.seq_end() > window_end + 1u32 {
             self.window_violations += 1;
+        }
+        if conn.fin_sent && seg.seq + payload.len() > conn.rcv_nxt {
+            // The application has closed: new data is answered with RST (RFC 1122
+            // §4.2.2.13) and never read.
+            self.reply(now, &conn, conn.snd_nxt, TcpFlags::RST | TcpFlags::ACK, 0);
+            return;
         }
         if !payload.is_empty() {
             self.on_data(now, &mut conn, seg.seq, payload);
