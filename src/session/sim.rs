@@ -646,6 +646,8 @@ pub struct World {
     pub target: SimTarget,
     /// Everything the engine sent, with the time it was sent.
     pub sent: Vec<(Instant, Segment, Vec<u8>)>,
+    /// Every reply header the engine received, with the time it arrived.
+    pub replies: Vec<(Instant, Segment)>,
     pub events: Vec<Event>,
     rng: Rng,
     net: Vec<InFlight>,
@@ -662,6 +664,7 @@ impl World {
             session: Session::new(Arc::new(session), epoch, client_addr(), target_addr()),
             target: SimTarget::new(target, epoch),
             sent: Vec::new(),
+            replies: Vec::new(),
             events: Vec::new(),
             rng: Rng::new(net.seed),
             net_config: net,
@@ -762,7 +765,10 @@ impl World {
                         self.target
                             .on_segment(now, &packet.segment, &packet.payload)
                     }
-                    Direction::ToEngine => self.session.on_reply(now, &packet.segment, &mut out),
+                    Direction::ToEngine => {
+                        self.session.on_reply(now, &packet.segment, &mut out);
+                        self.replies.push((now, packet.segment));
+                    }
                 }
             } else if self.script.front().is_some_and(|(at, _, _)| *at <= now) {
                 if let Some((_, segment, payload)) = self.script.pop_front() {
