@@ -17,11 +17,11 @@
 //!
 //! A greeting (server speaks first) is the answer to the connection itself, measured the same
 //! way against the client's handshake ACK. The client's FIN or RST waits for a pending
-//! response too, and also until the target has sent as many bytes as
-//! the real client had received when it closed: a pause in a long response looks like its
-//! end, and a close sent then makes the target abort the rest (nginx stops writing). That wait
-//! ends early when the target stays quiet for [`BYTE_WAIT_QUIET`]: its answer is shorter than
-//! the online server's (a comparison test), not paused.
+//! response too, and also until the target has sent as many bytes as the real client had
+//! received when it closed: a pause in a long response looks like its end, and a close sent
+//! then makes the target abort the rest (nginx stops writing). That wait ends early when the
+//! target stays quiet for [`BYTE_WAIT_QUIET`]: its answer is shorter than the online server's
+//! (a comparison test), not paused.
 //!
 //! Better than 1.x: nothing is held for longer than the response timeout, so a target that
 //! never answers, or one that streams without pause (server push), cannot stall the replay.

@@ -251,3 +251,27 @@ fn the_quiet_time_follows_the_live_rtt() {
     assert_eq!(gaps.last(), Some(&config.min_response_quiet), "{gaps:?}");
     assert_stream_delivered(&world, &client);
 }
+
+/// TCPCopy's `-R`: a fixed RTT is kept whatever the samples say.
+#[test]
+fn a_fixed_rtt_is_not_replaced_by_live_samples() {
+    let config = SessionConfig {
+        response_end_rtt: Some(ms(10)),
+        ..SessionConfig::default()
+    };
+    let client = queued_requests(10, 300);
+    let target = TargetConfig {
+        response_len: 200,
+        ..TargetConfig::default()
+    };
+    let mut world = world(config, target);
+    world.play(&client);
+    run_to_end(&mut world);
+
+    let releases = request_releases(&world);
+    let ends = answer_ends(&world, 200);
+    for (release, end) in releases[1..].iter().zip(&ends) {
+        // Half the fixed RTT after a short segment.
+        assert_eq!(*release - *end, ms(5));
+    }
+}
