@@ -106,6 +106,9 @@ struct ReceiveState {
     nxt: SeqNum,
     /// Target data segments not yet acknowledged.
     unacked_segments: u32,
+    /// Target data must be acknowledged before the reply is handled to its end; whatever we
+    /// send meanwhile (a request the reply released) carries the ACK instead of a pure one.
+    ack_due: bool,
     /// The target sent FIN.
     fin: bool,
 }

@@ -106,6 +106,9 @@ impl Session {
             self.rebuild_if_needed(now, out);
         }
         self.push(now, out);
+        if self.rcv.ack_due && matches!(self.state, State::Established | State::FinSent) {
+            self.send_ack(now, out);
+        }
     }
 
     /// RFC 7323 §4.3: TS.Recent takes the TSval of any segment at or below RCV.NXT, pure
@@ -235,9 +238,10 @@ impl Session {
         }
         self.rcv.unacked_segments += 1;
         // Ack every second segment and any short one (often the end of a write, which a
-        // Nagle sender waits on); delay the rest briefly.
+        // Nagle sender waits on) before this reply is handled to its end; delay the rest
+        // briefly.
         if self.rcv.unacked_segments >= MAX_UNACKED_SEGMENTS || new_bytes < self.receive_mss {
-            self.send_ack(now, out);
+            self.rcv.ack_due = true;
         } else if !self.timers.is_set(Timer::DelayedAck) {
             self.timers
                 .set(Timer::DelayedAck, now + self.config.ack_delay);

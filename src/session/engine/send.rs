@@ -219,6 +219,7 @@ impl Session {
     ) -> Segment {
         if flags.ack() {
             self.rcv.unacked_segments = 0;
+            self.rcv.ack_due = false;
             self.timers.stop(Timer::DelayedAck);
         }
         Segment {

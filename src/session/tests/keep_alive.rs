@@ -275,3 +275,27 @@ fn a_fixed_rtt_is_not_replaced_by_live_samples() {
         assert_eq!(*release - *end, ms(5));
     }
 }
+
+/// The request an answer released acknowledges that answer: no pure ACK goes before it.
+#[test]
+fn the_released_request_carries_the_ack_of_the_answer() {
+    let client = queued_requests(4, 300);
+    let mut world = world(SessionConfig::default(), TargetConfig::default());
+    world.play(&client);
+    run_to_end(&mut world);
+
+    for end in &answer_ends(&world, 300)[..3] {
+        let sent: Vec<_> = world.sent.iter().filter(|(at, ..)| at == end).collect();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let (_, request, payload) = sent[0];
+        assert!(!payload.is_empty(), "a request, not a pure ACK: {request}");
+    }
+    // The last answer, which releases nothing, is still acknowledged at once.
+    let last = *answer_ends(&world, 300).last().expect("four answers");
+    assert!(
+        world
+            .sent
+            .iter()
+            .any(|(at, seg, payload)| *at == last && seg.flags.ack() && payload.is_empty())
+    );
+}
