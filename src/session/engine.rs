@@ -8,6 +8,11 @@
 //! Pure: time is an argument, output goes through [`Output`]. No sockets, no clock, no
 //! threads. Buffering is in [`SendQueue`], request pacing in [`Pacer`], the retransmission
 //! timeout in [`RttEstimator`], deadlines in [`TimerTable`].
+//!
+//! This file holds the session's state, its public surface and what it takes from the
+//! client; `connection.rs` opens, rebuilds and restarts the connection to the target,
+//! `reply.rs` handles the target's segments, `send.rs` builds what we send and
+//! `timeouts.rs` handles the timers and the end.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +20,8 @@ use std::time::Instant;
 
 use log::trace;
 
+mod connection;
+mod reply;
 mod send;
 mod timeouts;
 
@@ -25,7 +32,7 @@ use super::rtt::RttEstimator;
 use super::send_queue::{QueueFull, SendQueue};
 use super::timers::{Timer, TimerTable};
 use super::timestamps::TimestampState;
-use crate::packet::{Segment, SeqNum, TcpOptions, Timestamps};
+use crate::packet::{Segment, SeqNum, TcpOptions};
 
 /// TTL of the packets we make ourselves (TCPCopy uses 64 too).
 const OWN_TTL: u8 = 64;
@@ -99,6 +106,9 @@ struct ReceiveState {
     nxt: SeqNum,
     /// Target data segments not yet acknowledged.
     unacked_segments: u32,
+    /// Target data must be acknowledged before the reply is handled to its end; whatever we
+    /// send meanwhile (a request the reply released) carries the ACK instead of a pure one.
+    ack_due: bool,
     /// The target sent FIN.
     fin: bool,
 }
@@ -360,357 +370,6 @@ impl Session {
         })
     }
 
-    /// The first client segment: open with its SYN, or with our own SYN when the capture
-    /// starts mid-stream.
-    fn open(&mut self, now: Instant, segment: &Segment, payload: &[u8], out: &mut impl Output) {
-        let flags = segment.flags;
-        if flags.syn() && !flags.ack() {
-            self.syn_seen = true;
-            self.client_isn = Some(segment.seq);
-            self.syn_options = TcpOptions {
-                // We never send SACK blocks, so we do not offer SACK (RFC 2018 §2).
-                sack_permitted: false,
-                ..segment.options
-            };
-            self.syn_window = segment.window;
-            self.ip_id = segment.ip_id;
-            self.start_connection(now, segment.seq, out);
-            out.event(Event::Opened { syn_seen: true });
-            return;
-        }
-        if self.config.only_full_sessions {
-            out.event(Event::NotFullSessionSkipped);
-            self.set_state(State::Finished);
-            return;
-        }
-        if payload.is_empty() {
-            if flags.fin() || flags.rst() {
-                out.event(Event::EmptySessionSkipped);
-                self.set_state(State::Finished);
-            }
-            // A pure ACK tells nothing to open with: wait for data.
-            return;
-        }
-        // Caught mid-stream: our SYN sits just before the first byte we have.
-        self.ip_id = segment.ip_id;
-        self.syn_options = self.own_syn_options(segment.options.timestamps.is_some());
-        self.start_connection(now, segment.seq - 1, out);
-        out.event(Event::Opened { syn_seen: false });
-        out.event(Event::FakeHandshake);
-        self.take_client_data(now, segment, payload, out);
-    }
-
-    /// Options of a SYN we make ourselves: the configured MSS, and timestamps when the client
-    /// uses them. No window scaling: the client's scale is unknown, so we advertise unscaled
-    /// windows.
-    fn own_syn_options(&self, timestamps: bool) -> TcpOptions {
-        TcpOptions {
-            mss: Some(self.config.mss),
-            timestamps: timestamps.then_some(Timestamps { tsval: 0, tsecr: 0 }),
-            ..TcpOptions::default()
-        }
-    }
-
-    /// Resets the send state to a new connection whose SYN carries `isn`, and sends that SYN.
-    fn start_connection(&mut self, now: Instant, isn: SeqNum, out: &mut impl Output) {
-        if self.state == State::Unopened {
-            self.queue = SendQueue::new(
-                isn + 1u32,
-                self.config.max_buffered_bytes,
-                self.config.max_out_of_order_segments,
-            );
-        }
-        self.snd = SendState {
-            isn,
-            una: isn,
-            nxt: isn + 1u32,
-            mss: usize::from(self.config.mss),
-            ..SendState::default()
-        };
-        self.rcv = ReceiveState::default();
-        self.timestamps.enabled = self.syn_options.timestamps.is_some();
-        self.timestamps.recent = 0;
-        self.receive_mss = usize::from(self.syn_options.mss.unwrap_or(self.config.mss));
-        self.rtt.forget_probe();
-        self.syn_sent_at = now;
-        self.syn_retransmitted = false;
-        self.send_syn(now, out);
-        self.timers.stop_all();
-        self.touch(now);
-        self.timers
-            .set(Timer::Handshake, now + self.config.handshake_timeout);
-        self.timers.set(Timer::Retransmit, now + self.rtt.rto());
-        self.set_state(State::SynSent);
-    }
-
-    /// Our SYN was answered (RFC 9293 §3.10.7.3, SYN-SENT).
-    fn on_syn_ack(&mut self, now: Instant, segment: &Segment, out: &mut impl Output) {
-        let flags = segment.flags;
-        let acks_our_syn = flags.ack() && segment.ack == self.snd.isn + 1u32;
-        if flags.rst() {
-            if acks_our_syn {
-                out.event(Event::HandshakeRefused);
-                self.end(now, false, out);
-            }
-            return;
-        }
-        if flags.ack() && !acks_our_syn {
-            // RFC 9293 §3.10.7.3: an unacceptable ACK gets <SEQ=SEG.ACK><CTL=RST>, which
-            // clears a stale connection of this 4-tuple the target still holds (it answers
-            // our SYN with an ACK of the old one). Only once our SYN went unanswered for an
-            // RTO: before that the ACK is more likely a late packet of the connection we
-            // just closed, and a rebuilt connection's ISN sits right beside its sequence
-            // space, so the RST could hit the new connection.
-            if self.syn_retransmitted {
-                self.send_reset_reply(now, segment, out);
-            }
-            return;
-        }
-        if !flags.syn() {
-            return;
-        }
-        self.snd.una = segment.ack;
-        self.rcv.nxt = segment.seq + 1u32;
-        // RFC 7323 §2.2: scaling is on only if both SYNs carried the option; the window of a
-        // SYN-ACK itself is never scaled.
-        let scaling = self.syn_options.window_scale.is_some();
-        self.snd.window_shift = match segment.options.window_scale {
-            Some(shift) if scaling => shift.min(MAX_WINDOW_SCALE),
-            _ => 0,
-        };
-        self.client_window_valid = self.syn_seen
-            && self.rebuilds == 0
-            && (scaling == segment.options.window_scale.is_some());
-        self.snd.window = u32::from(segment.window);
-        // RFC 9293 §3.7.1: without an MSS option assume 536 (IPv4) or 1220 (IPv6).
-        let default_mss = if self.target.is_ipv4() { 536 } else { 1220 };
-        self.snd.mss = usize::from(segment.options.mss.unwrap_or(default_mss)).max(1);
-        // RFC 7323 §3.2: timestamps only if both SYNs carried them.
-        match (self.timestamps.enabled, segment.options.timestamps) {
-            (true, Some(ts)) => self.timestamps.recent = ts.tsval,
-            _ => self.timestamps.enabled = false,
-        }
-        let handshake_rtt = now.saturating_duration_since(self.syn_sent_at);
-        if !self.syn_retransmitted {
-            // RFC 6298 §3: the SYN is timed like data, Karn's rule included.
-            self.rtt.sample(handshake_rtt);
-        }
-        let pacing_rtt = self.config.response_end_rtt.unwrap_or(
-            self.rtt
-                .srtt()
-                .unwrap_or(handshake_rtt)
-                .max(self.config.min_response_quiet),
-        );
-        self.pacer.set_rtt(pacing_rtt);
-        self.pacer.on_connected(self.greeting_possible);
-        self.timers.stop(Timer::Handshake);
-        self.timers.stop(Timer::Retransmit);
-        self.set_state(State::Established);
-        out.event(Event::Established);
-        self.send_ack(now, out);
-        self.push(now, out);
-    }
-
-    /// A reply once the connection is synchronized (RFC 9293 §3.10.7.4).
-    fn on_established_reply(&mut self, now: Instant, segment: &Segment, out: &mut impl Output) {
-        let flags = segment.flags;
-        if flags.rst() {
-            self.on_target_reset(now, segment, out);
-            return;
-        }
-        if flags.syn() {
-            // Our third ACK was lost and the target repeats its SYN-ACK.
-            self.send_ack(now, out);
-            return;
-        }
-        if self.state == State::TargetReset {
-            return;
-        }
-        self.update_ts_recent(segment);
-        if flags.ack() {
-            self.on_ack(now, segment, out);
-            if self.state == State::TimeWait {
-                return;
-            }
-        }
-        if segment.payload_len > 0 || flags.fin() {
-            self.on_target_data(now, segment, out);
-        }
-        if self.rcv.fin {
-            self.rebuild_if_needed(now, out);
-        }
-        self.push(now, out);
-    }
-
-    /// RFC 7323 §4.3: TS.Recent takes the TSval of any segment at or below RCV.NXT, pure
-    /// ACKs included, so the TSecr we echo lets the target measure its RTT correctly.
-    fn update_ts_recent(&mut self, segment: &Segment) {
-        if let Some(ts) = segment.options.timestamps
-            && self.timestamps.enabled
-            && segment.seq <= self.rcv.nxt
-            && SeqNum(ts.tsval) >= SeqNum(self.timestamps.recent)
-        {
-            self.timestamps.recent = ts.tsval;
-        }
-    }
-
-    /// The target's acknowledgement of client data (RFC 9293 §3.10.7.4, fifth check).
-    fn on_ack(&mut self, now: Instant, segment: &Segment, out: &mut impl Output) {
-        let ack = segment.ack;
-        if ack > self.snd.nxt {
-            // Acknowledges something we never sent: answer with an ACK and ignore it.
-            self.send_ack(now, out);
-            return;
-        }
-        if ack < self.snd.una {
-            return;
-        }
-        let window = u32::from(segment.window) << self.snd.window_shift;
-        if ack > self.snd.una {
-            self.on_new_ack(now, ack, out);
-        } else if segment.payload_len == 0
-            && !segment.flags.fin()
-            && window == self.snd.window
-            && self.snd.una != self.snd.nxt
-        {
-            // RFC 5681 §2: a duplicate ACK; the third triggers a fast retransmit (§3.2).
-            self.snd.dup_acks += 1;
-            if self.snd.dup_acks == DUP_ACK_THRESHOLD && self.snd.recover.is_none() {
-                self.snd.recover = Some(self.snd.nxt);
-                self.rtt.cancel_probe();
-                self.retransmit(now, out);
-                out.event(Event::FastRetransmit);
-            }
-        }
-        self.snd.window = window;
-        if self.state == State::FinSent && self.fin_acked() {
-            if self.rcv.fin {
-                out.event(Event::Closed);
-                self.end(now, true, out);
-            } else if !self.timers.is_set(Timer::FinWait) {
-                self.timers
-                    .set(Timer::FinWait, now + self.config.fin_wait_timeout);
-            }
-        }
-    }
-
-    /// `ack` acknowledges new data (SND.UNA < SEG.ACK =< SND.NXT).
-    fn on_new_ack(&mut self, now: Instant, ack: SeqNum, out: &mut impl Output) {
-        self.snd.una = ack;
-        self.snd.dup_acks = 0;
-        self.queue.acknowledge(ack);
-        self.rtt.on_ack(now, ack);
-        // RFC 6298 §5.2 and §5.3: stop the timer when all is acknowledged, else restart it.
-        if self.snd.una == self.snd.nxt {
-            self.timers.stop(Timer::Retransmit);
-        } else {
-            self.timers.set(Timer::Retransmit, now + self.rtt.rto());
-        }
-        match self.snd.recover {
-            Some(recover) if ack >= recover => self.snd.recover = None,
-            // RFC 6582 §3.2 step 5: a partial ACK retransmits the next hole at once.
-            Some(_) => self.retransmit(now, out),
-            None => {}
-        }
-    }
-
-    /// Our FIN is out and the target acknowledged it.
-    fn fin_acked(&self) -> bool {
-        self.snd.fin_sent && self.snd.una == self.snd.nxt
-    }
-
-    /// Target payload or FIN: track RCV.NXT and acknowledge it.
-    fn on_target_data(&mut self, now: Instant, segment: &Segment, out: &mut impl Output) {
-        let in_order = segment.seq <= self.rcv.nxt && segment.seq_end() > self.rcv.nxt;
-        if !in_order {
-            // RFC 9293 §3.10.7.4 and RFC 5681 §4.2: a duplicate or out-of-order segment is
-            // acknowledged at once, so the target learns what we have.
-            self.send_ack(now, out);
-            return;
-        }
-        let new_bytes = segment.seq_end().distance_from(self.rcv.nxt) as usize
-            - usize::from(segment.flags.fin());
-        self.rcv.nxt = segment.seq_end();
-        if new_bytes > 0 {
-            self.pacer
-                .on_response_data(now, new_bytes, self.receive_mss);
-        }
-        if segment.flags.fin() {
-            self.rcv.fin = true;
-            self.pacer.on_target_closed();
-            out.event(Event::FinByTarget);
-            if self.state == State::FinSent && self.fin_acked() {
-                // Both sides closed: our RST stands in for the last ACK (RFC 9293 §3.10.7.4
-                // would ACK and enter TIME-WAIT), so the target keeps no state at all.
-                out.event(Event::Closed);
-                self.end(now, true, out);
-            } else {
-                self.send_ack(now, out);
-            }
-            return;
-        }
-        self.rcv.unacked_segments += 1;
-        // Ack every second segment and any short one (often the end of a write, which a
-        // Nagle sender waits on); delay the rest briefly.
-        if self.rcv.unacked_segments >= MAX_UNACKED_SEGMENTS || new_bytes < self.receive_mss {
-            self.send_ack(now, out);
-        } else if !self.timers.is_set(Timer::DelayedAck) {
-            self.timers
-                .set(Timer::DelayedAck, now + self.config.ack_delay);
-        }
-    }
-
-    /// The target reset the connection (RFC 9293 §3.10.7.4, second check, simplified to an
-    /// exact or in-window sequence number).
-    fn on_target_reset(&mut self, now: Instant, segment: &Segment, out: &mut impl Output) {
-        if self.state == State::TargetReset || segment.seq < self.rcv.nxt {
-            return;
-        }
-        out.event(Event::ResetByTarget);
-        self.pacer.on_target_closed();
-        self.timers.stop(Timer::Retransmit);
-        self.timers.stop(Timer::DelayedAck);
-        self.set_state(State::TargetReset);
-        if self.queue.in_order_len() > 0 {
-            self.rebuild_if_needed(now, out);
-        } else if self.close.is_some() {
-            out.event(Event::Closed);
-            self.end(now, false, out);
-        }
-    }
-
-    /// The target closed while client data was still to go: open a new connection and
-    /// continue from the first byte it has not acknowledged. After a RST that is at once;
-    /// after a FIN (the target may still read) once what is in flight is acknowledged, so
-    /// the target never gets the same bytes on two connections.
-    fn rebuild_if_needed(&mut self, now: Instant, out: &mut impl Output) {
-        let needed = match self.state {
-            State::TargetReset => self.queue.in_order_len() > 0,
-            State::Established | State::FinSent if self.rcv.fin => {
-                self.queue.end() > self.snd.nxt && self.snd.una == self.snd.nxt
-            }
-            _ => false,
-        };
-        if !needed {
-            return;
-        }
-        let reset = self.state != State::TargetReset;
-        if self.rebuilds >= self.config.max_rebuilds {
-            out.event(Event::RebuildLimit);
-            self.end(now, reset, out);
-            return;
-        }
-        if reset {
-            self.send_reset(now, out);
-        }
-        self.rebuilds += 1;
-        out.event(Event::SessionRebuilt);
-        out.event(Event::FakeHandshake);
-        self.pacer.on_target_closed();
-        self.syn_options = self.own_syn_options(self.timestamps.client.is_some());
-        self.start_connection(now, self.queue.start() - 1, out);
-    }
-
     /// Stores client data and close flags (state SYN-SENT onwards).
     fn take_client_data(
         &mut self,
@@ -749,7 +408,7 @@ impl Session {
                 }
             }
             if let Some(start) = self.queue.next_request_start() {
-                self.greeting_possible &= start.follows_response;
+                self.greeting_possible &= start.follows_response();
             }
         }
         if flags.rst() {
@@ -757,23 +416,5 @@ impl Session {
         } else if flags.fin() && self.close.is_none() {
             self.close = Some(ClientClose::Fin(segment.seq + payload.len()));
         }
-    }
-
-    /// A client segment that cannot belong to the connection we replay.
-    fn is_port_reuse(&self, segment: &Segment) -> bool {
-        segment.payload_len > 0
-            && segment.seq.distance_from(self.queue.end()).unsigned_abs()
-                > self.config.port_reuse_jump
-    }
-
-    /// The client's port was reused: end the old replay and start a new one.
-    fn restart(&mut self, now: Instant, segment: &Segment, payload: &[u8], out: &mut impl Output) {
-        if self.state != State::TimeWait {
-            self.end(now, true, out);
-        }
-        out.event(Event::PortReused);
-        *self = Session::new(Arc::clone(&self.config), now, self.client, self.target);
-        self.note_client(now, segment);
-        self.open(now, segment, payload, out);
     }
 }

@@ -18,8 +18,10 @@
 //!   forwarded; the session acknowledges target data itself (every second segment, short
 //!   segments at once, the rest after `ack_delay`).
 //! - Pacing (TCPCopy's wait-for-response): a payload whose client ACK moved forward starts a
-//!   new request, held until the target's previous answer went quiet; greetings are waited
-//!   for the same way; FIN and RST wait too. Unlike 1.x no hold outlasts `response_timeout`.
+//!   new request, held until the target's previous answer is complete: as many bytes as the
+//!   online server answered with (the advance of the client's ACK), or, when the sizes
+//!   differ, a quiet time of the live RTT; greetings are waited for the same way; FIN and RST
+//!   wait too. Unlike 1.x no hold outlasts `response_timeout`.
 //! - Reliability toward the target: RFC 6298 RTO with backoff and a give-up limit, fast
 //!   retransmit and NewReno-style recovery, zero-window probes.
 //! - Port reuse (new ISN or a sequence jump) resets the old replay and starts anew; a target
@@ -29,17 +31,21 @@
 //! - Every cap and timeout that triggers is an [`Event`].
 //!
 //! # Layout
-//! - `engine`: the state machine ([`Session`]); `engine/send.rs` builds what it sends,
-//!   `engine/timeouts.rs` handles its timers and its end.
+//! - `engine`: the state machine ([`Session`]) and what it takes from the client;
+//!   `engine/connection.rs` opens, rebuilds and restarts the connection,
+//!   `engine/reply.rs` handles the target's segments, `engine/send.rs` builds what it
+//!   sends, `engine/timeouts.rs` handles its timers and its end.
 //! - `send_queue`: the client's bytes by sequence number, trimmed and reordered, and where
 //!   requests start.
-//! - `pacing`: when the next request or close may go.
+//! - `pacing`: when the next request or close may go; `answer`: how much of the answer to the
+//!   request in flight the target has sent.
 //! - `rtt`: RFC 6298 round-trip estimation and retransmission timeout.
 //! - `timers`: the session's deadlines.
 //! - `timestamps`: RFC 7323 TSval/TSecr of the replayed connection.
 //! - `config`, `event`: tunables and what a session reports.
 //! - `sim` (tests only): a scripted client, a minimal TCP target and a lossy network.
 
+mod answer;
 mod config;
 mod engine;
 mod event;

@@ -2,14 +2,26 @@
 //!
 //! TCPCopy's rule, kept here: a new request (see [`SendQueue`](super::send_queue::SendQueue))
 //! is held until the target has answered the previous one. The target's reply payloads are not
-//! visible, so "answered" is guessed: the target sent response data and then stayed quiet for
-//! one RTT (half an RTT after a segment shorter than the MSS, which usually ends a write). A
-//! greeting (server speaks first) is the answer to the connection itself. The client's FIN or
-//! RST waits for a pending response too, and also until the target has sent as many bytes as
-//! the real client had received when it closed: a pause in a long response looks like its
-//! end, and a close sent then makes the target abort the rest (nginx stops writing). That wait
-//! ends early when the target stays quiet for [`BYTE_WAIT_QUIET`]: its answer is shorter than
-//! the online server's (a comparison test), not paused.
+//! visible, but their sizes are, and the real client's ACKs say how many bytes the online
+//! server answered each request with ([`RequestStart::online_answer`]). So "answered" means:
+//! - **The same size as online**: once the target has sent exactly as many payload bytes for
+//!   the request in flight as the online server did, its answer is complete and the next
+//!   request goes at once, with no quiet time. Payload counts toward a request only if the
+//!   target had received the request's first byte when it sent it ([`AnswerMeter`]), so the
+//!   surplus of a longer earlier answer never counts as the next one's.
+//! - **Otherwise** (the target answers shorter or longer than the online server): the target
+//!   sent response data and then stayed quiet for one RTT (half an RTT after a segment shorter
+//!   than the MSS, which usually ends a write), never less than `min_response_quiet`. The RTT
+//!   is the session's live RFC 6298 SRTT (RFC 6298 §2), which the engine passes on after every
+//!   sample, not only the handshake's; TCPCopy's fixed `-R` overrides it.
+//!
+//! A greeting (server speaks first) is the answer to the connection itself, measured the same
+//! way against the client's handshake ACK. The client's FIN or RST waits for a pending
+//! response too, and also until the target has sent as many bytes as the real client had
+//! received when it closed: a pause in a long response looks like its end, and a close sent
+//! then makes the target abort the rest (nginx stops writing). That wait ends early when the
+//! target stays quiet for [`BYTE_WAIT_QUIET`]: its answer is shorter than the online server's
+//! (a comparison test), not paused.
 //!
 //! Better than 1.x: nothing is held for longer than the response timeout, so a target that
 //! never answers, or one that streams without pause (server push), cannot stall the replay.
@@ -18,6 +30,10 @@
 //! request or a close.
 
 use std::time::{Duration, Instant};
+
+use super::answer::AnswerMeter;
+use super::send_queue::RequestStart;
+use crate::packet::SeqNum;
 
 /// Where the exchange with the target stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +78,8 @@ pub struct Pacer {
     last_response_at: Option<Instant>,
     /// A close is held only because the target has sent fewer bytes than the client received.
     close_awaits_bytes: bool,
+    /// The target's answer to the request in flight.
+    answer: AnswerMeter,
 }
 
 /// How long a target that has sent fewer bytes than the real client received must stay quiet
@@ -86,10 +104,12 @@ impl Pacer {
             byte_count_waived: false,
             last_response_at: None,
             close_awaits_bytes: false,
+            answer: AnswerMeter::default(),
         }
     }
 
-    /// Sets the round-trip time that measures the target's quiet time.
+    /// Sets the round-trip time that measures the target's quiet time: the live estimate,
+    /// updated whenever it changes.
     pub fn set_rtt(&mut self, rtt: Duration) {
         self.rtt = rtt;
     }
@@ -97,6 +117,7 @@ impl Pacer {
     /// The connection is established. Unless the protocol is known to have no greeting, the
     /// target may speak first, and a request that follows a response waits for it.
     pub fn on_connected(&mut self, greeting_possible: bool) {
+        self.answer.on_connected();
         self.exchange = if greeting_possible {
             Exchange::AwaitingGreeting
         } else {
@@ -105,14 +126,18 @@ impl Pacer {
     }
 
     /// Asks to send the next request. A request that does not follow a response (the first
-    /// one, without a greeting) never waits. On `true` the request counts as sent; on `false`
-    /// it is held and the hold is timed.
-    pub fn try_send_request(&mut self, now: Instant, follows_response: bool) -> bool {
-        let free = !follows_response || self.exchange == Exchange::Answered;
+    /// one, without a greeting) never waits; one that does goes once the previous answer is
+    /// as long as the online one, or has ended by quiet time. On `true` the request counts as
+    /// sent; on `false` it is held and the hold is timed.
+    pub fn try_send_request(&mut self, now: Instant, request: RequestStart) -> bool {
+        let free = request.online_answer.is_none_or(|online| {
+            self.exchange == Exchange::Answered || self.answer.matches(online.get())
+        });
         if !self.try_release(now, free) {
             return false;
         }
         self.exchange = Exchange::Awaiting;
+        self.answer.on_request_sent(request.seq);
         true
     }
 
@@ -138,10 +163,15 @@ impl Pacer {
         true
     }
 
-    /// The target sent `len` new payload bytes; `mss` is the largest segment it sends.
-    pub fn on_response_data(&mut self, now: Instant, len: usize, mss: usize) {
+    /// The target sent `len` new payload bytes in a segment acknowledging `ack` (`None`
+    /// without the ACK flag); `mss` is the largest segment it sends.
+    pub fn on_response_data(&mut self, now: Instant, len: usize, mss: usize, ack: Option<SeqNum>) {
         self.response_bytes += len as u64;
         self.last_response_at = Some(now);
+        if !self.answer.on_payload(len, ack) {
+            // The rest of an earlier answer: the request in flight is still unanswered.
+            return;
+        }
         let quiet = if len >= mss { self.rtt } else { self.rtt / 2 };
         self.exchange = Exchange::Responding {
             quiet_until: now + quiet.max(self.min_quiet),
@@ -211,7 +241,26 @@ impl Pacer {
 mod tests {
     use super::*;
 
+    use std::num::NonZeroU32;
+
     const MSS: usize = 1460;
+    /// An online answer size the targets of these tests never send: the quiet-time rule.
+    const OTHER_SIZE: u32 = 1;
+    /// The ACK field of reply data sent after every request of these tests arrived.
+    const ACKS_ALL: Option<SeqNum> = Some(SeqNum(1 << 30));
+
+    /// A request at `seq` that follows an online answer of `online` bytes.
+    fn request(seq: u32, online: u32) -> RequestStart {
+        RequestStart {
+            seq: SeqNum(seq),
+            online_answer: NonZeroU32::new(online),
+        }
+    }
+
+    /// A request that follows no response (a first request without a greeting).
+    fn first_request() -> RequestStart {
+        request(0, 0)
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -228,17 +277,74 @@ mod tests {
         let t0 = Instant::now();
         let mut p = pacer();
         p.on_connected(false);
-        assert!(p.try_send_request(t0, true));
-        assert!(!p.try_send_request(t0, true));
+        assert!(p.try_send_request(t0, request(0, OTHER_SIZE)));
+        assert!(!p.try_send_request(t0, request(0, OTHER_SIZE)));
         assert!(!p.try_close(t0, 0));
-        p.on_response_data(t0 + ms(1), MSS, MSS);
+        p.on_response_data(t0 + ms(1), MSS, MSS, ACKS_ALL);
         assert_eq!(p.deadline(), Some(t0 + ms(11)));
         assert_eq!(p.on_timeout(t0 + ms(10)), None);
         // More data pushes the end out; a short segment waits half an RTT.
-        p.on_response_data(t0 + ms(5), 100, MSS);
+        p.on_response_data(t0 + ms(5), 100, MSS, ACKS_ALL);
         assert_eq!(p.deadline(), Some(t0 + ms(10)));
         assert_eq!(p.on_timeout(t0 + ms(10)), Some(PacingExpiry::ResponseEnded));
-        assert!(p.try_send_request(t0 + ms(10), true));
+        assert!(p.try_send_request(t0 + ms(10), request(0, OTHER_SIZE)));
+    }
+
+    #[test]
+    fn an_answer_as_long_as_the_online_one_releases_the_next_request_at_once() {
+        let t0 = Instant::now();
+        let mut p = pacer();
+        p.on_connected(false);
+        assert!(p.try_send_request(t0, first_request()));
+        p.on_response_data(t0 + ms(1), MSS, MSS, Some(SeqNum(10)));
+        assert!(!p.try_send_request(t0 + ms(1), request(10, 1500)));
+        p.on_response_data(t0 + ms(2), 40, MSS, Some(SeqNum(10)));
+        // All 1500 bytes: no quiet time.
+        assert!(p.try_send_request(t0 + ms(2), request(10, 1500)));
+        assert_eq!(p.deadline(), None);
+    }
+
+    #[test]
+    fn a_greeting_as_long_as_the_online_one_releases_the_first_request_at_once() {
+        let t0 = Instant::now();
+        let mut p = pacer();
+        p.on_connected(true);
+        p.on_response_data(t0 + ms(1), 40, MSS, Some(SeqNum(0)));
+        assert!(p.try_send_request(t0 + ms(1), request(0, 40)));
+    }
+
+    #[test]
+    fn the_surplus_of_a_longer_answer_does_not_count_for_the_next() {
+        let t0 = Instant::now();
+        let mut p = pacer();
+        p.on_connected(false);
+        assert!(p.try_send_request(t0, first_request()));
+        // Online the answer was one segment; the target's is two.
+        p.on_response_data(t0 + ms(1), MSS, MSS, Some(SeqNum(10)));
+        assert!(p.try_send_request(t0 + ms(1), request(10, MSS as u32)));
+        // Sent before the target had byte 10: the first answer's second segment.
+        p.on_response_data(t0 + ms(1), MSS, MSS, Some(SeqNum(10)));
+        assert!(!p.try_send_request(t0 + ms(1), request(20, MSS as u32)));
+        // It starts no quiet time either: only the hold is timed.
+        assert_eq!(p.deadline(), Some(t0 + ms(5001)));
+        p.on_response_data(t0 + ms(2), MSS, MSS, Some(SeqNum(20)));
+        assert!(p.try_send_request(t0 + ms(2), request(20, MSS as u32)));
+    }
+
+    #[test]
+    fn an_answer_of_another_size_ends_by_quiet_time() {
+        let t0 = Instant::now();
+        for target_len in [1000, MSS + 540] {
+            let mut p = pacer();
+            p.on_connected(false);
+            assert!(p.try_send_request(t0, first_request()));
+            p.on_response_data(t0 + ms(1), target_len, MSS, Some(SeqNum(10)));
+            assert!(!p.try_send_request(t0 + ms(1), request(10, 1500)));
+            let end = if target_len < MSS { ms(6) } else { ms(11) };
+            assert_eq!(p.deadline(), Some(t0 + end));
+            assert_eq!(p.on_timeout(t0 + end), Some(PacingExpiry::ResponseEnded));
+            assert!(p.try_send_request(t0 + end, request(10, 1500)));
+        }
     }
 
     #[test]
@@ -246,7 +352,7 @@ mod tests {
         let t0 = Instant::now();
         let mut p = pacer();
         p.set_rtt(Duration::from_micros(100));
-        p.on_response_data(t0, 10, MSS);
+        p.on_response_data(t0, 10, MSS, ACKS_ALL);
         assert_eq!(p.deadline(), Some(t0 + ms(2)));
     }
 
@@ -255,19 +361,19 @@ mod tests {
         let t0 = Instant::now();
         let mut p = pacer();
         p.on_connected(false);
-        assert!(p.try_send_request(t0, false));
+        assert!(p.try_send_request(t0, first_request()));
         // Unanswered: the next request waits, timed from when it was first held.
-        assert!(!p.try_send_request(t0 + ms(1000), true));
-        assert!(!p.try_send_request(t0 + ms(2000), true));
+        assert!(!p.try_send_request(t0 + ms(1000), request(0, OTHER_SIZE)));
+        assert!(!p.try_send_request(t0 + ms(2000), request(0, OTHER_SIZE)));
         assert_eq!(p.deadline(), Some(t0 + ms(6000)));
         // A target that streams without pause does not extend the hold.
-        p.on_response_data(t0 + ms(5999), MSS, MSS);
+        p.on_response_data(t0 + ms(5999), MSS, MSS, ACKS_ALL);
         assert_eq!(p.on_timeout(t0 + ms(5999)), None);
         assert_eq!(
             p.on_timeout(t0 + ms(6000)),
             Some(PacingExpiry::HoldTimedOut)
         );
-        assert!(p.try_send_request(t0 + ms(6000), true));
+        assert!(p.try_send_request(t0 + ms(6000), request(0, OTHER_SIZE)));
     }
 
     #[test]
@@ -275,12 +381,12 @@ mod tests {
         let t0 = Instant::now();
         let mut p = pacer();
         p.on_connected(true);
-        assert!(!p.try_send_request(t0, true));
+        assert!(!p.try_send_request(t0, request(0, OTHER_SIZE)));
         assert!(p.try_close(t0, 0));
-        p.on_response_data(t0 + ms(1), 40, MSS);
+        p.on_response_data(t0 + ms(1), 40, MSS, ACKS_ALL);
         assert!(!p.try_close(t0 + ms(1), 0));
         assert_eq!(p.on_timeout(t0 + ms(6)), Some(PacingExpiry::ResponseEnded));
-        assert!(p.try_send_request(t0 + ms(6), true));
+        assert!(p.try_send_request(t0 + ms(6), request(0, OTHER_SIZE)));
     }
 
     #[test]
@@ -288,13 +394,13 @@ mod tests {
         let t0 = Instant::now();
         let mut p = pacer();
         p.on_connected(false);
-        assert!(p.try_send_request(t0, false));
-        p.on_response_data(t0 + ms(1), 100_000, MSS);
+        assert!(p.try_send_request(t0, first_request()));
+        p.on_response_data(t0 + ms(1), 100_000, MSS, ACKS_ALL);
         // The response paused long enough to look complete, but the client had received
         // 150 000 bytes when it closed.
         assert_eq!(p.on_timeout(t0 + ms(11)), Some(PacingExpiry::ResponseEnded));
         assert!(!p.try_close(t0 + ms(11), 150_000));
-        p.on_response_data(t0 + ms(20), 50_000, MSS);
+        p.on_response_data(t0 + ms(20), 50_000, MSS, ACKS_ALL);
         assert_eq!(p.on_timeout(t0 + ms(30)), Some(PacingExpiry::ResponseEnded));
         assert!(p.try_close(t0 + ms(30), 150_000));
     }
@@ -312,8 +418,8 @@ mod tests {
         // has been quiet for BYTE_WAIT_QUIET, not after the whole response timeout.
         let mut shorter = pacer();
         shorter.on_connected(false);
-        assert!(shorter.try_send_request(t0, false));
-        shorter.on_response_data(t0 + ms(1), 90, MSS);
+        assert!(shorter.try_send_request(t0, first_request()));
+        shorter.on_response_data(t0 + ms(1), 90, MSS, ACKS_ALL);
         assert_eq!(
             shorter.on_timeout(t0 + ms(6)),
             Some(PacingExpiry::ResponseEnded)
@@ -333,12 +439,12 @@ mod tests {
         let t0 = Instant::now();
         let mut p = pacer();
         p.on_connected(false);
-        assert!(p.try_send_request(t0, false));
-        p.on_response_data(t0, 1_000, MSS);
+        assert!(p.try_send_request(t0, first_request()));
+        p.on_response_data(t0, 1_000, MSS, ACKS_ALL);
         assert_eq!(p.on_timeout(t0 + ms(10)), Some(PacingExpiry::ResponseEnded));
         assert!(!p.try_close(t0 + ms(10), 5_000));
         // More of the response, within the byte wait: the wait starts again from it.
-        p.on_response_data(t0 + ms(150), 1_000, MSS);
+        p.on_response_data(t0 + ms(150), 1_000, MSS, ACKS_ALL);
         assert_eq!(
             p.on_timeout(t0 + ms(160)),
             Some(PacingExpiry::ResponseEnded)
@@ -352,7 +458,7 @@ mod tests {
         let t0 = Instant::now();
         let mut p = pacer();
         p.on_connected(true);
-        assert!(p.try_send_request(t0, false));
+        assert!(p.try_send_request(t0, first_request()));
         assert_eq!(p.deadline(), None);
     }
 
@@ -360,8 +466,8 @@ mod tests {
     fn disabled_pacing_never_holds() {
         let t0 = Instant::now();
         let mut p = Pacer::new(false, ms(2), ms(5000));
-        assert!(p.try_send_request(t0, true));
-        assert!(p.try_send_request(t0, true));
+        assert!(p.try_send_request(t0, request(0, OTHER_SIZE)));
+        assert!(p.try_send_request(t0, request(0, OTHER_SIZE)));
         assert!(p.try_close(t0, 0));
         assert_eq!(p.deadline(), None);
     }

@@ -4,13 +4,15 @@
 //! acknowledged to the end of what the client sent in order, plus out-of-order segments
 //! waiting for a gap to fill. It trims client retransmissions and overlaps, so every byte is
 //! stored once, and it notes where each request starts (a payload whose client ACK moved
-//! forward: the client had received a response in between).
+//! forward: the client had received a response in between) and how many bytes the online
+//! server had answered with by then.
 //!
 //! It does not decide what to send or when: that is the engine's job, with the target's
 //! window and the pacing rules.
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::num::NonZeroU32;
 
 use crate::packet::SeqNum;
 
@@ -95,9 +97,19 @@ pub struct SendQueue {
 pub struct RequestStart {
     /// Its first byte.
     pub seq: SeqNum,
-    /// The client had received server data before sending it (its ACK moved forward), so the
-    /// target must answer first. False only for a first request sent without a greeting.
-    pub follows_response: bool,
+    /// How far the client's ACK moved since the previous request started (or since its
+    /// handshake ACK): how many bytes the online server answered the previous request (or
+    /// greeted) with. `None` when the request follows no response: a first request sent
+    /// without a greeting, or the first payload of a capture that began mid-stream.
+    pub online_answer: Option<NonZeroU32>,
+}
+
+impl RequestStart {
+    /// The client had received server data before sending it, so the target must answer
+    /// first.
+    pub fn follows_response(&self) -> bool {
+        self.online_answer.is_some()
+    }
 }
 
 impl SendQueue {
@@ -229,12 +241,18 @@ impl SendQueue {
     }
 
     fn append(&mut self, seq: SeqNum, payload: &[u8], ack: SeqNum, inserted: &mut Inserted) {
-        let follows_response = self.last_ack.is_some_and(|last| ack > last);
-        if follows_response || !self.started {
-            self.request_starts.push_back(RequestStart {
-                seq,
-                follows_response,
-            });
+        // Every earlier payload's ACK, or the handshake ACK, is at most `last_ack`, and a
+        // payload whose ACK passes it starts a request: so `last_ack` is the ACK the previous
+        // request started with, and the distance is exactly the answer in between. Serial
+        // arithmetic (RFC 1982): an older ACK (a reordered or retransmitted segment) gives no
+        // forward distance and starts nothing.
+        let online_answer = self
+            .last_ack
+            .and_then(|last| u32::try_from(ack.distance_from(last)).ok())
+            .and_then(NonZeroU32::new);
+        if online_answer.is_some() || !self.started {
+            self.request_starts
+                .push_back(RequestStart { seq, online_answer });
         }
         self.started = true;
         self.last_ack = Some(self.last_ack.map_or(ack, |last| last.max(ack)));
@@ -401,10 +419,10 @@ mod tests {
         );
     }
 
-    fn start(seq: u32, follows_response: bool) -> Option<RequestStart> {
+    fn start(seq: u32, online_answer: u32) -> Option<RequestStart> {
         Some(RequestStart {
             seq: SeqNum(seq),
-            follows_response,
+            online_answer: NonZeroU32::new(online_answer),
         })
     }
 
@@ -414,14 +432,37 @@ mod tests {
         q.set_initial_ack(SeqNum(1000));
         q.insert(SeqNum(0), b"GET /a", SeqNum(1000)).unwrap();
         q.insert(SeqNum(6), b"\n", SeqNum(1000)).unwrap();
-        assert_eq!(q.next_request_start(), start(0, false));
+        assert_eq!(q.next_request_start(), start(0, 0));
         q.release_request();
         assert_eq!(q.next_request_start(), None);
         q.insert(SeqNum(7), b"GET /b\n", SeqNum(1500)).unwrap();
         q.insert(SeqNum(14), b"GET /c\n", SeqNum(1400)).unwrap();
-        assert_eq!(q.next_request_start(), start(7, true));
+        assert_eq!(q.next_request_start(), start(7, 500));
         q.release_request();
         assert_eq!(q.next_request_start(), None);
+    }
+
+    #[test]
+    fn the_online_answer_is_the_ack_advance_between_request_starts() {
+        let server = u32::MAX - 100;
+        let mut q = queue(0);
+        q.set_initial_ack(SeqNum(server));
+        // Later pure ACKs change nothing: the queue sees payloads only.
+        q.set_initial_ack(SeqNum(server + 50));
+        q.insert(SeqNum(0), b"GET /a\n", SeqNum(server)).unwrap();
+        q.release_request();
+        // The answer's ACK arrived only with the next request; it wraps around zero.
+        q.insert(SeqNum(7), b"GET /b\n", SeqNum(server) + 300u32)
+            .unwrap();
+        assert_eq!(q.next_request_start(), start(7, 300));
+        q.release_request();
+        // A reordered segment with an older ACK starts nothing; the next answer is measured
+        // from the ACK the previous request started with.
+        q.insert(SeqNum(21), b"GET /d\n", SeqNum(server) + 1000u32)
+            .unwrap();
+        q.insert(SeqNum(14), b"GET /c\n", SeqNum(server) + 200u32)
+            .unwrap();
+        assert_eq!(q.next_request_start(), start(21, 700));
     }
 
     #[test]
@@ -429,14 +470,14 @@ mod tests {
         let mut q = queue(0);
         q.set_initial_ack(SeqNum(1000));
         q.insert(SeqNum(0), b"EHLO x\n", SeqNum(1030)).unwrap();
-        assert_eq!(q.next_request_start(), start(0, true));
+        assert_eq!(q.next_request_start(), start(0, 30));
     }
 
     #[test]
     fn a_mid_stream_first_payload_is_a_request_that_waits_for_nothing() {
         let mut q = queue(0);
         q.insert(SeqNum(0), b"GET /\n", SeqNum(1030)).unwrap();
-        assert_eq!(q.next_request_start(), start(0, false));
+        assert_eq!(q.next_request_start(), start(0, 0));
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! answers a SYN with SYN-ACK (MSS, window scale, timestamps), accepts data in order only
 //! (acknowledging duplicates and out-of-order segments at once), treats each `\n`-terminated
 //! line as a request and answers it with a scripted number of bytes after a think time,
-//! respects the engine's window, retransmits its own data on a fixed timeout, and closes with
-//! FIN after the client's FIN. Test-only; no extra crates.
+//! respects the engine's window, retransmits its own data on a fixed timeout, closes with FIN
+//! after the client's FIN (or after a scripted number of requests), and resets data that
+//! arrives once it has closed. Test-only; no extra crates.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -398,6 +399,12 @@ impl SimTarget {
         if seg.seq_len() > 0 && seg.seq_end() > window_end + 1u32 {
             self.window_violations += 1;
         }
+        if conn.fin_sent && seg.seq + payload.len() > conn.rcv_nxt {
+            // The application has closed: new data is answered with RST (RFC 1122
+            // §4.2.2.13) and never read.
+            self.reply(now, &conn, conn.snd_nxt, TcpFlags::RST | TcpFlags::ACK, 0);
+            return;
+        }
         if !payload.is_empty() {
             self.on_data(now, &mut conn, seg.seq, payload);
         }
@@ -639,6 +646,8 @@ pub struct World {
     pub target: SimTarget,
     /// Everything the engine sent, with the time it was sent.
     pub sent: Vec<(Instant, Segment, Vec<u8>)>,
+    /// Every reply header the engine received, with the time it arrived.
+    pub replies: Vec<(Instant, Segment)>,
     pub events: Vec<Event>,
     rng: Rng,
     net: Vec<InFlight>,
@@ -655,6 +664,7 @@ impl World {
             session: Session::new(Arc::new(session), epoch, client_addr(), target_addr()),
             target: SimTarget::new(target, epoch),
             sent: Vec::new(),
+            replies: Vec::new(),
             events: Vec::new(),
             rng: Rng::new(net.seed),
             net_config: net,
@@ -755,7 +765,10 @@ impl World {
                         self.target
                             .on_segment(now, &packet.segment, &packet.payload)
                     }
-                    Direction::ToEngine => self.session.on_reply(now, &packet.segment, &mut out),
+                    Direction::ToEngine => {
+                        self.session.on_reply(now, &packet.segment, &mut out);
+                        self.replies.push((now, packet.segment));
+                    }
                 }
             } else if self.script.front().is_some_and(|(at, _, _)| *at <= now) {
                 if let Some((_, segment, payload)) = self.script.pop_front() {

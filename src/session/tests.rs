@@ -1134,3 +1134,5 @@ fn a_syn_answered_by_rst_is_a_refused_handshake() {
     session.on_timeout(start + Duration::from_secs(60), &mut out);
     assert!(session.is_finished());
 }
+
+mod keep_alive;

@@ -61,7 +61,7 @@ impl Session {
             let mut limit = self.queue.end();
             if let Some(start) = self.queue.next_request_start() {
                 if start.seq <= self.snd.nxt {
-                    if !self.pacer.try_send_request(now, start.follows_response) {
+                    if !self.pacer.try_send_request(now, start) {
                         break;
                     }
                     self.queue.release_request();
@@ -219,6 +219,7 @@ impl Session {
     ) -> Segment {
         if flags.ack() {
             self.rcv.unacked_segments = 0;
+            self.rcv.ack_due = false;
             self.timers.stop(Timer::DelayedAck);
         }
         Segment {
