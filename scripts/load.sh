@@ -117,6 +117,9 @@ if [[ -n $other_dir ]]; then
     for bin in tcpcopy intercept; do
         [[ -f $other_dir/$bin && -x $other_dir/$bin ]] ||
             die "--compare $other_dir: no executable $other_dir/$bin (DIR must hold the other pair's tcpcopy and intercept binaries; this script builds nothing from outside)"
+        # CPU and VmHWM are read from the pid started: a wrapper script would be measured instead.
+        [[ $(head -c4 "$other_dir/$bin" | od -An -c | tr -d ' ') == '177ELF' ]] ||
+            die "--compare $other_dir: $bin is not an ELF binary (a wrapper script?): point DIR at the real binaries"
     done
 fi
 if [[ -n $json ]]; then
@@ -207,7 +210,7 @@ warm_up() {
     local tries before
     before=$(lines "$target_log")
     for ((tries = 0; tries < 50; tries++)); do
-        kill -0 "$copy_pid" 2>/dev/null || die "copy exited: $(tail -n5 "$run_dir"/copy.*)"
+        alive "$copy_pid" || die "copy (pid $copy_pid) exited before the load (daemonized? it must stay in the foreground): $(tail -qn3 "$run_dir"/copy.*)"
         if ((tries % 10 == 0)); then
             $LAB exec --prefix "$prefix" client curl -s -o /dev/null --max-time 1 "http://$ONLINE_ADDR/warmup" || true
         fi
@@ -298,7 +301,7 @@ run() {
 
     local pid
     for pid in "${measured[@]}"; do
-        kill -0 "$pid" 2>/dev/null || die "pid $pid ($kind) exited during the load (logs: $run_dir)"
+        alive "$pid" || die "pid $pid ($kind) exited during the load (logs: $run_dir)"
     done
     local clk_tck copy_user copy_sys intercept_user=0 intercept_sys=0
     clk_tck=$(getconf CLK_TCK)

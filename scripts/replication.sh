@@ -106,6 +106,11 @@ start() {
     pids+=("$!")
 }
 
+# alive PID: PID runs (a zombie, e.g. the parent of a daemonized process, does not).
+alive() {
+    readlink "/proc/$1/exe" >/dev/null 2>&1
+}
+
 # wait_exec PID BINARY LOG: waits up to 5 s until PID runs BINARY itself (not
 # a shell, `ip` or a wrapper), so /proc/PID is the measured process. A
 # daemonizing binary exits here; a wrapper script never becomes BINARY.
