@@ -28,7 +28,10 @@
 #                     another copy/intercept pair with TCPCopy 1.x's flags
 #                     (e.g. TCPCopy 1.3 + intercept 1.0 built with pcap capture:
 #                     --compare /opt/tcpcopy-1x). This script builds nothing
-#                     from outside: DIR must already hold both binaries.
+#                     from outside: DIR must already hold both binaries (ELF
+#                     files or symlinks to them, not wrapper scripts); they
+#                     run in the foreground with the flags in pair_commands
+#                     (scripts/replication.sh).
 #   --compare-args ARGS  extra arguments for DIR/tcpcopy, e.g. '-W'   [none]
 #   --floor           also run the load with no copy at all, only
 #                     `tcpdump -Q in --immediate-mode` with copy's filter on
