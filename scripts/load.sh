@@ -33,6 +33,7 @@
 #                     run in the foreground with the flags in pair_commands
 #                     (scripts/replication.sh).
 #   --compare-args ARGS  extra arguments for DIR/tcpcopy, e.g. '-W'   [none]
+#   --other-first     run DIR's pair before ours (to see what the order costs)
 #   --floor           also run the load with no copy at all, only
 #                     `tcpdump -Q in --immediate-mode` with copy's filter on
 #                     the online host: the CPU that capture alone costs
@@ -72,11 +73,15 @@ usage() {
 }
 
 rate=2700 duration=10 requests='' mode=short connections=50 workers='' offloads=off prefix=perf work=''
-record_perf='' copy_args=() other_dir='' compare_args=() floor='' json=''
+record_perf='' copy_args=() other_dir='' compare_args=() floor='' json='' other_first=''
 while (($# > 0)); do
     case $1 in
-        --perf | --floor)
-            [[ $1 == --perf ]] && record_perf=yes || floor=yes
+        --perf | --floor | --other-first)
+            case $1 in
+                --perf) record_perf=yes ;;
+                --floor) floor=yes ;;
+                *) other_first=yes ;;
+            esac
             shift
             continue
             ;;
@@ -114,6 +119,7 @@ is_count "$connections" || die "--connections must be a number"
 [[ -z $workers ]] || is_count "$workers" || die "--workers must be a number"
 [[ $offloads == on || $offloads == off ]] || die "--offloads must be on or off"
 ((${#compare_args[@]} == 0)) || [[ -n $other_dir ]] || die "--compare-args needs --compare DIR"
+[[ -z $other_first || -n $other_dir ]] || die "--other-first needs --compare DIR"
 if [[ -n $other_dir ]]; then
     [[ -d $other_dir ]] || die "--compare $other_dir: no such directory"
     other_dir=$(realpath "$other_dir")
@@ -377,11 +383,15 @@ $LAB up --prefix "$prefix" --offloads "$offloads"
 $LAB exec --prefix "$prefix" client sysctl -qw net.ipv4.ip_local_port_range="1024 65000"
 start_servers
 
-run ours
+runs=(ours)
 if [[ -n $other_dir ]]; then
-    wait_target_quiet
-    run other
+    if [[ -n $other_first ]]; then runs=(other ours); else runs+=(other); fi
 fi
+for kind in "${runs[@]}"; do
+    # Each run starts with no replayed connection left open on the target.
+    [[ $kind == "${runs[0]}" ]] || wait_target_quiet
+    run "$kind"
+done
 [[ -z $floor ]] || run floor
 
 # ours/other, or n/a when either is not a number or other is 0.
@@ -391,7 +401,7 @@ ratio() {
 }
 if [[ -n $other_dir ]]; then
     echo
-    echo "=== comparison: ours ($tcpcopy) / other ($other_dir), same lab, same load ==="
+    echo "=== comparison: ours ($tcpcopy) / other ($other_dir), same lab, same load, run in this order: ${runs[*]} ==="
     printf '%-36s %10s %10s %11s\n' '' ours other ours/other
     for row in 'online requests:online' 'loss %:loss' 'target at +3 s, % of online:settle' \
         'copy CPU ms per 1,000 requests:copy_k' 'intercept CPU ms per 1,000 requests:intercept_k' \
