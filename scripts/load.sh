@@ -47,6 +47,8 @@
 # Environment: TCPCOPY=PATH runs that tcpcopy binary instead of the one built
 # here (to compare two builds with the same command).
 set -euo pipefail
+# Paths given on the command line are relative to where the script was called from.
+readonly CALLER_DIR=$PWD
 cd "$(dirname "$0")/.."
 
 readonly LAB=scripts/lab.sh
@@ -106,6 +108,8 @@ while (($# > 0)); do
     shift 2
 done
 is_count() { [[ $1 =~ ^[0-9]+$ ]]; }
+from_caller() { if [[ -z $1 || $1 == /* ]]; then echo "$1"; else echo "$CALLER_DIR/$1"; fi; }
+other_dir=$(from_caller "$other_dir") json=$(from_caller "$json") work=$(from_caller "$work")
 is_count "$rate" || die "--rate must be a number, not '$rate'"
 if ! is_count "$duration" || ((duration < 1 || duration > MAX_DURATION)); then
     die "--duration must be 1..$MAX_DURATION seconds, not '$duration'"
