@@ -39,4 +39,7 @@ if ((${#others[@]} > 0)); then
 fi
 if ((${#e2e[@]} > 0)); then
     cargo test --release --no-fail-fast "${e2e[@]}" -- --test-threads=1
+    # The HTTP and services tests again with copy in two shards (the default on a 2-core
+    # machine is one), so both shard counts are checked on every run.
+    TCPCOPY_E2E_WORKERS=2 cargo test --release --no-fail-fast --test e2e_http --test e2e_services -- --test-threads=1
 fi
