@@ -86,8 +86,9 @@ pub struct CopyArgs {
     pub filter: Option<String>,
 
     /// Kernel capture buffer per device and shard, in MiB [default: 8 on a device without
-    /// receive offloads (one MTU-sized slot per packet: about 5,000 packets), 32 on one with
-    /// GRO/LRO (packets up to 64 KiB, packed in blocks)]. Overflows show as kernel_dropped
+    /// receive offloads (one MTU-sized slot per packet: about 4,900 packets), 32 on one with
+    /// GRO/LRO (packets up to 64 KiB, packed in blocks)]. Bursts beyond it wait in memory
+    /// (up to 32 MiB per shard); overflows show as kernel_dropped
     #[arg(short = 'B', long = "buffer-size", value_name = "MIB", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub buffer_mib: Option<u16>,
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::packet::LinkType;
 
 /// Spare buffers kept after a burst; more are freed.
-const KEPT_BUFFERS: usize = 1_024;
+const KEPT_BUFFERS: usize = 256;
 
 /// One captured frame, copied out of the ring.
 pub struct Backlogged {

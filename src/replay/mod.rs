@@ -82,8 +82,9 @@ const MERGED_SNAPLEN: i32 = 65_535;
 const LINK_HEADER_ROOM: usize = 32;
 
 /// How copy captures on a device (see capture's live module): without receive offloads,
-/// one slot per packet, sized to the MTU, so 8 MiB hold about 5,000 packets whatever the
-/// rate; with them, packets may be 64 KiB, so they are packed into blocks instead.
+/// one slot per packet, sized to the MTU, so 8 MiB hold about 4,900 packets whatever the
+/// rate; with them, packets may be 64 KiB, so they are packed into blocks instead. Bursts the
+/// ring cannot hold wait in the shard's backlog.
 /// Capture buffer per device and shard without `-B`, in MiB: slots of one MTU, or blocks.
 const SLOT_RING_MIB: u16 = 8;
 const BLOCK_RING_MIB: u16 = 32;

@@ -66,6 +66,9 @@ struct Source {
     capture: Box<dyn PacketSource>,
     link: LinkType,
     ended: bool,
+    /// Frames may wait in it: the last wait found it readable, or the shard has not waited
+    /// since it last found frames there. Reading an empty libpcap ring costs a `poll(2)`.
+    ready: bool,
     /// The kernel's drop count already added to the counters.
     dropped_reported: u64,
 }
@@ -161,6 +164,7 @@ impl Shard {
                 capture,
                 link,
                 ended: false,
+                ready: true,
                 dropped_reported: 0,
             });
         }
@@ -276,7 +280,8 @@ impl Shard {
                 return Ok(false);
             }
             let now = Instant::now();
-            for taken in 0..FRAMES_PER_CHUNK {
+            let mut taken = 0;
+            while taken < FRAMES_PER_CHUNK {
                 let Some(frame) = self.backlog.pop() else {
                     break;
                 };
@@ -286,8 +291,15 @@ impl Shard {
                 self.core
                     .on_frame(now, frame.link, &frame.data, self.shedding);
                 self.backlog.recycle(frame);
+                taken += 1;
             }
             self.flush(now);
+            if taken == FRAMES_PER_CHUNK {
+                // Under load: more arrived while this chunk was sent.
+                for source in &mut self.sources {
+                    source.ready = true;
+                }
+            }
         }
         Ok(!self.backlog.is_empty())
     }
@@ -297,12 +309,12 @@ impl Shard {
     /// hold the kernel counts as dropped).
     fn empty_rings(&mut self) -> Result<()> {
         for source in &mut self.sources {
-            while !source.ended && self.backlog.has_room(self.max_frame) {
+            while source.ready && !source.ended && self.backlog.has_room(self.max_frame) {
                 match source.capture.next_frame()? {
                     Next::Frame(frame) => {
                         self.backlog.push(source.link, frame.timestamp, frame.data)
                     }
-                    Next::Idle => break,
+                    Next::Idle => source.ready = false,
                     Next::End => source.ended = true,
                 }
             }
@@ -458,6 +470,9 @@ impl Shard {
         let mut timeout = deadline.map_or(POLL_INTERVAL, |at| at.saturating_duration_since(now));
         timeout = timeout.min(POLL_INTERVAL);
         if timeout.is_zero() {
+            for source in &mut self.sources {
+                source.ready = true;
+            }
             return Ok(());
         }
         self.pollfds.clear();
@@ -471,6 +486,12 @@ impl Shard {
         self.collect_link_fds();
         poll(&mut self.pollfds, timeout).with_context(|| format!("shard {}: poll", self.index))?;
         self.links_polled = true;
+        let mut polled = self.pollfds.iter();
+        for source in &mut self.sources {
+            if !source.ended && source.capture.poll_fd().is_some() {
+                source.ready = polled.next().is_some_and(|fd| fd.revents != 0);
+            }
+        }
         Ok(())
     }
 }
