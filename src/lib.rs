@@ -8,7 +8,8 @@
 //!   target: events in, actions out (pure, no I/O, no clock).
 //! - [`proto`]: the copy ⇄ intercept wire format, TCPCopy 1.x's version 6 and our own (pure).
 //! - [`capture`]: packet sources, live pcap and pcap files, behind one trait.
-//! - [`replay`]: packet sinks (raw socket, pcap file, memory) and the copy pipeline.
+//! - [`replay`]: the copy data path: share-nothing shards (capture, sessions, intercept links,
+//!   batched raw send), one `poll` loop each.
 //! - [`intercept`]: reply sources (NFQUEUE, pcap) and the server that routes replies to copies.
 //! - [`stats`]: counters, loss arithmetic and reports.
 //! - [`cli`]: the command-line surface (clap types only).

@@ -43,7 +43,7 @@ use crate::stats::{Counter, Counters, Reporter};
 
 pub use self::core::ShardCore;
 pub use sessions::SessionLimits;
-pub use shard::{Pace, Shard, ShardStatus};
+pub use shard::{Pace, Shard, ShardInputs, ShardStatus};
 
 /// Counters `copy` reports.
 const REPORTED: &[Counter] = &[
@@ -163,12 +163,6 @@ pub struct PipelineConfig {
     pub drain: Duration,
 }
 
-/// What one shard owns from the start: its captures (one per device) and its sink.
-pub struct ShardInputs {
-    pub captures: Vec<Box<dyn PacketSource>>,
-    pub sink: Box<dyn sink::PacketSink>,
-}
-
 /// Runs one shard per entry of `shards` until `stop` is set or every shard's input ended
 /// (and the drain passed); a shard that fails stops the others.
 pub fn run_shards(
@@ -192,9 +186,8 @@ pub fn run_shards(
         let shard = Shard::new(
             index,
             core,
-            inputs.captures,
+            inputs,
             links,
-            inputs.sink,
             config.pace,
             Arc::clone(counters),
             status,

@@ -94,6 +94,12 @@ impl FileClock {
     }
 }
 
+/// What one shard owns from the start: its captures (one per device) and its sink.
+pub struct ShardInputs {
+    pub captures: Vec<Box<dyn PacketSource>>,
+    pub sink: Box<dyn PacketSink>,
+}
+
 /// What the shard's owner can see of it while it runs.
 #[derive(Debug, Default)]
 pub struct ShardStatus {
@@ -139,17 +145,16 @@ const SEND_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(5);
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 
 impl Shard {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         index: usize,
         core: ShardCore,
-        captures: Vec<Box<dyn PacketSource>>,
+        inputs: ShardInputs,
         links: Vec<Link>,
-        sink: Box<dyn PacketSink>,
         pace: Pace,
         shared: Arc<Counters>,
         status: Arc<ShardStatus>,
     ) -> Result<Shard> {
+        let ShardInputs { captures, sink } = inputs;
         let max_frame = captures
             .iter()
             .map(|c| c.max_frame_len())
