@@ -113,10 +113,10 @@ impl Link {
         match &self.state {
             State::Down { retry_at } if now >= *retry_at => match self.start_connect(now) {
                 Ok(()) => {}
-                Err(err) => self.failed(now, &format!("cannot reach intercept: {err:#}")),
+                Err(err) => self.failed(now, &format!("cannot connect: {err:#}")),
             },
             State::Connecting { since, .. } if now - *since >= CONNECT_TIMEOUT => {
-                self.failed(now, "cannot reach intercept: connection timed out");
+                self.failed(now, "cannot connect: timed out");
             }
             _ => {}
         }
@@ -172,7 +172,7 @@ impl Link {
             return Ok(());
         };
         if let Some(err) = socket.take_error()? {
-            return Err(err).with_context(|| format!("cannot reach intercept at {peer}"));
+            return Err(err).with_context(|| format!("cannot connect to {peer}"));
         }
         let stream: TcpStream = socket.into();
         stream.set_nodelay(true)?;
@@ -206,7 +206,7 @@ impl Link {
         let mut read = 0;
         while read < MAX_READ_PER_TURN {
             let n = match stream.read(&mut self.read_buffer) {
-                Ok(0) => anyhow::bail!("intercept {} closed the connection", self.addr),
+                Ok(0) => anyhow::bail!("it closed the connection"),
                 Ok(n) => n,
                 Err(err) if err.kind() == ErrorKind::WouldBlock => break,
                 Err(err) if err.kind() == ErrorKind::Interrupted => continue,
@@ -259,8 +259,7 @@ impl Link {
         }
         let result = if self.unsent.len() > MAX_UNSENT {
             Err(anyhow::anyhow!(
-                "intercept {} reads nothing ({} bytes of registrations waiting)",
-                self.addr,
+                "it reads nothing ({} bytes of registrations waiting)",
                 self.unsent.len()
             ))
         } else {
@@ -278,7 +277,7 @@ impl Link {
         let mut written = 0;
         while written < self.unsent.len() {
             match stream.write(&self.unsent[written..]) {
-                Ok(0) => anyhow::bail!("intercept {} stopped reading", self.addr),
+                Ok(0) => anyhow::bail!("it stopped reading"),
                 Ok(n) => written += n,
                 Err(err) if err.kind() == ErrorKind::WouldBlock => break,
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
@@ -297,7 +296,11 @@ impl Link {
         };
         self.unsent.clear();
         if was_up {
-            log::warn!("shard {}: {why}; reconnecting", self.shard);
+            log::warn!(
+                "shard {}: intercept {}: {why}; reconnecting",
+                self.shard,
+                self.addr
+            );
         } else if self
             .last_failure_log
             .is_none_or(|at| now - at >= UNREACHABLE_LOG_INTERVAL)
