@@ -81,25 +81,36 @@ const MERGED_SNAPLEN: i32 = 65_535;
 /// Room beyond the MTU for the link header (Ethernet with two VLAN tags, or Linux cooked v2).
 const LINK_HEADER_ROOM: usize = 32;
 
-/// How copy captures on a device (see capture's live module): without receive offloads,
-/// one slot per packet, sized to the MTU, so 8 MiB hold about 4,900 packets whatever the
-/// rate; with them, packets may be 64 KiB, so they are packed into blocks instead. Bursts the
-/// ring cannot hold wait in the shard's backlog.
-/// Capture buffer per device and shard without `-B`, in MiB: slots of one MTU, or blocks.
-const SLOT_RING_MIB: u16 = 8;
-const BLOCK_RING_MIB: u16 = 32;
+/// How copy captures on one device.
+struct CaptureRing {
+    mode: RingMode,
+    snaplen: i32,
+    /// Buffer per shard without `-B`, in MiB.
+    default_mib: u16,
+}
 
-fn ring_for(device: &str) -> Result<(RingMode, i32)> {
+/// The ring for `device` (see capture's live module). Without receive offloads a packet is at
+/// most one MTU: one slot per packet, sized to the MTU, so 8 MiB hold about 4,900 packets at
+/// any rate. With GRO/LRO packets may be 64 KiB: packed into blocks, 32 MiB. Bursts the ring
+/// cannot hold wait in the shard's backlog.
+fn ring_for(device: &str) -> Result<CaptureRing> {
     let shape = capture::receive_shape(device)
         .with_context(|| format!("cannot read the MTU and offloads of {device}"))?;
     if shape.merges_segments {
         log::info!(
             "{device} merges received segments (GRO/LRO): capturing into blocks, whole packets"
         );
-        return Ok((RingMode::Blocks, MERGED_SNAPLEN));
+        return Ok(CaptureRing {
+            mode: RingMode::Blocks,
+            snaplen: MERGED_SNAPLEN,
+            default_mib: 32,
+        });
     }
-    let snaplen = i32::try_from(shape.mtu + LINK_HEADER_ROOM).unwrap_or(MERGED_SNAPLEN);
-    Ok((RingMode::Immediate, snaplen))
+    Ok(CaptureRing {
+        mode: RingMode::Immediate,
+        snaplen: i32::try_from(shape.mtu + LINK_HEADER_ROOM).unwrap_or(MERGED_SNAPLEN),
+        default_mib: 8,
+    })
 }
 
 /// `tcpcopy copy`: runs until SIGINT/SIGTERM (or, offline, until the file is replayed).
@@ -249,16 +260,13 @@ fn open_captures(
             None => capture::build_filter(mappings, &capture::own_addresses(device)?)
                 .with_context(|| format!("cannot build the capture filter for {device}"))?,
         };
-        let (ring, snaplen) = ring_for(device)?;
+        let ring = ring_for(device)?;
         let mut options = LiveOptions {
             device: device.clone(),
             filter,
-            buffer_bytes: crate::cli::mib_to_bytes(args.buffer_mib.unwrap_or(match ring {
-                RingMode::Immediate => SLOT_RING_MIB,
-                RingMode::Blocks => BLOCK_RING_MIB,
-            })),
-            snaplen,
-            ring,
+            buffer_bytes: crate::cli::mib_to_bytes(args.buffer_mib.unwrap_or(ring.default_mib)),
+            snaplen: ring.snaplen,
+            ring: ring.mode,
             fanout: (shards > 1).then_some(Fanout::New),
         };
         let mut captures = Vec::with_capacity(shards);
