@@ -214,12 +214,15 @@ pub fn run_shards(
     }
     let mut warn_no_intercept = WarnNoIntercept::new(now);
     let mut result = Ok(());
-    for shard in running {
-        while !shard.is_finished() {
+    // Whichever shard ends first, with an error, stops the others.
+    while !running.is_empty() {
+        let Some(done) = running.iter().position(|shard| shard.is_finished()) else {
             warn_no_intercept.check(&statuses);
             thread::sleep(Duration::from_millis(100));
-        }
-        let outcome = shard
+            continue;
+        };
+        let outcome = running
+            .swap_remove(done)
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("a shard panicked")));
         if let Err(err) = outcome {
