@@ -6,6 +6,7 @@
 //!   numbers, checksums (pure).
 //! - [`session`]: the per-flow TCP client emulation that replays one client connection to the
 //!   target: events in, actions out (pure, no I/O, no clock).
+//! - [`poll`]: the `poll(2)` wrapper the event loops wait in.
 //! - [`proto`]: the copy ⇄ intercept wire format, TCPCopy 1.x's version 6 and our own (pure).
 //! - [`capture`]: packet sources, live pcap and pcap files, behind one trait.
 //! - [`replay`]: the copy data path: share-nothing shards (capture, sessions, intercept links,
@@ -19,6 +20,7 @@ pub mod capture;
 pub mod cli;
 pub mod intercept;
 pub mod packet;
+pub mod poll;
 pub mod proto;
 pub mod replay;
 pub mod session;

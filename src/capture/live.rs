@@ -184,25 +184,6 @@ fn join_fanout(fd: libc::c_int, group: Option<u16>) -> std::io::Result<u16> {
     Ok((joined & 0xffff) as u16)
 }
 
-/// Waits until `fd` is readable or `timeout` passes.
-fn wait_readable(fd: libc::c_int, timeout: Duration) -> std::io::Result<()> {
-    let mut pollfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let timeout_ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    // SAFETY: one valid pollfd, its count is 1.
-    let ready = unsafe { libc::poll(&mut pollfd, 1, timeout_ms) };
-    if ready < 0 {
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-    Ok(())
-}
-
 /// Turns libpcap's permission message into one that names the missing capability.
 fn pcap_error(err: pcap::Error) -> anyhow::Error {
     let text = err.to_string();
@@ -227,11 +208,6 @@ impl PacketSource for LiveCapture {
         }
     }
 
-    fn wait(&mut self, timeout: Duration) -> Result<()> {
-        wait_readable(self.capture.as_raw_fd(), timeout)
-            .with_context(|| format!("poll on capture {}", self.device))
-    }
-
     fn stats(&mut self) -> SourceStats {
         match self.capture.stats() {
             Ok(stat) => SourceStats {
@@ -247,7 +223,7 @@ impl PacketSource for LiveCapture {
     }
 
     fn poll_fd(&self) -> Option<RawFd> {
-        Some(self.capture.as_raw_fd())
+        Some(self.as_raw_fd())
     }
 
     fn max_frame_len(&self) -> usize {
@@ -257,7 +233,7 @@ impl PacketSource for LiveCapture {
 
 impl AsRawFd for LiveCapture {
     /// The capture's descriptor, for callers that poll several sources in one loop.
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+    fn as_raw_fd(&self) -> RawFd {
         self.capture.as_raw_fd()
     }
 }

@@ -30,7 +30,7 @@ pub struct Frame<'a> {
 pub enum Next<'a> {
     Frame(Frame<'a>),
     /// Nothing is waiting now: a good moment to flush batches and check for shutdown, then
-    /// [`wait`](PacketSource::wait).
+    /// to poll [`poll_fd`](PacketSource::poll_fd).
     Idle,
     /// The source is exhausted (end of a file).
     End,
@@ -51,8 +51,6 @@ pub trait PacketSource: Send {
     fn datalink(&self) -> i32;
     /// The next frame, `Idle` when none is waiting, or `End`. Never blocks.
     fn next_frame(&mut self) -> anyhow::Result<Next<'_>>;
-    /// Blocks until a frame may be waiting, or `timeout` passes.
-    fn wait(&mut self, timeout: Duration) -> anyhow::Result<()>;
     /// Kernel counters, zero for files.
     fn stats(&mut self) -> SourceStats;
     /// A name for logs: the device or file.

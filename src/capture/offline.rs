@@ -1,7 +1,6 @@
 //! Reading frames from a pcap file (`copy --offline FILE`).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use pcap::{Capture, Offline};
@@ -43,11 +42,6 @@ impl PacketSource for FileCapture {
             Err(pcap::Error::NoMorePackets) => Ok(Next::End),
             Err(err) => Err(err).with_context(|| format!("reading {name} failed")),
         }
-    }
-
-    /// A file never makes the reader wait.
-    fn wait(&mut self, _timeout: Duration) -> Result<()> {
-        Ok(())
     }
 
     fn stats(&mut self) -> SourceStats {

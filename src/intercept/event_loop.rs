@@ -6,7 +6,7 @@
 //! headers are taken), then end the turn: each connection writes the combined frames of the
 //! replies it got this turn. Owns the clock the switchboard is given; decides no routing.
 
-use std::io::{self, ErrorKind};
+use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use super::connection::ConnectionLimits;
 use super::router::ConnId;
 use super::sources::ReplySource;
 use super::switchboard::Switchboard;
+use crate::poll::{poll, pollfd};
 use crate::stats::{Counter, Counters};
 
 /// How often parked replies, idle routes and silent connections are expired, and the longest
@@ -73,7 +74,7 @@ impl EventLoop {
         while !stop.load(Ordering::Relaxed) {
             self.fill_poll_set(&mut poll_set, &mut polled);
             let timeout = next_expiry.saturating_duration_since(Instant::now());
-            if !wait(&mut poll_set, timeout).context("poll on intercept's sockets failed")? {
+            if !poll(&mut poll_set, timeout).context("poll on intercept's sockets failed")? {
                 // A signal: look at the stop flag.
                 continue;
             }
@@ -109,11 +110,7 @@ impl EventLoop {
     fn fill_poll_set(&self, poll_set: &mut Vec<libc::pollfd>, polled: &mut Vec<Polled>) {
         poll_set.clear();
         polled.clear();
-        let readable = |fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let readable = |fd| pollfd(fd, libc::POLLIN);
         poll_set.push(readable(self.listener.as_raw_fd()));
         polled.push(Polled::Listener);
         for (index, source) in self.sources.iter().enumerate() {
@@ -174,29 +171,6 @@ impl EventLoop {
             self.counters.set(Counter::KernelDropped, dropped);
         }
     }
-}
-
-/// Waits until an entry of `poll_set` is ready or `timeout` passes; false when a signal
-/// interrupted the wait.
-fn wait(poll_set: &mut [libc::pollfd], timeout: Duration) -> io::Result<bool> {
-    let timeout_ms = libc::c_int::try_from(timeout.as_millis().min(EXPIRE_EVERY.as_millis()))
-        .unwrap_or(libc::c_int::MAX);
-    // SAFETY: `poll_set` is a valid slice of pollfd and its length is passed with it.
-    let ready = unsafe {
-        libc::poll(
-            poll_set.as_mut_ptr(),
-            poll_set.len() as libc::nfds_t,
-            timeout_ms,
-        )
-    };
-    if ready < 0 {
-        let err = io::Error::last_os_error();
-        return match err.kind() {
-            ErrorKind::Interrupted => Ok(false),
-            _ => Err(err),
-        };
-    }
-    Ok(true)
 }
 
 /// Microseconds since the Unix epoch: the capture time version-7 replies carry.

@@ -186,8 +186,7 @@ impl Link {
         log::info!("shard {}: connected to intercept {}", self.shard, self.addr);
         self.unsent.clear();
         proto::encode_hello(Version::LATEST, &mut self.unsent);
-        let flows: Vec<Flow> = core.sessions().live_flows().collect();
-        for flow in flows {
+        for flow in core.sessions().live_flows() {
             self.register(flow);
         }
         self.write_unsent()

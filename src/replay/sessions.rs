@@ -43,19 +43,19 @@ pub struct Emitted {
     pub counters: LocalCounters,
 }
 
-impl Emitted {
-    fn with_mtu(mtu: usize) -> Emitter {
+/// The engine's [`Output`]: emits packets, counts events, notes new flows.
+struct Emitter {
+    mtu: usize,
+    emitted: Emitted,
+}
+
+impl Emitter {
+    fn new(mtu: usize) -> Emitter {
         Emitter {
             mtu,
             emitted: Emitted::default(),
         }
     }
-}
-
-/// The engine's [`Output`]: emits packets, counts events, notes new flows.
-struct Emitter {
-    mtu: usize,
-    emitted: Emitted,
 }
 
 impl Output for Emitter {
@@ -133,7 +133,7 @@ pub struct SessionTable {
 impl SessionTable {
     pub fn new(limits: SessionLimits) -> SessionTable {
         SessionTable {
-            out: Emitted::with_mtu(limits.mtu),
+            out: Emitter::new(limits.mtu),
             limits,
             sessions: HashMap::new(),
             timers: BinaryHeap::new(),

@@ -12,7 +12,6 @@
 //! [`SHED_LAG`] behind, new sessions are shed (counted) so the open ones finish instead of
 //! timing out in the backlog.
 
-use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -21,6 +20,7 @@ use anyhow::{Context, Result};
 
 use crate::capture::{Next, POLL_INTERVAL, PacketSource};
 use crate::packet::LinkType;
+use crate::poll::{poll, pollfd};
 use crate::stats::{Counter, Counters, LocalCounters};
 
 use super::backlog::Backlog;
@@ -383,7 +383,8 @@ impl Shard {
         if !std::mem::take(&mut self.links_polled) {
             self.pollfds.clear();
             self.collect_link_fds();
-            if self.pollfds.is_empty() || poll(&mut self.pollfds, Duration::ZERO).is_err() {
+            if self.pollfds.is_empty() || !poll(&mut self.pollfds, Duration::ZERO).unwrap_or(false)
+            {
                 return;
             }
         }
@@ -492,7 +493,15 @@ impl Shard {
             }
         }
         self.collect_link_fds();
-        poll(&mut self.pollfds, timeout).with_context(|| format!("shard {}: poll", self.index))?;
+        let completed = poll(&mut self.pollfds, timeout)
+            .with_context(|| format!("shard {}: poll", self.index))?;
+        if !completed {
+            // A signal: nothing is known; the next turn looks at everything.
+            for source in &mut self.sources {
+                source.ready = true;
+            }
+            return Ok(());
+        }
         self.links_polled = true;
         let mut polled = self.pollfds.iter();
         for source in &mut self.sources {
@@ -510,29 +519,4 @@ fn capture_lag(timestamp: Duration) -> Duration {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .saturating_sub(timestamp)
-}
-
-fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    }
-}
-
-/// `poll(2)` over `fds` for at most `timeout` (millisecond resolution, rounded up so a
-/// deadline is never missed by a spin).
-fn poll(fds: &mut [libc::pollfd], timeout: Duration) -> std::io::Result<()> {
-    let millis = timeout.as_micros().div_ceil(1000);
-    let millis = libc::c_int::try_from(millis).unwrap_or(libc::c_int::MAX);
-    let count = libc::nfds_t::try_from(fds.len()).unwrap_or(libc::nfds_t::MAX);
-    // SAFETY: `fds` is a valid slice of `count` pollfd structures.
-    let ready = unsafe { libc::poll(fds.as_mut_ptr(), count, millis) };
-    if ready < 0 {
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-    Ok(())
 }
