@@ -5,9 +5,15 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tcpcopy::cli::{Cli, Command};
+use tcpcopy::pid_file::PidFile;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Err(message) = tcpcopy::compat::check_queue_length_flag(&args) {
+        eprintln!("tcpcopy: {message}");
+        return ExitCode::from(2);
+    }
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(err) if err.use_stderr() => {
             // Usage errors in the same `tcpcopy: ...` form as every other error.
@@ -24,11 +30,19 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.verbose, cli.quiet);
+    let pid_file = match cli.pid_file.as_deref().map(PidFile::create).transpose() {
+        Ok(pid_file) => pid_file,
+        Err(err) => {
+            eprintln!("tcpcopy: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Command::Copy(args) => tcpcopy::replay::run(&args),
         Command::Intercept(args) => tcpcopy::intercept::run(&args),
         Command::Stats(args) => tcpcopy::stats::run(&args),
     };
+    drop(pid_file);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
