@@ -75,6 +75,7 @@ const REPORTED: &[Counter] = &[
     Counter::SessionsRateLimited,
     Counter::SessionsNoPort,
     Counter::PortsRemapped,
+    Counter::PortsInUseAtTarget,
     Counter::Sent,
     Counter::SendFailed,
     Counter::Retransmitted,

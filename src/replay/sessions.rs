@@ -3,7 +3,8 @@
 //! [`Outgoing`] batch.
 //!
 //! A captured flow becomes one replayed session per `-n` replica; each replica's client end
-//! is claimed in the copy's [`PortBook`] when it opens and given back when it ends, and
+//! is claimed in the copy's [`PortBook`] when it opens and given back when it ends (and moved
+//! when the target answers its SYN for a connection it still holds on that 4-tuple), and
 //! [`Admission`] decides which new sessions open at all (`-r`, `--ramp`, `--max-rate`).
 //!
 //! Pure like the session engine: no socket, no clock (`now` comes from the shard loop), no
@@ -153,6 +154,7 @@ fn count_event(event: Event, counters: &mut LocalCounters) {
         Event::UnsentDataDiscarded { bytes } | Event::LateClientDataDropped { bytes } => {
             counters.add(Counter::BytesNotReplayed, bytes as u64);
         }
+        Event::PortInUse => counters.bump(Counter::PortsInUseAtTarget),
         Event::FakeHandshake
         | Event::Established
         | Event::FinByTarget
@@ -301,7 +303,48 @@ impl SessionTable {
             return;
         };
         tracked.session.on_reply(now, segment, &mut self.out);
+        if tracked.session.port_in_use() {
+            self.move_elsewhere(now, key);
+            return;
+        }
         self.after_event(key);
+    }
+
+    /// Reopens the session replaying `key` from another client end, because the target
+    /// holds `key`'s 4-tuple for a connection of its own. Without a free end, the session
+    /// stays and its handshake times out.
+    fn move_elsewhere(&mut self, now: Instant, key: Flow) {
+        let Some(origin) = self.sessions.get(&key).map(|tracked| tracked.origin) else {
+            return;
+        };
+        let (captured, replica) = origin;
+        // `key` is still ours in the book, so the first candidate is skipped.
+        let Some(claimed) =
+            self.replicas
+                .claim(&self.ports, captured.client, captured.target, replica)
+        else {
+            self.after_event(key);
+            return;
+        };
+        let Some(mut tracked) = self.sessions.remove(&key) else {
+            return;
+        };
+        self.ports.release(&key);
+        let moved = Flow {
+            client: claimed.client,
+            target: key.target,
+        };
+        self.out
+            .emitted
+            .counters
+            .add(Counter::PortsRemapped, u64::from(claimed.remapped));
+        tracked.scheduled = None;
+        tracked
+            .session
+            .reopen_from(now, moved.client, &mut self.out);
+        self.sessions.insert(moved, tracked);
+        self.replayed.insert(origin, moved);
+        self.after_event(moved);
     }
 
     /// Drops a finished session or (re)queues its timer.
@@ -583,5 +626,38 @@ mod tests {
         ack.flags = TcpFlags::ACK;
         table.on_client(Instant::now(), &ack, &[], false);
         assert!(table.is_empty());
+    }
+
+    #[test]
+    fn a_session_whose_4_tuple_the_target_holds_moves_to_another_port() {
+        let shaping = Shaping::default();
+        let mut table = shaped_table(10, &shaping);
+        let now = Instant::now();
+        table.on_client(now, &syn(40000), &[], false);
+        let first = Flow::of_request(&syn(40000));
+        table.emitted().outgoing.clear();
+        table.emitted().new_flows.clear();
+        // The target's ACK of a connection it still holds on that 4-tuple.
+        let mut stale = syn(40000);
+        std::mem::swap(&mut stale.src, &mut stale.dst);
+        stale.flags = TcpFlags::ACK;
+        stale.seq = SeqNum(777);
+        stale.ack = SeqNum(4242);
+        table.on_reply(now, &stale);
+
+        let moved = table.emitted().new_flows.clone();
+        assert_eq!(moved.len(), 1, "the SYN again, from elsewhere");
+        assert_ne!(moved[0], first);
+        assert_eq!(moved[0].target, first.target);
+        assert_eq!(table.live_flows().collect::<Vec<_>>(), moved);
+        assert_eq!(shaping.ports.len(), 1, "the old port given back");
+        assert_eq!(count(&mut table, Counter::PortsInUseAtTarget), 1);
+        // Later client packets of the captured flow follow the session to its new port.
+        let mut data = syn(40000);
+        data.flags = TcpFlags::ACK | TcpFlags::PSH;
+        data.seq = SeqNum(2);
+        data.payload_len = 5;
+        table.on_client(now, &data, b"hello", false);
+        assert_eq!(table.len(), 1);
     }
 }
