@@ -1,19 +1,23 @@
-//! `-c/--client-ip`: the pool of client addresses the copies carry instead of the real ones.
+//! `-c/--client-ip`: the pool of client addresses the copies carry instead of the real ones,
+//! IPv4 and IPv6 (a copy carries one of the target's family).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
 use super::{SyntaxError, parse_ip, stable_hash, syntax_error};
 
 /// The `-c` pool of addresses the copies use as their client address.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientAddresses(Vec<IpAddr>);
+pub struct ClientAddresses {
+    v4: Vec<IpAddr>,
+    v6: Vec<IpAddr>,
+}
 
 /// TCPCopy caps the pool at 4,096 addresses; a CIDR larger than that is a mistake.
 const MAX_CLIENT_ADDRESSES: usize = 4096;
 
-const CLIENT_SYNTAX: &str =
-    "a client address list (`a.b.c.x`, a CIDR such as `203.0.113.0/24`, or `ip,ip,...`)";
+const CLIENT_SYNTAX: &str = "a client address list (`a.b.c.x`, a CIDR such as `203.0.113.0/24` \
+     (/20 to /32) or `2001:db8:1::/116` (/116 to /128), or `ip,ip,...`)";
 
 impl FromStr for ClientAddresses {
     type Err = SyntaxError;
@@ -29,7 +33,8 @@ impl FromStr for ClientAddresses {
                 )));
             }
         }
-        Ok(ClientAddresses(addresses))
+        let (v4, v6) = addresses.into_iter().partition(IpAddr::is_ipv4);
+        Ok(ClientAddresses { v4, v6 })
     }
 }
 
@@ -42,13 +47,25 @@ fn expand_client_item(item: &str, out: &mut Vec<IpAddr>) -> Option<()> {
         return Some(());
     }
     if let Some((net, len)) = item.split_once('/') {
-        let net: Ipv4Addr = net.parse().ok()?;
-        let len: u32 = len.parse().ok().filter(|len| (20..=32).contains(len))?;
-        let base = u32::from(net) & (u32::MAX << (32 - len));
-        let size = 1u32 << (32 - len);
-        // Skip the network and broadcast addresses unless the block is a single host or pair.
-        let hosts = if size > 2 { 1..size - 1 } else { 0..size };
-        out.extend(hosts.map(|i| IpAddr::V4(Ipv4Addr::from(base + i))));
+        let len: u32 = len.parse().ok()?;
+        match net.parse::<IpAddr>().ok()? {
+            IpAddr::V4(net) if (20..=32).contains(&len) => {
+                let base = u32::from(net) & (u32::MAX << (32 - len));
+                let size = 1u32 << (32 - len);
+                // Skip the network and broadcast addresses unless the block is a single
+                // host or pair.
+                let hosts = if size > 2 { 1..size - 1 } else { 0..size };
+                out.extend(hosts.map(|i| IpAddr::V4(Ipv4Addr::from(base + i))));
+            }
+            IpAddr::V6(net) if (116..=128).contains(&len) => {
+                let base = u128::from(net) & (u128::MAX << (128 - len));
+                let size = 1u128 << (128 - len);
+                // Skip the subnet-router anycast address (RFC 4291 §2.6.1) of a real block.
+                let hosts = if size > 2 { 1..size } else { 0..size };
+                out.extend(hosts.map(|i| IpAddr::V6(Ipv6Addr::from(base + i))));
+            }
+            _ => return None,
+        }
         return Some(());
     }
     out.push(parse_ip(item)?);
@@ -57,19 +74,29 @@ fn expand_client_item(item: &str, out: &mut Vec<IpAddr>) -> Option<()> {
 
 impl ClientAddresses {
     /// The address replica `replica` (0 for the first copy, see `-n`) of a client's
-    /// connection carries: chosen by a stable hash of the real address and port, so every
-    /// packet of a connection maps to the same copy address, in every run.
-    pub fn pick(&self, client: SocketAddr, replica: u16) -> IpAddr {
-        let index = stable_hash(client, u64::from(replica)) % self.0.len() as u64;
-        self.0[index as usize]
+    /// connection carries toward a target of the family `ipv6` says: chosen by a stable hash
+    /// of the real address and port, so every packet of a connection maps to the same copy
+    /// address, in every run. `None` when the pool has no address of that family.
+    pub fn pick(&self, client: SocketAddr, replica: u16, ipv6: bool) -> Option<IpAddr> {
+        let family = if ipv6 { &self.v6 } else { &self.v4 };
+        if family.is_empty() {
+            return None;
+        }
+        let index = stable_hash(client, u64::from(replica)) % family.len() as u64;
+        Some(family[index as usize])
+    }
+
+    /// Whether the pool holds addresses of the family `ipv6` says.
+    pub fn has_family(&self, ipv6: bool) -> bool {
+        !(if ipv6 { &self.v6 } else { &self.v4 }).is_empty()
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.v4.len() + self.v6.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 }
 
@@ -87,23 +114,43 @@ mod tests {
         assert_eq!(pool.len(), 254);
         let pool: ClientAddresses = "203.0.113.0/24".parse().unwrap();
         assert_eq!(pool.len(), 254);
-        assert!(!pool.0.contains(&"203.0.113.0".parse().unwrap()));
+        assert!(!pool.v4.contains(&"203.0.113.0".parse().unwrap()));
         let pool: ClientAddresses = "203.0.113.7/32".parse().unwrap();
-        assert_eq!(pool.0, vec!["203.0.113.7".parse::<IpAddr>().unwrap()]);
+        assert_eq!(pool.v4, vec!["203.0.113.7".parse::<IpAddr>().unwrap()]);
         let pool: ClientAddresses = "203.0.113.1,203.0.113.2".parse().unwrap();
         assert_eq!(pool.len(), 2);
-        for bad in ["203.0.113", "203.0.113.0/8", "foo", "203.0.113.1,"] {
+        let pool: ClientAddresses = "2001:db8:1::/120,203.0.113.9,[2001:db8:2::1]"
+            .parse()
+            .unwrap();
+        assert_eq!((pool.v4.len(), pool.v6.len()), (1, 256));
+        assert!(!pool.v6.contains(&"2001:db8:1::".parse().unwrap()));
+        assert!(pool.v6.contains(&"2001:db8:2::1".parse().unwrap()));
+        for bad in [
+            "203.0.113",
+            "203.0.113.0/8",
+            "foo",
+            "203.0.113.1,",
+            "2001:db8::/64",
+            "2001:db8::/129",
+        ] {
             assert!(bad.parse::<ClientAddresses>().is_err(), "{bad}");
         }
     }
 
     #[test]
     fn client_mapping_is_sticky() {
-        let pool: ClientAddresses = "203.0.113.0/24".parse().unwrap();
+        let pool: ClientAddresses = "203.0.113.0/24,2001:db8:1::/120".parse().unwrap();
         let client = addr("198.51.100.10:40000");
-        assert_eq!(pool.pick(client, 0), pool.pick(client, 0));
-        let replicas: std::collections::HashSet<_> =
-            (0..8).map(|replica| pool.pick(client, replica)).collect();
+        assert_eq!(pool.pick(client, 0, false), pool.pick(client, 0, false));
+        let replicas: std::collections::HashSet<_> = (0..8)
+            .map(|replica| pool.pick(client, replica, false))
+            .collect();
         assert!(replicas.len() > 1, "replicas spread over the pool");
+        assert!(
+            pool.pick(client, 0, true).unwrap().is_ipv6(),
+            "the target's family"
+        );
+        let v4_only: ClientAddresses = "203.0.113.7".parse().unwrap();
+        assert_eq!(v4_only.pick(client, 0, true), None);
     }
 }

@@ -1,5 +1,6 @@
 //! `-x/--map`: which captured packets are copied, and to where.
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
@@ -48,6 +49,21 @@ impl FromStr for PortMapping {
     }
 }
 
+impl fmt::Display for PortMapping {
+    /// The `-x` syntax back.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.online_ip {
+            Some(ip) => write!(
+                f,
+                "{}-{}",
+                SocketAddr::new(ip, self.online_port),
+                self.target
+            ),
+            None => write!(f, "{}-{}", self.online_port, self.target),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,6 +71,17 @@ mod tests {
 
     fn addr(text: &str) -> SocketAddr {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_mappings_use_brackets_both_ways() {
+        let text = "[2001:db8::20]:80-[2001:db8::30]:8080";
+        let m: PortMapping = text.parse().unwrap();
+        assert_eq!(m.online_ip, Some("2001:db8::20".parse().unwrap()));
+        assert_eq!(m.target, addr("[2001:db8::30]:8080"));
+        assert_eq!(m.to_string(), text);
+        let m: PortMapping = "80-[2001:db8::30]:80".parse().unwrap();
+        assert_eq!(m.to_string(), "80-[2001:db8::30]:80");
     }
 
     #[test]

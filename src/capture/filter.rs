@@ -4,27 +4,47 @@
 //! destination port *and* the online host's own address. Copies leave by the same interface
 //! toward the target's address, so they never match and are never captured again (without
 //! the address test, 7 real packets became 144k copies in 2 s in the lab).
+//!
+//! A copy carries the target's address family: clients of the other family are captured only
+//! when the `-c` pool has addresses of the target's family to give them.
 
 use std::net::IpAddr;
 
 use anyhow::{Context, Result, bail};
 
-use crate::addresses::PortMapping;
+use crate::addresses::{ClientAddresses, PortMapping};
 
-/// The filter for `mappings`; a mapping without an online address matches any of `own`.
-pub fn build_filter(mappings: &[PortMapping], own: &[IpAddr]) -> Result<String> {
+/// The filter for `mappings`; a mapping without an online address matches those of `own`
+/// that copies can be made from (the target's family, or any with a `pool` of it).
+pub fn build_filter(
+    mappings: &[PortMapping],
+    own: &[IpAddr],
+    pool: Option<&ClientAddresses>,
+) -> Result<String> {
     let mut clauses = Vec::with_capacity(mappings.len());
     for mapping in mappings {
+        let to_ipv6 = mapping.target.is_ipv6();
+        let translatable = |ip: &IpAddr| {
+            ip.is_ipv6() == to_ipv6 || pool.is_some_and(|pool| pool.has_family(to_ipv6))
+        };
+        let family = if to_ipv6 { "IPv6" } else { "IPv4" };
         let hosts: Vec<IpAddr> = match mapping.online_ip {
+            Some(ip) if !translatable(&ip) => bail!(
+                "-x {mapping} copies {} clients to an {family} target: give -c addresses of \
+                 the target's family",
+                if to_ipv6 { "IPv4" } else { "IPv6" }
+            ),
             Some(ip) => vec![ip],
-            None if own.is_empty() => bail!(
-                "the capture device has no address to match port {} on; give the online \
-                 address in the mapping (ONLINE_IP:{}-TARGET_IP:PORT)",
+            None => own.iter().copied().filter(translatable).collect(),
+        };
+        if hosts.is_empty() {
+            bail!(
+                "the capture device has no {family} address to match port {} on; give the \
+                 online address in the mapping (ONLINE_IP:{}-TARGET_IP:PORT)",
                 mapping.online_port,
                 mapping.online_port
-            ),
-            None => own.to_vec(),
-        };
+            );
+        }
         let hosts = hosts
             .iter()
             .map(|ip| format!("dst host {ip}"))
@@ -139,10 +159,33 @@ mod tests {
             "198.51.100.20".parse().unwrap(),
             "2001:db8::20".parse().unwrap(),
         ];
-        let filter = build_filter(&mappings("80-198.51.100.30:80"), &own).unwrap();
+        let to_v4 = mappings("80-198.51.100.30:80");
+        let filter = build_filter(&to_v4, &own, None).unwrap();
+        assert_eq!(filter, "(tcp dst port 80 and (dst host 198.51.100.20))");
+        let filter = build_filter(&mappings("80-[2001:db8::30]:80"), &own, None).unwrap();
+        assert_eq!(filter, "(tcp dst port 80 and (dst host 2001:db8::20))");
+        let pool: ClientAddresses = "203.0.113.0/24".parse().unwrap();
+        let filter = build_filter(&to_v4, &own, Some(&pool)).unwrap();
         assert_eq!(
-            filter,
-            "(tcp dst port 80 and (dst host 198.51.100.20 or dst host 2001:db8::20))"
+            filter, "(tcp dst port 80 and (dst host 198.51.100.20 or dst host 2001:db8::20))",
+            "IPv6 clients get IPv4 addresses from the pool"
+        );
+    }
+
+    #[test]
+    fn a_client_family_no_copy_can_carry_is_an_error() {
+        let err = build_filter(&mappings("[2001:db8::20]:80-198.51.100.30:80"), &[], None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("give -c addresses"), "{err}");
+        let pool: ClientAddresses = "203.0.113.9".parse().unwrap();
+        assert!(
+            build_filter(
+                &mappings("[2001:db8::20]:80-198.51.100.30:80"),
+                &[],
+                Some(&pool)
+            )
+            .is_ok()
         );
     }
 
@@ -151,6 +194,7 @@ mod tests {
         let filter = build_filter(
             &mappings("198.51.100.21:80-198.51.100.30:80,443-198.51.100.30:443"),
             &["198.51.100.20".parse().unwrap()],
+            None,
         )
         .unwrap();
         assert_eq!(
@@ -161,7 +205,7 @@ mod tests {
 
     #[test]
     fn no_address_is_an_error_that_says_what_to_do() {
-        let err = build_filter(&mappings("80-198.51.100.30:80"), &[]).unwrap_err();
+        let err = build_filter(&mappings("80-198.51.100.30:80"), &[], None).unwrap_err();
         assert!(err.to_string().contains("ONLINE_IP:80"), "{err}");
     }
 
@@ -171,6 +215,7 @@ mod tests {
         let filter = build_filter(
             &mappings("80-198.51.100.30:80"),
             &["198.51.100.20".parse().unwrap()],
+            None,
         )
         .unwrap();
         assert!(!filter.contains("198.51.100.30"));

@@ -6,6 +6,10 @@
 //! registers its own flows on its own links receives exactly their replies. A link that
 //! fails is retried every second; when it comes back it registers every live flow of the
 //! shard again (an intercept that restarted knows none).
+//!
+//! Registrations start in version 6, which has no IPv6: IPv6 flows wait until the intercept
+//! agrees to version 7, and a link still on version 6 after [`V7_WAIT`] is a TCPCopy 1.x
+//! intercept, which is said once, loudly, and counted (`registrations_refused`).
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -36,6 +40,9 @@ const MAX_UNSENT: usize = 4 << 20;
 const MAX_READ_PER_TURN: usize = 256 << 10;
 /// Read buffer size.
 const READ_CHUNK: usize = 16 << 10;
+/// How long after connecting an intercept may take to agree to version 7 (ours answers the
+/// hello at once; TCPCopy 1.x's never does).
+const V7_WAIT: Duration = Duration::from_secs(3);
 
 enum State {
     /// Not connected; the next attempt is due at `retry_at`.
@@ -51,7 +58,51 @@ enum State {
         decoder: InterceptStreamDecoder,
         /// The version registrations are encoded in: 6 until the intercept agrees to 7.
         version: Version,
+        /// IPv6 flows waiting for version 7.
+        waiting: WaitingForV7,
     },
+}
+
+/// IPv6 registrations of a link still on version 6.
+#[derive(Debug)]
+struct WaitingForV7 {
+    flows: Vec<Flow>,
+    connected_at: Instant,
+    /// The link is on version 6 for good: new IPv6 flows are refused at once.
+    given_up: bool,
+}
+
+impl WaitingForV7 {
+    fn new(connected_at: Instant) -> WaitingForV7 {
+        WaitingForV7 {
+            flows: Vec::new(),
+            connected_at,
+            given_up: false,
+        }
+    }
+
+    /// Holds `flow` until version 7; false when the link gave up on it (refuse the flow).
+    fn hold(&mut self, flow: Flow) -> bool {
+        if !self.given_up {
+            self.flows.push(flow);
+        }
+        !self.given_up
+    }
+
+    /// The flows to register now that the intercept agreed to version 7.
+    fn release(&mut self) -> Vec<Flow> {
+        std::mem::take(&mut self.flows)
+    }
+
+    /// Once [`V7_WAIT`] has passed on version 6: how many held flows are refused (`Some`
+    /// once, when the link gives up; `None` before and after).
+    fn expire(&mut self, now: Instant) -> Option<usize> {
+        if self.given_up || now.saturating_duration_since(self.connected_at) < V7_WAIT {
+            return None;
+        }
+        self.given_up = true;
+        Some(std::mem::take(&mut self.flows).len())
+    }
 }
 
 /// A shard's link to one intercept.
@@ -180,6 +231,7 @@ impl Link {
             stream,
             decoder: InterceptStreamDecoder::new(Version::LATEST),
             version: Version::V6,
+            waiting: WaitingForV7::new(Instant::now()),
         };
         self.last_failure_log = None;
         core.emitted().counters.bump(Counter::InterceptConnects);
@@ -198,6 +250,7 @@ impl Link {
             stream,
             decoder,
             version,
+            waiting,
         } = &mut self.state
         else {
             return Ok(());
@@ -226,6 +279,9 @@ impl Link {
                         if agreed == Version::V7 && *version == Version::V6 {
                             proto::encode_switch(&mut self.unsent);
                             *version = Version::V7;
+                            for flow in waiting.release() {
+                                encode_registration(*version, flow, &mut self.unsent);
+                            }
                         }
                     }
                     InterceptMessage::Counters(_) | InterceptMessage::Unknown { .. } => {}
@@ -236,25 +292,28 @@ impl Link {
     }
 
     /// Queues the registration of `flow`, if connected (a link that connects later
-    /// registers every live flow then).
-    pub fn register(&mut self, flow: Flow) {
-        let State::Up { version, .. } = &self.state else {
-            return;
+    /// registers every live flow then). Returns false when the intercept cannot take it (an
+    /// IPv6 flow, and the intercept speaks only version 6).
+    pub fn register(&mut self, flow: Flow) -> bool {
+        let State::Up {
+            version, waiting, ..
+        } = &mut self.state
+        else {
+            return true;
         };
-        let Flow { client, target } = flow;
-        if let Err(err) = proto::encode_registration(
-            *version,
-            &proto::Registration::add(client, target),
-            &mut self.unsent,
-        ) {
-            log::debug!("cannot register {client} -> {target}: {err}");
+        if *version == Version::V6 && flow.client.is_ipv6() {
+            return waiting.hold(flow);
         }
+        encode_registration(*version, flow, &mut self.unsent);
+        true
     }
 
-    /// Writes what is queued, as far as the socket takes it without blocking.
-    pub fn flush(&mut self, now: Instant) {
+    /// Writes what is queued, as far as the socket takes it without blocking. Returns how
+    /// many held IPv6 registrations this link gave up on (see [`V7_WAIT`]).
+    pub fn flush(&mut self, now: Instant) -> usize {
+        let refused = self.expire_v6_wait(now);
         if self.unsent.is_empty() || !self.is_up() {
-            return;
+            return refused;
         }
         let result = if self.unsent.len() > MAX_UNSENT {
             Err(anyhow::anyhow!(
@@ -267,6 +326,25 @@ impl Link {
         if let Err(err) = result {
             self.failed(now, &format!("{err:#}"));
         }
+        refused
+    }
+
+    /// Gives up the IPv6 registrations of a link that stayed on version 6, saying why once.
+    fn expire_v6_wait(&mut self, now: Instant) -> usize {
+        let State::Up { waiting, .. } = &mut self.state else {
+            return 0;
+        };
+        let Some(refused) = waiting.expire(now) else {
+            return 0;
+        };
+        if refused > 0 {
+            log::error!(
+                "shard {}: intercept {} speaks only protocol version 6 (TCPCopy 1.x's intercept),                  which cannot carry IPv6: IPv6 sessions get no replies through it; use tcpcopy                  intercept for IPv6 targets",
+                self.shard,
+                self.addr
+            );
+        }
+        refused
     }
 
     fn write_unsent(&mut self) -> Result<()> {
@@ -315,6 +393,16 @@ impl Link {
     }
 }
 
+/// Appends the registration of `flow` in `version` (which can carry it).
+fn encode_registration(version: Version, flow: Flow, out: &mut Vec<u8>) {
+    let Flow { client, target } = flow;
+    if let Err(err) =
+        proto::encode_registration(version, &proto::Registration::add(client, target), out)
+    {
+        log::debug!("cannot register {client} -> {target}: {err}");
+    }
+}
+
 /// The first address `addr` resolves to. Addresses given as IP literals resolve without a
 /// lookup; a host name is looked up at each attempt.
 fn resolve(addr: &InterceptAddr) -> Result<SocketAddr> {
@@ -323,4 +411,39 @@ fn resolve(addr: &InterceptAddr) -> Result<SocketAddr> {
         .with_context(|| format!("cannot resolve {}", addr.host))?
         .next()
         .with_context(|| format!("{} has no address", addr.host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(client: &str) -> Flow {
+        Flow {
+            client: client.parse().unwrap(),
+            target: "[2001:db8::30]:80".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn ipv6_flows_wait_for_version_7_and_a_1x_intercept_refuses_them() {
+        let start = Instant::now();
+        let mut waiting = WaitingForV7::new(start);
+        assert!(waiting.hold(flow("[2001:db8:1::5]:40000")));
+        assert_eq!(waiting.expire(start + Duration::from_secs(1)), None);
+        assert_eq!(
+            waiting.release().len(),
+            1,
+            "registered once version 7 is agreed"
+        );
+
+        let mut stuck = WaitingForV7::new(start);
+        stuck.hold(flow("[2001:db8:1::5]:40001"));
+        stuck.hold(flow("[2001:db8:1::5]:40002"));
+        assert_eq!(stuck.expire(start + V7_WAIT), Some(2), "given up, once");
+        assert_eq!(stuck.expire(start + V7_WAIT * 2), None);
+        assert!(
+            !stuck.hold(flow("[2001:db8:1::5]:40003")),
+            "later ones refused at once"
+        );
+    }
 }

@@ -82,6 +82,7 @@ const REPORTED: &[Counter] = &[
     Counter::RepliesReceived,
     Counter::RepliesUnmatched,
     Counter::Registrations,
+    Counter::RegistrationsRefused,
 ];
 
 /// Snap length on a device that merges received segments (GRO/LRO): whole super-segments,
@@ -319,8 +320,12 @@ fn open_captures(
     for device in &devices {
         let filter = match &args.filter {
             Some(filter) => filter.clone(),
-            None => capture::build_filter(mappings, &capture::own_addresses(device)?)
-                .with_context(|| format!("cannot build the capture filter for {device}"))?,
+            None => capture::build_filter(
+                mappings,
+                &capture::own_addresses(device)?,
+                args.client_ips.as_ref(),
+            )
+            .with_context(|| format!("cannot build the capture filter for {device}"))?,
         };
         let mut ring = ring_for(device)?;
         if let Some(snaplen) = args.snaplen {

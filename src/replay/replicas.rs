@@ -67,7 +67,7 @@ impl ReplicaPlan {
         replica: u16,
     ) -> Option<Claimed> {
         (0..MAX_ATTEMPTS).find_map(|attempt| {
-            let candidate = self.candidate(client, replica, attempt);
+            let candidate = self.candidate(client, target, replica, attempt);
             book.claim(Flow {
                 client: candidate,
                 target,
@@ -79,14 +79,22 @@ impl ReplicaPlan {
         })
     }
 
-    /// The client end replica `replica` tries at its `attempt`-th try. The first copy of a
-    /// session keeps the real port unless `-f` moves it; other replicas are spread as in 1.x;
-    /// retries go anywhere in the unprivileged range.
-    fn candidate(&self, client: SocketAddr, replica: u16, attempt: u16) -> SocketAddr {
-        let ip = match &self.pool {
-            Some(pool) => pool.pick(client, replica),
-            None => client.ip(),
-        };
+    /// The client end replica `replica` tries toward `target` at its `attempt`-th try: a
+    /// `-c` address of the target's family, if any. The first copy of a session keeps the
+    /// real port unless `-f` moves it; other replicas are spread as in 1.x; retries go
+    /// anywhere in the unprivileged range.
+    fn candidate(
+        &self,
+        client: SocketAddr,
+        target: SocketAddr,
+        replica: u16,
+        attempt: u16,
+    ) -> SocketAddr {
+        let ip = self
+            .pool
+            .as_ref()
+            .and_then(|pool| pool.pick(client, replica, target.is_ipv6()))
+            .unwrap_or(client.ip());
         let salt = PORT_SALT | u64::from(replica) << 16 | u64::from(attempt);
         let port = if attempt > 0 {
             (stable_hash(client, salt) % u64::from(PORT_RANGE)) as u32
@@ -170,21 +178,25 @@ mod tests {
     #[test]
     fn replicas_and_shifts_move_the_port_as_1x_does() {
         let client = addr("198.51.100.10:40000");
+        let target = addr(TARGET);
         let plan = ReplicaPlan::new(3, 0, None);
         for replica in 1..3u32 {
-            let port = u32::from(plan.candidate(client, replica as u16, 0).port());
+            let port = u32::from(plan.candidate(client, target, replica as u16, 0).port());
             let base = 40_000 + ((2 * replica - 1) << 5);
             assert!(
                 (base..base + 512).contains(&port),
                 "replica {replica}: {port}"
             );
         }
-        let shifted = ReplicaPlan::new(1, 2, None).candidate(client, 0, 0).port();
+        let shifted = ReplicaPlan::new(1, 2, None)
+            .candidate(client, target, 0, 0)
+            .port();
         assert!(
             (44_096..44_096 + 512).contains(&u32::from(shifted)),
             "{shifted}"
         );
-        let high = ReplicaPlan::new(1, 1023, None).candidate(addr("198.51.100.10:65000"), 0, 0);
+        let high =
+            ReplicaPlan::new(1, 1023, None).candidate(addr("198.51.100.10:65000"), target, 0, 0);
         assert!(high.port() >= 1024);
     }
 

@@ -411,13 +411,19 @@ impl Shard {
     /// Sends what the sessions emitted and registers the flows they opened.
     fn flush(&mut self, now: Instant) {
         let emitted = self.core.emitted();
+        let mut refused = 0;
         for flow in emitted.new_flows.drain(..) {
             for link in &mut self.links {
-                link.register(flow);
+                refused += usize::from(!link.register(flow));
             }
         }
         for link in &mut self.links {
-            link.flush(now);
+            refused += link.flush(now);
+        }
+        if refused > 0 {
+            emitted
+                .counters
+                .add(Counter::RegistrationsRefused, refused as u64);
         }
         if !emitted.outgoing.is_empty() {
             let mut failures = 0u64;

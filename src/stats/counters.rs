@@ -93,6 +93,9 @@ counters! {
     RepliesUnmatched => "replies_unmatched",
     /// Registrations sent to intercepts.
     Registrations => "registrations",
+    /// IPv6 flows an intercept could not take: it speaks only version 6 (TCPCopy 1.x's
+    /// intercept), which has no IPv6; those sessions get no replies through it.
+    RegistrationsRefused => "registrations_refused",
     /// Intercept connections (re)established.
     InterceptConnects => "intercept_connects",
     /// Replies intercept routed to a copy.
