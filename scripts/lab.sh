@@ -12,6 +12,11 @@
 # online2 is a second online host, for several copy processes feeding one
 # target and one intercept.
 #
+# With --ipv6 every host also gets 2001:db8::N/64 (N as in its IPv4 address:
+# the client 2001:db8::10, the target 2001:db8::30, ...), and the target routes
+# 2001:db8:1::/64 (the rewritten IPv6 clients) via the assistant; without it the
+# hosts have no IPv6 at all (no DAD, router or MLD chatter in the captures).
+#
 # Nothing is attached to the root namespace: both ends of every veth pair are
 # created directly inside the lab's namespaces, so no packet can leave the
 # machine. The target routes 203.0.113.0/24 (the rewritten client addresses)
@@ -19,7 +24,7 @@
 # after tcpcopy's intercept has seen them.
 #
 # Usage:
-#   lab.sh up    [--prefix P] [--offloads on|off]
+#   lab.sh up    [--prefix P] [--offloads on|off] [--ipv6]
 #   lab.sh down  [--prefix P]
 #   lab.sh exec  [--prefix P] HOST CMD...
 #   lab.sh nginx [--prefix P] HOST DIR
@@ -34,8 +39,17 @@ declare -rA HOST_ADDR=(
     [target]=198.51.100.30
     [assistant]=198.51.100.40
 )
+declare -rA HOST_ADDR6=(
+    [client]=2001:db8::10
+    [online]=2001:db8::20
+    [online2]=2001:db8::21
+    [target]=2001:db8::30
+    [assistant]=2001:db8::40
+)
 readonly HOST_PREFIX_LEN=24
+readonly HOST_PREFIX_LEN6=64
 readonly CLIENT_NET=203.0.113.0/24
+readonly CLIENT_NET6=2001:db8:1::/64
 readonly BRIDGE=br0
 readonly DEFAULT_PREFIX=tc
 # Namespace names are "P-assistant" at most; interface names inside P-br are
@@ -129,14 +143,21 @@ add_bridge_namespace() {
 }
 
 add_host() {
-    local prefix=$1 host=$2 offloads=$3
+    local prefix=$1 host=$2 offloads=$3 ipv6=$4
     local ns br_ns
     ns=$(ns_name "$prefix" "$host")
     br_ns=$(ns_name "$prefix" br)
 
     ip netns add "$ns"
-    # No IPv6: no DAD, router or MLD chatter in the captures.
-    ns_sysctl "$ns" net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    if [[ $ipv6 == on ]]; then
+        # Addresses usable at once (no DAD), no router solicitations.
+        ns_sysctl "$ns" net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 \
+            net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.default.accept_ra=0 \
+            net.ipv6.conf.default.router_solicitations=0
+    else
+        # No IPv6: no DAD, router or MLD chatter in the captures.
+        ns_sysctl "$ns" net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    fi
     # Strict reverse-path filtering (RFC 3704), as on many production hosts.
     # The target still accepts copies from 203.0.113.0/24 because its route to
     # that net leaves by eth0, the interface the copies arrive on.
@@ -150,12 +171,15 @@ add_host() {
 
     ip -n "$ns" link set dev lo up
     ip -n "$ns" addr add "${HOST_ADDR[$host]}/$HOST_PREFIX_LEN" dev eth0
+    if [[ $ipv6 == on ]]; then
+        ip -n "$ns" addr add "${HOST_ADDR6[$host]}/$HOST_PREFIX_LEN6" dev eth0 nodad
+    fi
     ip -n "$ns" link set dev eth0 up
     set_offloads "$ns" eth0 "$offloads"
 }
 
 lab_up() {
-    local prefix=$1 offloads=$2
+    local prefix=$1 offloads=$2 ipv6=$3
     require_root
     require_commands ip ethtool sysctl
     lab_down "$prefix"
@@ -167,7 +191,7 @@ lab_up() {
     add_bridge_namespace "$(ns_name "$prefix" br)"
     local host
     for host in "${HOSTS[@]}"; do
-        add_host "$prefix" "$host" "$offloads"
+        add_host "$prefix" "$host" "$offloads" "$ipv6"
     done
     ip -n "$(ns_name "$prefix" br)" link set dev "$BRIDGE" up
 
@@ -175,9 +199,14 @@ lab_up() {
     ip -n "$(ns_name "$prefix" target)" route add "$CLIENT_NET" via "${HOST_ADDR[assistant]}" dev eth0
     # The assistant must not forward those replies (nor send ICMP about them).
     ns_sysctl "$(ns_name "$prefix" assistant)" net.ipv4.ip_forward=0
+    if [[ $ipv6 == on ]]; then
+        ip -n "$(ns_name "$prefix" target)" -6 route add "$CLIENT_NET6" \
+            via "${HOST_ADDR6[assistant]}" dev eth0
+        ns_sysctl "$(ns_name "$prefix" assistant)" net.ipv6.conf.all.forwarding=0
+    fi
 
     trap - EXIT
-    echo "lab $prefix up (offloads $offloads)"
+    echo "lab $prefix up (offloads $offloads, ipv6 $ipv6)"
 }
 
 # Pids of processes whose network namespace is $1, except this script.
@@ -250,6 +279,11 @@ lab_nginx() {
     mkdir -p "$dir/tmp" "$dir/files"
     dir=$(cd "$dir" && pwd)
     head -c "$NGINX_BIG_FILE_BYTES" /dev/zero >"$dir/files/big.bin"
+    # Listen on the host's IPv6 address too when the lab gave it one (up --ipv6).
+    local ipv6_listen=""
+    if ip -n "$ns" -6 addr show dev eth0 2>/dev/null | grep -q "${HOST_ADDR6[$host]}/"; then
+        ipv6_listen="listen [${HOST_ADDR6[$host]}]:80;"
+    fi
     cat >"$dir/nginx.conf" <<CONF
 daemon off;
 master_process off;
@@ -271,6 +305,7 @@ http {
     client_body_buffer_size 4m;
     server {
         listen ${HOST_ADDR[$host]}:80;
+        $ipv6_listen
         location / { return 200 "ok\n"; }
         location /files/ { alias $dir/files/; }
         location = /upload { proxy_pass http://127.0.0.1:$NGINX_UPLOAD_SINK_PORT/; }
@@ -320,7 +355,7 @@ main() {
     shift
     [[ $action == check ]] && { lab_check; return; }
 
-    local prefix=$DEFAULT_PREFIX offloads=off
+    local prefix=$DEFAULT_PREFIX offloads=off ipv6=off
     while (($# > 0)); do
         case $1 in
             --prefix)
@@ -334,6 +369,11 @@ main() {
                 [[ $action == up ]] || die "--offloads applies to up only"
                 offloads=$2
                 shift 2
+                ;;
+            --ipv6)
+                [[ $action == up ]] || die "--ipv6 applies to up only"
+                ipv6=on
+                shift
                 ;;
             --)
                 shift
@@ -349,7 +389,7 @@ main() {
     case $action in
         up)
             (($# == 0)) || die "up takes no arguments"
-            lab_up "$prefix" "$offloads"
+            lab_up "$prefix" "$offloads" "$ipv6"
             ;;
         down)
             (($# == 0)) || die "down takes no arguments"

@@ -213,6 +213,10 @@ fn two_copies_feed_one_target_through_one_intercept() {
         .client_addrs()
         .unwrap()
         .into_iter()
+        .map(|addr| match addr {
+            std::net::IpAddr::V4(v4) => v4,
+            v6 => panic!("an IPv6 client {v6} in an IPv4 test"),
+        })
         .partition(|addr| addr.octets()[3] < 128);
     assert!(
         lower

@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::ErrorKind;
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, Result, bail};
 
@@ -14,7 +14,7 @@ use super::servers::Nginx;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessEntry {
     /// The client address and port the request came from.
-    pub client: SocketAddrV4,
+    pub client: SocketAddr,
     /// `GET`, `POST`, ...
     pub method: String,
     /// The normalized request path.
@@ -36,7 +36,7 @@ impl AccessEntry {
         };
         let context = || format!("access log line {line:?}");
         Ok(AccessEntry {
-            client: client.parse().with_context(context)?,
+            client: parse_client(client).with_context(context)?,
             method: (*method).to_owned(),
             uri: (*uri).to_owned(),
             status: status.parse().with_context(context)?,
@@ -44,6 +44,18 @@ impl AccessEntry {
             bytes_sent: bytes_sent.parse().with_context(context)?,
         })
     }
+}
+
+/// nginx's `$remote_addr:$remote_port`: an IPv6 address comes without brackets.
+fn parse_client(text: &str) -> Result<SocketAddr> {
+    let (ip, port) = text
+        .rsplit_once(':')
+        .with_context(|| format!("{text:?} is not ADDR:PORT"))?;
+    let ip: IpAddr = ip.parse().with_context(|| format!("address in {text:?}"))?;
+    Ok(SocketAddr::new(
+        ip,
+        port.parse().with_context(|| format!("port in {text:?}"))?,
+    ))
 }
 
 impl Nginx {

@@ -3,7 +3,7 @@
 //! for memcached and redis. Every socket operation has a timeout, so a client always ends.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddrV4, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -67,7 +67,7 @@ impl LoadReport {
 
 /// Sends `requests` GET requests to `addr`, each bounded by `timeout` per socket operation.
 pub fn http_load(
-    addr: SocketAddrV4,
+    addr: SocketAddr,
     requests: usize,
     connections: Connections,
     timeout: Duration,
@@ -93,7 +93,7 @@ pub fn http_load(
 
 /// Connects to `addr`, sends `request` and returns the first line of the answer, without its
 /// line ending.
-pub fn line_exchange(addr: SocketAddrV4, request: &[u8], timeout: Duration) -> Result<String> {
+pub fn line_exchange(addr: SocketAddr, request: &[u8], timeout: Duration) -> Result<String> {
     let mut stream = BufReader::new(connect(addr, timeout)?);
     stream
         .get_mut()
@@ -107,8 +107,8 @@ pub fn line_exchange(addr: SocketAddrV4, request: &[u8], timeout: Duration) -> R
 }
 
 /// Connects to `addr`; `timeout` bounds the connect and every later read and write.
-pub(super) fn connect(addr: SocketAddrV4, timeout: Duration) -> Result<TcpStream> {
-    let stream = TcpStream::connect_timeout(&addr.into(), timeout)
+pub(super) fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&addr, timeout)
         .with_context(|| format!("connecting to {addr}"))?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
@@ -118,7 +118,7 @@ pub(super) fn connect(addr: SocketAddrV4, timeout: Duration) -> Result<TcpStream
 /// Sends one GET and reads the whole response (status line, headers, `Content-Length` body).
 pub(super) fn http_get(
     mut stream: BufReader<TcpStream>,
-    addr: SocketAddrV4,
+    addr: SocketAddr,
     connections: Connections,
 ) -> Result<BufReader<TcpStream>> {
     let connection = match connections {

@@ -30,7 +30,7 @@ impl HeldHttp {
         let mut report = LoadReport::default();
         for _ in 0..requests {
             let outcome = match self.stream.take() {
-                Some(stream) => client::http_get(stream, self.addr, Connections::KeepAlive)
+                Some(stream) => client::http_get(stream, self.addr.into(), Connections::KeepAlive)
                     .map(|stream| self.stream = Some(stream)),
                 None => Err(anyhow::anyhow!(
                     "the held connection to {} is gone",
@@ -47,7 +47,7 @@ impl Lab {
     /// Opens a keep-alive HTTP connection from `from` to `to` and keeps it for [`HeldHttp::get`].
     pub fn hold_http(&self, from: Host, to: SocketAddrV4) -> Result<HeldHttp> {
         let stream = self
-            .in_host(from, || client::connect(to, TIMEOUT))
+            .in_host(from, || client::connect(to.into(), TIMEOUT))
             .with_context(|| format!("holding a connection from {from} to {to}"))?;
         Ok(HeldHttp {
             addr: to,

@@ -2,7 +2,7 @@
 //! unique prefix and torn down on drop, with the ways to run things inside its hosts.
 
 use std::ffi::OsStr;
-use std::net::SocketAddrV4;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -157,10 +157,11 @@ impl Lab {
     pub fn http_load(
         &self,
         from: Host,
-        to: SocketAddrV4,
+        to: impl Into<SocketAddr>,
         requests: usize,
         connections: Connections,
     ) -> Result<LoadReport> {
+        let to = to.into();
         self.in_host(from, || {
             Ok(client::http_load(to, requests, connections, CLIENT_TIMEOUT))
         })
@@ -168,7 +169,9 @@ impl Lab {
 
     /// Sends `request` from `from` to `to` and returns the first line of the answer.
     pub fn line_exchange(&self, from: Host, to: SocketAddrV4, request: &[u8]) -> Result<String> {
-        self.in_host(from, || client::line_exchange(to, request, CLIENT_TIMEOUT))
+        self.in_host(from, || {
+            client::line_exchange(to.into(), request, CLIENT_TIMEOUT)
+        })
     }
 
     /// Starts tcpdump on `host`'s `eth0` with the BPF `filter` and waits until it listens.

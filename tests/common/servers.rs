@@ -3,7 +3,7 @@
 //! access log to count requests), memcached and redis (no persistence).
 
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -47,11 +47,11 @@ impl Nginx {
     }
 
     /// The client address of every request nginx has logged so far, in order.
-    pub fn client_addrs(&self) -> Result<Vec<Ipv4Addr>> {
+    pub fn client_addrs(&self) -> Result<Vec<IpAddr>> {
         Ok(self
             .access_entries()?
             .iter()
-            .map(|entry| *entry.client.ip())
+            .map(|entry| entry.client.ip())
             .collect())
     }
 
