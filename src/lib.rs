@@ -14,11 +14,15 @@
 //! - [`intercept`]: reply sources (NFQUEUE, pcap) and the server that routes replies to copies.
 //! - [`stats`]: counters, loss arithmetic and reports.
 //! - [`cli`]: the command-line surface (clap types only).
+//! - [`cli_render`]: shell completions and man pages made from the clap definition.
+//! - [`logging`]: the logger: level, text or JSON Lines, stderr or a file reopened on SIGHUP.
 
 pub mod addresses;
 pub mod capture;
 pub mod cli;
+pub mod cli_render;
 pub mod intercept;
+pub mod logging;
 pub mod packet;
 pub mod poll;
 pub mod proto;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tcpcopy::cli::{Cli, Command};
+use tcpcopy::{cli_render, logging};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -23,12 +24,18 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    init_logging(cli.verbose, cli.quiet);
-    let result = match cli.command {
+    let logging = logging::Config {
+        level: logging::level(cli.verbose, cli.quiet),
+        format: cli.log_format,
+        file: cli.log_file,
+    };
+    let result = logging::init(&logging).and_then(|()| match cli.command {
         Command::Copy(args) => tcpcopy::replay::run(&args),
         Command::Intercept(args) => tcpcopy::intercept::run(&args),
         Command::Stats(args) => tcpcopy::stats::run(&args),
-    };
+        Command::Completions(args) => cli_render::print_completions(args.shell),
+        Command::Man(args) => cli_render::write_man_pages(&args.dir),
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -36,21 +43,4 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// Logs go to stderr as `tcpcopy[LEVEL] message`; `RUST_LOG` still overrides the flags.
-fn init_logging(verbose: u8, quiet: u8) {
-    let level = match (verbose, quiet) {
-        (0, 0) => log::LevelFilter::Info,
-        (1, _) => log::LevelFilter::Debug,
-        (_, 0) => log::LevelFilter::Trace,
-        (_, 1) => log::LevelFilter::Warn,
-        _ => log::LevelFilter::Error,
-    };
-    env_logger::Builder::new()
-        .filter_level(level)
-        .parse_env("RUST_LOG")
-        .format_target(false)
-        .format_timestamp_millis()
-        .init();
 }
