@@ -274,7 +274,7 @@ Examples:
   # assistant mode: the target routes 203.0.113.0/24 via the assistant 198.51.100.40
   tcpcopy copy -i eth0 -x 80-198.51.100.30:80 -c 203.0.113.0/24 -s 198.51.100.40
   # target mode: intercept runs on the target itself (NFQUEUE)
-  tcpcopy copy -i eth0 -x 80-198.51.100.30:80 -s 198.51.100.30
+  tcpcopy copy -i eth0 -x 80-198.51.100.30:80 -c 203.0.113.0/24 -s 198.51.100.30
   # two services, and a pcap file instead of a live device
   tcpcopy copy --offline online.pcap -x 80-198.51.100.30:80,11211-198.51.100.30:11211 \\
       -c 203.0.113.0/24 -s 198.51.100.40";
@@ -283,8 +283,8 @@ const INTERCEPT_EXAMPLES: &str = "\
 Examples:
   # assistant mode (keep net.ipv4.ip_forward=0 on this host: it must swallow the replies)
   tcpcopy intercept -i eth0 -F 'tcp and src host 198.51.100.30 and src port 80'
-  # target mode: the target queues its replies to queue 0, intercept drops them
-  iptables -I OUTPUT -p tcp --sport 80 -d 198.51.100.0/24 -j NFQUEUE --queue-num 0
+  # target mode: the target queues its replies to the copies' clients (copy -c) to queue 0
+  iptables -I OUTPUT -p tcp --sport 80 -d 203.0.113.0/24 -j NFQUEUE --queue-num 0
   tcpcopy intercept --nfqueue 0";
 
 const STATS_EXAMPLES: &str = "\
