@@ -36,5 +36,6 @@ mkdir -p "$GENERATED/completions"
 "$tcpcopy" completions zsh >"$GENERATED/completions/_tcpcopy"
 "$tcpcopy" completions fish >"$GENERATED/completions/tcpcopy.fish"
 
+# The release profile keeps line tables for profiling; the package gets a stripped binary.
 # cargo deb prints the path of the package it wrote as its last line.
-cargo deb --no-build --locked | tail -n 1
+cargo deb --no-build --locked --strip | tail -n 1
