@@ -20,7 +20,7 @@ use log_file::LogFile;
 use crate::cli::LogFormat;
 
 /// How the process logs, from the global flags.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub level: LevelFilter,
     pub format: LogFormat,
