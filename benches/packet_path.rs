@@ -14,7 +14,7 @@ use tcpcopy::packet::{
     self, EthernetHeader, LinkHeader, LinkType, Segment, SeqNum, TcpFlags, TcpOptions, Timestamps,
 };
 use tcpcopy::replay::rewrite::Rewriter;
-use tcpcopy::replay::{SessionLimits, ShardCore};
+use tcpcopy::replay::{SessionLimits, Shaping, ShardCore};
 use tcpcopy::session::{Event, Output, Session, SessionConfig};
 
 const REQUEST: &[u8] =
@@ -55,10 +55,7 @@ fn parse_rewrite_emit(c: &mut Criterion) {
         &client_segment(1001, TcpFlags::ACK | TcpFlags::PSH, REQUEST.len()),
         REQUEST,
     );
-    let rewriter = Rewriter::new(
-        vec!["80-198.51.100.30:80".parse().unwrap()],
-        Some("203.0.113.0/24".parse().unwrap()),
-    );
+    let rewriter = Rewriter::new(vec!["80-198.51.100.30:80".parse().unwrap()]);
     let mut out = Vec::with_capacity(1500);
     let mut group = c.benchmark_group("copy");
     group.throughput(Throughput::Elements(1));
@@ -205,11 +202,13 @@ fn loop_turn(c: &mut Criterion) {
         mtu: 1500,
         max_sessions: 1024,
     };
-    let mut core = ShardCore::new(
-        Rewriter::new(vec!["80-198.51.100.30:80".parse().unwrap()], None),
-        limits,
-    );
     let start = Instant::now();
+    let mut core = ShardCore::new(
+        Rewriter::new(vec!["80-198.51.100.30:80".parse().unwrap()]),
+        limits,
+        &Shaping::default(),
+        start,
+    );
     let target_isn = 77_000u32;
     let clients: Vec<std::net::SocketAddr> = (0..TURN_SESSIONS)
         .map(|i| std::net::SocketAddr::from(([198, 51, 100, 10], 40_000 + i)))

@@ -31,6 +31,15 @@ pub struct Cli {
     /// Less log output (-q: warnings and errors only, -qq: errors only)
     #[arg(short, long, action = clap::ArgAction::Count, global = true, display_order = 100)]
     pub quiet: u8,
+    /// Write the process id to FILE (TCPCopy -P); removed at a clean exit
+    #[arg(
+        short = 'P',
+        long,
+        value_name = "FILE",
+        global = true,
+        display_order = 100
+    )]
+    pub pid_file: Option<PathBuf>,
     /// Log format: text for people, json for programs (one object per line: time, level,
     /// target, message, fields; counter lines carry their counters in fields)
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text, global = true, display_order = 101)]
@@ -51,7 +60,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Capture requests to an online service and replay them to a target server
-    Copy(CopyArgs),
+    Copy(Box<CopyArgs>),
     /// Catch the target's replies and send their headers back to the copy processes
     Intercept(InterceptArgs),
     /// Report loss and how the target compares with the online system
@@ -133,6 +142,34 @@ pub struct CopyArgs {
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_sessions: usize,
 
+    #[command(flatten)]
+    pub shaping: ShapingArgs,
+
+    #[command(flatten)]
+    pub tuning: SessionTuningArgs,
+
+    /// Capture at most BYTES of each packet [default: the device's MTU plus its link header,
+    /// or 65535 on a device with GRO/LRO]. Smaller cuts requests short
+    #[arg(short = 'S', long, value_name = "BYTES", value_parser = clap::value_parser!(u16).range(64..))]
+    pub snaplen: Option<u16>,
+
+    /// Port of every -s intercept given without one
+    #[arg(short = 'p', long = "intercept-port", value_name = "PORT", default_value_t = crate::proto::DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..))]
+    pub intercept_port: u16,
+
+    /// Accepted for TCPCopy 1.x command lines: copy opens one connection to each intercept per
+    /// shard (--workers), whatever N says
+    #[arg(short = 'C', long = "connections", value_name = "N", hide = true)]
+    pub connections: Option<u16>,
+
+    /// Accepted for TCPCopy 1.x command lines, and always so: copy keeps replaying and
+    /// reconnects when an intercept goes away
+    #[arg(short = 'L', long, hide = true)]
+    pub lonely: bool,
+
+    #[command(flatten)]
+    pub retired: crate::compat::RetiredCopyFlags,
+
     /// Write the copies to this pcap file instead of sending them (for inspection)
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -143,6 +180,129 @@ pub struct CopyArgs {
 
     #[command(flatten)]
     pub report: ReportArgs,
+}
+
+/// How copy multiplies, samples and caps what it replays.
+#[derive(Debug, Args)]
+pub struct ShapingArgs {
+    /// Replay every session N times (TCPCopy -n), each replica from its own client port (and
+    /// its own -c address). No two live sessions toward the target share a port: a taken one
+    /// is replaced and counted as ports_remapped
+    #[arg(help_heading = "Shaping", short = 'n', long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1023))]
+    pub copies: u16,
+
+    /// Move every client port by F×2048 (TCPCopy -f): give each copy instance that replays
+    /// into the same target its own F
+    #[arg(help_heading = "Shaping", short = 'f', long, value_name = "F", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=1023))]
+    pub port_shift: u16,
+
+    /// Replay only PERCENT of the sessions (TCPCopy -r), whole sessions chosen by a hash of
+    /// the client's address and port: the same ones on every run and host
+    #[arg(help_heading = "Shaping", short = 'r', long = "sample", value_name = "PERCENT", default_value_t = 100.0, value_parser = parse_percent)]
+    pub sample_percent: f64,
+
+    /// Raise the replayed share linearly from 0 to --sample over DURATION (e.g. 10m)
+    #[arg(help_heading = "Shaping", long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub ramp: Option<Duration>,
+
+    /// TCPCopy -g (replay gradually): --ramp 100s
+    #[arg(
+        help_heading = "Shaping",
+        short = 'g',
+        long = "gradually",
+        conflicts_with = "ramp"
+    )]
+    pub gradually: bool,
+
+    /// Open at most N new sessions per second toward the target (N or N/s; each replica
+    /// counts). Sessions beyond are not replayed, and counted as sessions_rate_limited
+    #[arg(help_heading = "Shaping", long, value_name = "N/s", value_parser = parse_rate)]
+    pub max_rate: Option<f64>,
+}
+
+/// TCPCopy 1.x's `-g`: from nothing to everything in 100 one-second steps.
+const GRADUAL_RAMP: Duration = Duration::from_secs(100);
+
+impl ShapingArgs {
+    /// `--ramp`, or `-g`'s.
+    pub fn ramp(&self) -> Duration {
+        match (self.ramp, self.gradually) {
+            (Some(ramp), _) => ramp,
+            (None, true) => GRADUAL_RAMP,
+            (None, false) => Duration::ZERO,
+        }
+    }
+}
+
+/// The session engine's knobs TCPCopy 1.x exposes.
+#[derive(Debug, Args)]
+pub struct SessionTuningArgs {
+    /// MSS of the SYNs copy makes itself, for sessions caught mid-stream (TCPCopy -D)
+    #[arg(help_heading = "Sessions", short = 'D', long, value_name = "BYTES", default_value_t = 1460, value_parser = clap::value_parser!(u16).range(88..))]
+    pub mss: u16,
+
+    /// Round-trip time that decides a response has ended (TCPCopy -R; milliseconds, or a
+    /// duration such as 5ms) [default: measured per session]
+    #[arg(help_heading = "Sessions", short = 'R', long, value_name = "MS", value_parser = parse_millis)]
+    pub rtt: Option<Duration>,
+
+    /// A session with no packet from either side for this long ends (TCPCopy -t; seconds, or
+    /// a duration such as 2m)
+    #[arg(help_heading = "Sessions", short = 't', long = "session-timeout", value_name = "SECS", default_value = "120", value_parser = parse_seconds)]
+    pub session_timeout: Duration,
+
+    /// TCPCopy -k (idle time of a keep-alive session): copy has one idle timeout, the longer
+    /// of -t and -k
+    #[arg(help_heading = "Sessions", short = 'k', long = "keepalive-timeout", value_name = "SECS", value_parser = parse_seconds)]
+    pub keepalive_timeout: Option<Duration>,
+}
+
+impl SessionTuningArgs {
+    /// The idle timeout: `-t`, or `-k` when longer.
+    pub fn idle_timeout(&self) -> Duration {
+        self.keepalive_timeout
+            .map_or(self.session_timeout, |keepalive| {
+                keepalive.max(self.session_timeout)
+            })
+    }
+}
+
+/// A percentage in (0, 100].
+fn parse_percent(text: &str) -> Result<f64, String> {
+    match text.trim_end_matches('%').parse::<f64>() {
+        Ok(percent) if percent > 0.0 && percent <= 100.0 => Ok(percent),
+        _ => Err(format!(
+            "`{text}` is not a percentage above 0 and at most 100"
+        )),
+    }
+}
+
+/// A rate of new sessions: `N` or `N/s`, above 0.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.strip_suffix("/s").unwrap_or(text).parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate.is_finite() => Ok(rate),
+        _ => Err(format!("`{text}` is not a rate such as 500/s")),
+    }
+}
+
+/// A bare number in `unit`s (TCPCopy's syntax), or a duration with its unit.
+fn parse_number_or_duration(text: &str, unit: Duration) -> Result<Duration, String> {
+    match text.parse::<u32>() {
+        Ok(n) => Ok(unit * n),
+        Err(_) => humantime::parse_duration(text)
+            .map_err(|err| format!("`{text}` is neither a number nor a duration: {err}")),
+    }
+}
+
+fn parse_millis(text: &str) -> Result<Duration, String> {
+    parse_number_or_duration(text, Duration::from_millis(1))
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    match parse_number_or_duration(text, Duration::from_secs(1))? {
+        Duration::ZERO => Err(format!("`{text}` is not a timeout above zero")),
+        timeout => Ok(timeout),
+    }
 }
 
 /// One shard per two cores, at most 8: copy shares the online host with the service it
@@ -190,6 +350,14 @@ pub struct InterceptArgs {
     /// Port copy processes connect to
     #[arg(short, long, value_name = "PORT", default_value_t = crate::proto::DEFAULT_PORT)]
     pub port: u16,
+
+    /// Target mode: packets the kernel holds in the queue for intercept before it drops
+    /// them (TCPCopy's intercept -q) [default: the kernel's, 1024]
+    #[arg(long, value_name = "N", requires = "nfqueue", value_parser = clap::value_parser!(u32).range(1..))]
+    pub queue_length: Option<u32>,
+
+    #[command(flatten)]
+    pub retired: crate::compat::RetiredInterceptFlags,
 
     /// Address to listen on (all addresses by default)
     #[arg(short, long, value_name = "ADDR")]
@@ -250,9 +418,14 @@ impl CopyArgs {
         self.mappings.iter().flatten().copied().collect()
     }
 
-    /// Every `-s` intercept, however they were split between flags and commas.
+    /// Every `-s` intercept, however they were split between flags and commas; those given
+    /// without a port get `-p`'s.
     pub fn all_intercepts(&self) -> Vec<InterceptAddr> {
-        self.intercepts.iter().flatten().cloned().collect()
+        self.intercepts
+            .iter()
+            .flatten()
+            .map(|addr| addr.clone().with_default_port(self.intercept_port))
+            .collect()
     }
 }
 
@@ -314,7 +487,7 @@ mod tests {
 
     fn copy(args: &[&str]) -> CopyArgs {
         match parse(args).unwrap().command {
-            Command::Copy(copy) => copy,
+            Command::Copy(copy) => *copy,
             other => panic!("parsed as {other:?}"),
         }
     }

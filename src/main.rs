@@ -5,10 +5,16 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tcpcopy::cli::{Cli, Command};
+use tcpcopy::pid_file::PidFile;
 use tcpcopy::{cli_render, logging};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Err(message) = tcpcopy::compat::check_queue_length_flag(&args) {
+        eprintln!("tcpcopy: {message}");
+        return ExitCode::from(2);
+    }
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(err) if err.use_stderr() => {
             // Usage errors in the same `tcpcopy: ...` form as every other error.
@@ -24,23 +30,28 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    let logging = logging::Config {
-        level: logging::level(cli.verbose, cli.quiet),
-        format: cli.log_format,
-        file: cli.log_file,
-    };
-    let result = logging::init(&logging).and_then(|()| match cli.command {
-        Command::Copy(args) => tcpcopy::replay::run(&args),
-        Command::Intercept(args) => tcpcopy::intercept::run(&args),
-        Command::Stats(args) => tcpcopy::stats::run(&args),
-        Command::Completions(args) => cli_render::print_completions(args.shell),
-        Command::Man(args) => cli_render::write_man_pages(&args.dir),
-    });
-    match result {
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("tcpcopy: {err:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Logging, the pid file (removed when this returns), then the subcommand.
+fn run(cli: Cli) -> anyhow::Result<()> {
+    logging::init(&logging::Config {
+        level: logging::level(cli.verbose, cli.quiet),
+        format: cli.log_format,
+        file: cli.log_file,
+    })?;
+    let _pid_file = cli.pid_file.as_deref().map(PidFile::create).transpose()?;
+    match cli.command {
+        Command::Copy(args) => tcpcopy::replay::run(&args),
+        Command::Intercept(args) => tcpcopy::intercept::run(&args),
+        Command::Stats(args) => tcpcopy::stats::run(&args),
+        Command::Completions(args) => cli_render::print_completions(args.shell),
+        Command::Man(args) => cli_render::write_man_pages(&args.dir),
     }
 }

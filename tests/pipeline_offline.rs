@@ -12,9 +12,10 @@ use std::time::Duration;
 use tcpcopy::capture::{FileCapture, PacketSource};
 use tcpcopy::packet::{self, Segment, SeqNum, TcpFlags, TcpOptions};
 use tcpcopy::proto::{self, CopyMessage, CopyStreamDecoder, ReplyBatch, V6Layout, Version};
+use tcpcopy::replay::replicas::ReplicaPlan;
 use tcpcopy::replay::rewrite::Rewriter;
 use tcpcopy::replay::sink::{MemorySink, PacketSink, PcapFileSink};
-use tcpcopy::replay::{Pace, PipelineConfig, SessionLimits, ShardInputs, run_shards};
+use tcpcopy::replay::{Pace, PipelineConfig, SessionLimits, Shaping, ShardInputs, run_shards};
 use tcpcopy::session::SessionConfig;
 use tcpcopy::stats::{Counter, Counters};
 
@@ -139,10 +140,11 @@ fn a_captured_connection_is_replayed_with_the_targets_sequence_numbers() {
 
     let sink = MemorySink::default();
     let config = PipelineConfig {
-        rewriter: Rewriter::new(
-            vec![format!("80-{TARGET}").parse().unwrap()],
-            Some("203.0.113.7/32".parse().unwrap()),
-        ),
+        rewriter: Rewriter::new(vec![format!("80-{TARGET}").parse().unwrap()]),
+        shaping: Shaping {
+            replicas: ReplicaPlan::new(1, 0, Some("203.0.113.7/32".parse().unwrap())),
+            ..Shaping::default()
+        },
         intercepts: vec![intercept_addr.to_string().parse().unwrap()],
         limits: SessionLimits {
             session: Arc::new(SessionConfig::default()),

@@ -1,10 +1,9 @@
 //! `-c/--client-ip`: the pool of client addresses the copies carry instead of the real ones.
 
-use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 
-use super::{SyntaxError, parse_ip, syntax_error};
+use super::{SyntaxError, parse_ip, stable_hash, syntax_error};
 
 /// The `-c` pool of addresses the copies use as their client address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,13 +56,12 @@ fn expand_client_item(item: &str, out: &mut Vec<IpAddr>) -> Option<()> {
 }
 
 impl ClientAddresses {
-    /// The address a client keeps for the whole run: chosen by a hash of its real address
-    /// and port, so every packet of a connection maps to the same copy address.
-    pub fn pick(&self, client: SocketAddr) -> IpAddr {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        client.hash(&mut hasher);
-        let index = (hasher.finish() % self.0.len() as u64) as usize;
-        self.0[index]
+    /// The address replica `replica` (0 for the first copy, see `-n`) of a client's
+    /// connection carries: chosen by a stable hash of the real address and port, so every
+    /// packet of a connection maps to the same copy address, in every run.
+    pub fn pick(&self, client: SocketAddr, replica: u16) -> IpAddr {
+        let index = stable_hash(client, u64::from(replica)) % self.0.len() as u64;
+        self.0[index as usize]
     }
 
     pub fn len(&self) -> usize {
@@ -103,6 +101,9 @@ mod tests {
     fn client_mapping_is_sticky() {
         let pool: ClientAddresses = "203.0.113.0/24".parse().unwrap();
         let client = addr("198.51.100.10:40000");
-        assert_eq!(pool.pick(client), pool.pick(client));
+        assert_eq!(pool.pick(client, 0), pool.pick(client, 0));
+        let replicas: std::collections::HashSet<_> =
+            (0..8).map(|replica| pool.pick(client, replica)).collect();
+        assert!(replicas.len() > 1, "replicas spread over the pool");
     }
 }

@@ -10,6 +10,18 @@ use super::SyntaxError;
 pub struct InterceptAddr {
     pub host: String,
     pub port: u16,
+    /// Whether the text named the port (else it is the default, which `-p` may change).
+    port_given: bool,
+}
+
+impl InterceptAddr {
+    /// This intercept with `port` when its own text named none.
+    pub fn with_default_port(self, port: u16) -> InterceptAddr {
+        if self.port_given {
+            return self;
+        }
+        InterceptAddr { port, ..self }
+    }
 }
 
 impl FromStr for InterceptAddr {
@@ -37,6 +49,7 @@ impl FromStr for InterceptAddr {
                 None => (text, None),
             }
         };
+        let port_given = port.is_some();
         let port = match port {
             None => crate::proto::DEFAULT_PORT,
             Some(port) => port.parse().ok().filter(|&p| p != 0).ok_or_else(invalid)?,
@@ -47,6 +60,7 @@ impl FromStr for InterceptAddr {
         Ok(InterceptAddr {
             host: host.to_string(),
             port,
+            port_given,
         })
     }
 }

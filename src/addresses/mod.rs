@@ -1,10 +1,12 @@
 //! The address syntaxes operators write on the command line: `-x` port mappings, the `-c`
-//! client address pool and `-s` intercept addresses.
+//! client address pool and `-s` intercept addresses, and the stable hash that keeps choices
+//! made from a client's address the same across restarts.
 //!
 //! Pure value types below the CLI and the copy pipeline, so both use them without importing
 //! each other. Every syntax error names the value and the form expected.
 
 mod clients;
+mod hash;
 mod intercept;
 mod mapping;
 
@@ -13,6 +15,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 pub use clients::ClientAddresses;
+pub use hash::stable_hash;
 pub use intercept::InterceptAddr;
 pub use mapping::PortMapping;
 

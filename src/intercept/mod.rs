@@ -91,6 +91,7 @@ fn open_sources(args: &InterceptArgs) -> Result<Vec<Box<dyn ReplySource>>> {
     if let Some(number) = args.nfqueue {
         sources.push(Box::new(nfqueue::NfQueueSource::open(
             number,
+            args.queue_length,
             args.passlist.clone(),
         )?));
     }

@@ -35,9 +35,10 @@ pub struct NfQueueSource {
 }
 
 impl NfQueueSource {
-    /// Binds queue `number`, fail closed. Call before any other thread runs: the queue's
-    /// descriptor is found by opening a probe socket just before it.
-    pub fn open(number: u16, passlist: Vec<IpAddr>) -> Result<NfQueueSource> {
+    /// Binds queue `number`, fail closed, holding at most `max_len` packets when given (the
+    /// kernel's 1024 otherwise). Call before any other thread runs: the queue's descriptor is
+    /// found by opening a probe socket just before it.
+    pub fn open(number: u16, max_len: Option<u32>, passlist: Vec<IpAddr>) -> Result<NfQueueSource> {
         let (mut queue, fd) = open_queue().map_err(|err| {
             if err.kind() == ErrorKind::PermissionDenied {
                 anyhow::anyhow!(
@@ -56,6 +57,11 @@ impl NfQueueSource {
         queue
             .set_fail_open(number, false)
             .context("cannot make NFQUEUE fail closed")?;
+        if let Some(len) = max_len {
+            queue
+                .set_queue_max_len(number, len)
+                .with_context(|| format!("cannot set the NFQUEUE length to {len}"))?;
+        }
         queue.set_nonblocking(true);
         log::info!("reading replies from NFQUEUE queue {number}; every reply is dropped");
         Ok(NfQueueSource {

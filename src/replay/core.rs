@@ -12,7 +12,7 @@ use crate::packet::{self, LinkType};
 use crate::stats::Counter;
 
 use super::rewrite::Rewriter;
-use super::sessions::{Emitted, SessionLimits, SessionTable};
+use super::sessions::{Emitted, SessionLimits, SessionTable, Shaping};
 
 /// Parses, rewrites and replays the flows of one shard.
 pub struct ShardCore {
@@ -22,10 +22,16 @@ pub struct ShardCore {
 }
 
 impl ShardCore {
-    pub fn new(rewriter: Rewriter, limits: SessionLimits) -> ShardCore {
+    /// The core of a shard started at `now`.
+    pub fn new(
+        rewriter: Rewriter,
+        limits: SessionLimits,
+        shaping: &Shaping,
+        now: Instant,
+    ) -> ShardCore {
         ShardCore {
             rewriter,
-            sessions: SessionTable::new(limits),
+            sessions: SessionTable::new(limits, shaping, now),
             malformed_logged: false,
         }
     }
@@ -90,12 +96,14 @@ mod tests {
 
     fn core() -> ShardCore {
         ShardCore::new(
-            Rewriter::new(vec!["80-198.51.100.30:8080".parse().unwrap()], None),
+            Rewriter::new(vec!["80-198.51.100.30:8080".parse().unwrap()]),
             SessionLimits {
                 session: Arc::new(SessionConfig::default()),
                 mtu: 1500,
                 max_sessions: 10,
             },
+            &Shaping::default(),
+            Instant::now(),
         )
     }
 

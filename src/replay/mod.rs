@@ -18,11 +18,15 @@
 //! - [`sessions`]: the session table, its timers and the engine's output.
 //! - [`link`]: a shard's connection to one intercept.
 //! - [`sink`]: where copies go (raw sockets with `sendmmsg`, a pcap file, memory).
-//! - [`rewrite`]: `-x`/`-c` applied to captured segments.
+//! - [`rewrite`]: `-x` applied to captured segments.
+//! - [`replicas`]: `-n`/`-f`/`-c`: each replica's client end, free of collisions.
+//! - [`admission`]: `-r`/`--ramp`/`--max-rate`: which new sessions open.
 
+pub mod admission;
 mod backlog;
 pub mod core;
 pub mod link;
+pub mod replicas;
 pub mod rewrite;
 pub mod sessions;
 pub mod shard;
@@ -42,7 +46,7 @@ use crate::session::SessionConfig;
 use crate::stats::{Counter, Counters, Reporter};
 
 pub use self::core::ShardCore;
-pub use sessions::SessionLimits;
+pub use sessions::{SessionLimits, Shaping};
 pub use shard::{Pace, Shard, ShardInputs, ShardStatus};
 
 /// Counters `copy` reports.
@@ -67,6 +71,11 @@ const REPORTED: &[Counter] = &[
     Counter::HandshakesRefused,
     Counter::SessionsOverLimit,
     Counter::SessionsShed,
+    Counter::SessionsSampledOut,
+    Counter::SessionsRateLimited,
+    Counter::SessionsNoPort,
+    Counter::PortsRemapped,
+    Counter::PortsInUseAtTarget,
     Counter::Sent,
     Counter::SendFailed,
     Counter::Retransmitted,
@@ -122,7 +131,8 @@ pub fn run(args: &CopyArgs) -> Result<()> {
     }
     let mappings = args.all_mappings();
     let config = PipelineConfig {
-        rewriter: rewrite::Rewriter::new(mappings.clone(), args.client_ips.clone()),
+        rewriter: rewrite::Rewriter::new(mappings.clone()),
+        shaping: shaping(args),
         intercepts: args.all_intercepts(),
         limits: SessionLimits {
             session: session_config(args),
@@ -167,6 +177,7 @@ pub fn run(args: &CopyArgs) -> Result<()> {
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
     pub rewriter: rewrite::Rewriter,
+    pub shaping: Shaping,
     pub intercepts: Vec<InterceptAddr>,
     pub limits: SessionLimits,
     pub pace: Pace,
@@ -193,7 +204,12 @@ pub fn run_shards(
             .iter()
             .map(|addr| link::Link::new(addr.clone(), index, now))
             .collect();
-        let core = ShardCore::new(config.rewriter.clone(), config.limits.clone());
+        let core = ShardCore::new(
+            config.rewriter.clone(),
+            config.limits.clone(),
+            &config.shaping,
+            now,
+        );
         let shard = Shard::new(
             index,
             core,
@@ -235,10 +251,46 @@ pub fn run_shards(
 
 fn session_config(args: &CopyArgs) -> Arc<SessionConfig> {
     Arc::new(SessionConfig {
+        mss: args.tuning.mss,
+        response_end_rtt: args.tuning.rtt,
+        idle_timeout: args.tuning.idle_timeout(),
         only_full_sessions: args.only_full_sessions,
         wait_for_response: !args.no_wait,
         ..SessionConfig::default()
     })
+}
+
+/// `-n`, `-f`, `-c`, `-r`, `--ramp` and `--max-rate`, for every shard.
+fn shaping(args: &CopyArgs) -> Shaping {
+    let flags = &args.shaping;
+    if let Some(connections) = args.connections {
+        log::info!(
+            "-C {connections} is TCPCopy's: copy opens one connection to each intercept per shard"
+        );
+    }
+    Shaping {
+        replicas: replicas::ReplicaPlan::new(
+            flags.copies,
+            flags.port_shift,
+            args.client_ips.clone(),
+        ),
+        ports: Arc::default(),
+        admission: admission::AdmissionRules {
+            sample_percent: flags.sample_percent,
+            ramp: flags.ramp(),
+            max_rate: flags.max_rate,
+        },
+        shards: shard_count(args),
+    }
+}
+
+/// Shards copy runs: `--workers`, or one for a file.
+fn shard_count(args: &CopyArgs) -> usize {
+    if args.offline.is_some() {
+        1
+    } else {
+        usize::from(args.workers.max(1))
+    }
 }
 
 /// The captures of each shard: one per `-i` device, or the file (one shard) offline. With
@@ -255,7 +307,7 @@ fn open_captures(
         let source = FileCapture::open(path, args.filter.as_deref())?;
         return Ok(vec![vec![Box::new(source)]]);
     }
-    let shards = usize::from(args.workers.max(1));
+    let shards = shard_count(args);
     let mut per_device = Vec::with_capacity(args.interfaces.len());
     for device in &args.interfaces {
         let filter = match &args.filter {
@@ -263,7 +315,10 @@ fn open_captures(
             None => capture::build_filter(mappings, &capture::own_addresses(device)?)
                 .with_context(|| format!("cannot build the capture filter for {device}"))?,
         };
-        let ring = ring_for(device)?;
+        let mut ring = ring_for(device)?;
+        if let Some(snaplen) = args.snaplen {
+            ring.snaplen = i32::from(snaplen);
+        }
         let mut options = LiveOptions {
             device: device.clone(),
             filter,

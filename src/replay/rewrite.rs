@@ -1,27 +1,22 @@
-//! Address rewriting for copies: which captured packets are copied, where they go, and
-//! which client address each copy carries.
+//! Address rewriting for copies: which captured packets are copied and where they go.
 //!
-//! Pure: applies the `-x` mappings and the `-c` pool (see [`crate::addresses`]) to a
-//! [`Segment`]. It never touches the network.
+//! Pure: applies the `-x` mappings (see [`crate::addresses`]) to a [`Segment`]. The client
+//! end each copy carries is chosen per replica, in [`super::replicas`].
 
 use std::net::SocketAddr;
 
-use crate::addresses::{ClientAddresses, PortMapping};
+use crate::addresses::PortMapping;
 use crate::packet::Segment;
 
-/// Applies the `-x` mappings and the `-c` pool to captured client segments.
+/// Applies the `-x` mappings to captured client segments.
 #[derive(Debug, Clone)]
 pub struct Rewriter {
     mappings: Vec<PortMapping>,
-    clients: Option<ClientAddresses>,
 }
 
 impl Rewriter {
-    pub fn new(mappings: Vec<PortMapping>, clients: Option<ClientAddresses>) -> Rewriter {
-        Rewriter {
-            mappings,
-            clients: clients.filter(|pool| !pool.is_empty()),
-        }
+    pub fn new(mappings: Vec<PortMapping>) -> Rewriter {
+        Rewriter { mappings }
     }
 
     /// The mapping a packet to `dst` falls under, if any.
@@ -31,16 +26,13 @@ impl Rewriter {
             .find(|m| m.online_port == dst.port() && m.online_ip.is_none_or(|ip| ip == dst.ip()))
     }
 
-    /// Rewrites a client → online segment into a copy → target one. Returns false (and
-    /// leaves the segment alone) when no mapping covers its destination.
+    /// Points a client → online segment at the target. Returns false (and leaves the
+    /// segment alone) when no mapping covers its destination.
     pub fn rewrite(&self, segment: &mut Segment) -> bool {
         let Some(mapping) = self.mapping_for(segment.dst) else {
             return false;
         };
         segment.dst = mapping.target;
-        if let Some(pool) = &self.clients {
-            segment.src = SocketAddr::new(pool.pick(segment.src), segment.src.port());
-        }
         true
     }
 
@@ -58,11 +50,8 @@ mod tests {
     }
 
     #[test]
-    fn rewrite_applies_mapping_and_pool() {
-        let rewriter = Rewriter::new(
-            vec!["198.51.100.20:80-198.51.100.30:8080".parse().unwrap()],
-            Some("203.0.113.9/32".parse().unwrap()),
-        );
+    fn rewrite_applies_the_mapping() {
+        let rewriter = Rewriter::new(vec!["198.51.100.20:80-198.51.100.30:8080".parse().unwrap()]);
         let mut seg = crate::packet::Segment {
             src: addr("198.51.100.10:40000"),
             dst: addr("198.51.100.20:80"),
@@ -77,7 +66,7 @@ mod tests {
         };
         let mut other = seg.clone();
         assert!(rewriter.rewrite(&mut seg));
-        assert_eq!(seg.src, addr("203.0.113.9:40000"));
+        assert_eq!(seg.src, addr("198.51.100.10:40000"));
         assert_eq!(seg.dst, addr("198.51.100.30:8080"));
 
         other.dst = addr("198.51.100.20:81");

@@ -2,11 +2,16 @@
 //! [`Output`] that turns what a session transmits into IP packets in the shard's
 //! [`Outgoing`] batch.
 //!
+//! A captured flow becomes one replayed session per `-n` replica; each replica's client end
+//! is claimed in the copy's [`PortBook`] when it opens and given back when it ends (and moved
+//! when the target answers its SYN for a connection it still holds on that 4-tuple), and
+//! [`Admission`] decides which new sessions open at all (`-r`, `--ramp`, `--max-rate`).
+//!
 //! Pure like the session engine: no socket, no clock (`now` comes from the shard loop), no
-//! lock (a flow lives on exactly one shard).
+//! lock on the packet path (a flow lives on exactly one shard; the port book is locked only
+//! when a session opens or ends).
 
 use std::cmp::Reverse;
-use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,6 +20,8 @@ use crate::packet::{self, Flow, Segment};
 use crate::session::{Event, Output, Session, SessionConfig};
 use crate::stats::{Counter, LocalCounters};
 
+use super::admission::{Admission, AdmissionRules, RateVerdict};
+use super::replicas::{PortBook, ReplicaPlan};
 use super::sink::Outgoing;
 
 /// Session settings of a shard.
@@ -27,8 +34,44 @@ pub struct SessionLimits {
     pub max_sessions: usize,
 }
 
+/// How captured sessions become replayed ones: how many replicas, their client ends, and
+/// which open at all. One per copy, shared by its shards.
+#[derive(Debug, Clone)]
+pub struct Shaping {
+    pub replicas: ReplicaPlan,
+    pub ports: Arc<PortBook>,
+    pub admission: AdmissionRules,
+    /// Shards sharing the rate cap.
+    pub shards: usize,
+}
+
+impl Default for Shaping {
+    /// Every session replayed once, with its real client end.
+    fn default() -> Shaping {
+        Shaping {
+            replicas: ReplicaPlan::new(1, 0, None),
+            ports: Arc::default(),
+            admission: AdmissionRules::default(),
+            shards: 1,
+        }
+    }
+}
+
+/// A captured flow (real client → target) and which of its `-n` replicas.
+type Origin = (Flow, u16);
+
+/// What became of a segment of a flow that had no session.
+enum Opening {
+    Opened(Flow),
+    /// Not this replica, now.
+    Refused,
+    /// `-r`/`--ramp` leave the whole session out.
+    NotSampled,
+}
+
 struct Tracked {
     session: Session,
+    origin: Origin,
     /// The deadline already queued in the timer heap, if any.
     scheduled: Option<Instant>,
 }
@@ -111,6 +154,7 @@ fn count_event(event: Event, counters: &mut LocalCounters) {
         Event::UnsentDataDiscarded { bytes } | Event::LateClientDataDropped { bytes } => {
             counters.add(Counter::BytesNotReplayed, bytes as u64);
         }
+        Event::PortInUse => counters.bump(Counter::PortsInUseAtTarget),
         Event::FakeHandshake
         | Event::Established
         | Event::FinByTarget
@@ -125,17 +169,28 @@ fn count_event(event: Event, counters: &mut LocalCounters) {
 /// The sessions of one shard and their timers.
 pub struct SessionTable {
     limits: SessionLimits,
+    replicas: ReplicaPlan,
+    ports: Arc<PortBook>,
+    admission: Admission,
+    /// Live sessions by the flow they replay toward the target.
     sessions: HashMap<Flow, Tracked>,
+    /// The replayed flow of each live replica of a captured flow.
+    replayed: HashMap<Origin, Flow>,
     timers: BinaryHeap<Reverse<(Instant, Flow)>>,
     out: Emitter,
 }
 
 impl SessionTable {
-    pub fn new(limits: SessionLimits) -> SessionTable {
+    /// The table of a shard started at `now`.
+    pub fn new(limits: SessionLimits, shaping: &Shaping, now: Instant) -> SessionTable {
         SessionTable {
             out: Emitter::new(limits.mtu),
             limits,
+            replicas: shaping.replicas.clone(),
+            ports: Arc::clone(&shaping.ports),
+            admission: Admission::new(&shaping.admission, shaping.shards, now),
             sessions: HashMap::new(),
+            replayed: HashMap::new(),
             timers: BinaryHeap::new(),
         }
     }
@@ -145,44 +200,98 @@ impl SessionTable {
         &mut self.out.emitted
     }
 
-    /// A rewritten client segment (src = copy's client address, dst = target). While
-    /// `shedding`, a segment of an unknown flow opens no session: the shard is behind, and
-    /// the sessions already open are worth more than new ones.
+    /// A client segment toward the target (src = the real client, dst = the target), for
+    /// every replica of its flow. While `shedding`, a segment of an unknown flow opens no
+    /// session: the shard is behind, and the sessions already open are worth more than new
+    /// ones.
     pub fn on_client(&mut self, now: Instant, segment: &Segment, payload: &[u8], shedding: bool) {
-        let key = Flow::of_request(segment);
-        let full = self.sessions.len() >= self.limits.max_sessions;
-        let opens_connection = segment.flags.syn() && !segment.flags.ack();
+        let captured = Flow::of_request(segment);
+        let mut replica_segment = segment.clone();
+        for replica in 0..self.replicas.copies() {
+            let origin = (captured, replica);
+            let replayed = match self.replayed.get(&origin) {
+                Some(&replayed) => replayed,
+                None => match self.open(now, origin, segment, shedding) {
+                    Opening::Opened(replayed) => replayed,
+                    Opening::Refused => continue,
+                    Opening::NotSampled => return,
+                },
+            };
+            replica_segment.src = replayed.client;
+            if let Some(tracked) = self.sessions.get_mut(&replayed) {
+                tracked
+                    .session
+                    .on_client(now, &replica_segment, payload, &mut self.out);
+            }
+            self.after_event(replayed);
+        }
+    }
+
+    /// Opens replica `origin` of a flow no session replays yet, when `segment` can open one
+    /// and nothing refuses it. Refusals are counted once per connection, at its SYN (and
+    /// per session, not per replica, when `-r` leaves it out).
+    fn open(&mut self, now: Instant, origin: Origin, segment: &Segment, shedding: bool) -> Opening {
+        let (captured, replica) = origin;
+        let syn = segment.flags.syn() && !segment.flags.ack();
+        if !syn && segment.payload_len == 0 {
+            return Opening::Refused; // a pure ACK, FIN or RST tells nothing to open with
+        }
         let counters = &mut self.out.emitted.counters;
-        let tracked = match self.sessions.entry(key) {
-            Entry::Occupied(entry) => entry.into_mut(),
-            // Both counted once per connection, at its SYN. Later packets of a shed
-            // connection may still open it mid-stream once the shard has caught up.
-            Entry::Vacant(_) if full => {
-                if opens_connection {
-                    counters.bump(Counter::SessionsOverLimit);
-                }
-                return;
+        let count_at_syn = |counters: &mut LocalCounters, counter| {
+            if syn {
+                counters.bump(counter);
             }
-            Entry::Vacant(_) if shedding => {
-                if opens_connection {
-                    counters.bump(Counter::SessionsShed);
-                }
-                return;
-            }
-            Entry::Vacant(entry) => entry.insert(Tracked {
-                session: Session::new(
-                    Arc::clone(&self.limits.session),
-                    now,
-                    key.client,
-                    key.target,
-                ),
-                scheduled: None,
-            }),
         };
-        tracked
-            .session
-            .on_client(now, segment, payload, &mut self.out);
-        self.after_event(key);
+        if !self.admission.samples(now, captured.client) {
+            count_at_syn(counters, Counter::SessionsSampledOut);
+            return Opening::NotSampled;
+        }
+        // Later packets of a connection refused for being full or behind may still open it
+        // mid-stream once there is room again.
+        if self.sessions.len() >= self.limits.max_sessions {
+            count_at_syn(counters, Counter::SessionsOverLimit);
+            return Opening::Refused;
+        }
+        if shedding {
+            count_at_syn(counters, Counter::SessionsShed);
+            return Opening::Refused;
+        }
+        match self.admission.rate(now, captured, replica) {
+            RateVerdict::Open => {}
+            RateVerdict::Refused => {
+                counters.bump(Counter::SessionsRateLimited);
+                return Opening::Refused;
+            }
+            RateVerdict::StillRefused => return Opening::Refused,
+        }
+        let Some(claimed) =
+            self.replicas
+                .claim(&self.ports, captured.client, captured.target, replica)
+        else {
+            count_at_syn(counters, Counter::SessionsNoPort);
+            return Opening::Refused;
+        };
+        counters.add(Counter::PortsRemapped, u64::from(claimed.remapped));
+        let replayed = Flow {
+            client: claimed.client,
+            target: captured.target,
+        };
+        let session = Session::new(
+            Arc::clone(&self.limits.session),
+            now,
+            replayed.client,
+            replayed.target,
+        );
+        self.sessions.insert(
+            replayed,
+            Tracked {
+                session,
+                origin,
+                scheduled: None,
+            },
+        );
+        self.replayed.insert(origin, replayed);
+        Opening::Opened(replayed)
     }
 
     /// The headers of a target reply, from an intercept.
@@ -194,7 +303,48 @@ impl SessionTable {
             return;
         };
         tracked.session.on_reply(now, segment, &mut self.out);
+        if tracked.session.port_in_use() {
+            self.move_elsewhere(now, key);
+            return;
+        }
         self.after_event(key);
+    }
+
+    /// Reopens the session replaying `key` from another client end, because the target
+    /// holds `key`'s 4-tuple for a connection of its own. Without a free end, the session
+    /// stays and its handshake times out.
+    fn move_elsewhere(&mut self, now: Instant, key: Flow) {
+        let Some(origin) = self.sessions.get(&key).map(|tracked| tracked.origin) else {
+            return;
+        };
+        let (captured, replica) = origin;
+        // `key` is still ours in the book, so the first candidate is skipped.
+        let Some(claimed) =
+            self.replicas
+                .claim(&self.ports, captured.client, captured.target, replica)
+        else {
+            self.after_event(key);
+            return;
+        };
+        let Some(mut tracked) = self.sessions.remove(&key) else {
+            return;
+        };
+        self.ports.release(&key);
+        let moved = Flow {
+            client: claimed.client,
+            target: key.target,
+        };
+        self.out
+            .emitted
+            .counters
+            .add(Counter::PortsRemapped, u64::from(claimed.remapped));
+        tracked.scheduled = None;
+        tracked
+            .session
+            .reopen_from(now, moved.client, &mut self.out);
+        self.sessions.insert(moved, tracked);
+        self.replayed.insert(origin, moved);
+        self.after_event(moved);
     }
 
     /// Drops a finished session or (re)queues its timer.
@@ -203,7 +353,7 @@ impl SessionTable {
             return;
         };
         if tracked.session.is_finished() {
-            self.sessions.remove(&key);
+            self.forget(key);
             return;
         }
         if let Some(deadline) = tracked.session.poll_timeout()
@@ -211,6 +361,14 @@ impl SessionTable {
         {
             tracked.scheduled = Some(deadline);
             self.timers.push(Reverse((deadline, key)));
+        }
+    }
+
+    /// Drops the session replaying `key` and gives its client end back.
+    fn forget(&mut self, key: Flow) {
+        if let Some(tracked) = self.sessions.remove(&key) {
+            self.replayed.remove(&tracked.origin);
+            self.ports.release(&key);
         }
     }
 
@@ -257,9 +415,11 @@ impl SessionTable {
     /// half-open there. Returns how many were reset.
     pub fn abort_all(&mut self, now: Instant) -> usize {
         let mut reset = 0;
-        for (_, mut tracked) in self.sessions.drain() {
+        for (flow, mut tracked) in self.sessions.drain() {
             reset += usize::from(tracked.session.abort(now, &mut self.out));
+            self.ports.release(&flow);
         }
+        self.replayed.clear();
         self.timers.clear();
         reset
     }
@@ -287,11 +447,16 @@ mod tests {
     }
 
     fn table(max_sessions: usize) -> SessionTable {
-        SessionTable::new(SessionLimits {
+        shaped_table(max_sessions, &Shaping::default())
+    }
+
+    fn shaped_table(max_sessions: usize, shaping: &Shaping) -> SessionTable {
+        let limits = SessionLimits {
             session: Arc::new(SessionConfig::default()),
             mtu: 1500,
             max_sessions,
-        })
+        };
+        SessionTable::new(limits, shaping, Instant::now())
     }
 
     fn count(table: &mut SessionTable, counter: Counter) -> u64 {
@@ -349,5 +514,150 @@ mod tests {
         table.emitted().outgoing.clear();
         assert_eq!(table.abort_all(now), 1);
         assert!(table.is_empty() && table.next_deadline().is_none());
+    }
+
+    fn shaping(copies: u16, admission: AdmissionRules) -> Shaping {
+        Shaping {
+            replicas: ReplicaPlan::new(copies, 0, None),
+            admission,
+            ..Shaping::default()
+        }
+    }
+
+    #[test]
+    fn every_replica_is_its_own_session_on_its_own_flow() {
+        let shaping = shaping(3, AdmissionRules::default());
+        let mut table = shaped_table(10, &shaping);
+        let now = Instant::now();
+        table.on_client(now, &syn(40000), &[], false);
+        assert_eq!(table.len(), 3);
+        let flows = table.emitted().new_flows.clone();
+        assert_eq!(flows.len(), 3);
+        assert_eq!(
+            flows[0],
+            Flow::of_request(&syn(40000)),
+            "the first keeps the port"
+        );
+        assert!(flows[1] != flows[0] && flows[2] != flows[0] && flows[1] != flows[2]);
+        assert_eq!(shaping.ports.len(), 3);
+        // A later packet of the flow reaches every replica, not new sessions.
+        let mut data = syn(40000);
+        data.flags = TcpFlags::ACK | TcpFlags::PSH;
+        data.seq = SeqNum(2);
+        data.payload_len = 5;
+        table.on_client(now, &data, b"hello", false);
+        assert_eq!(table.len(), 3);
+        table.abort_all(now);
+        assert!(
+            shaping.ports.is_empty(),
+            "ended sessions give their ports back"
+        );
+    }
+
+    #[test]
+    fn two_flows_that_would_share_a_port_toward_the_target_do_not() {
+        let shaping = Shaping::default();
+        let mut table = shaped_table(10, &shaping);
+        // Another shard (or an earlier mapping) holds the first choice.
+        let taken = Flow::of_request(&syn(40000));
+        assert!(shaping.ports.claim(taken));
+        table.on_client(Instant::now(), &syn(40000), &[], false);
+        let flows = table.emitted().new_flows.clone();
+        assert_eq!(flows.len(), 1);
+        assert_ne!(flows[0], taken);
+        assert_eq!(count(&mut table, Counter::PortsRemapped), 1);
+    }
+
+    #[test]
+    fn sampled_out_sessions_open_no_replica_and_count_once() {
+        let rules = AdmissionRules {
+            sample_percent: 50.0,
+            ..AdmissionRules::default()
+        };
+        let mut table = shaped_table(100_000, &shaping(2, rules));
+        let now = Instant::now();
+        for port in 20_000..22_000 {
+            table.on_client(now, &syn(port), &[], false);
+        }
+        let sampled_out = count(&mut table, Counter::SessionsSampledOut) as usize;
+        assert!(
+            (900..=1100).contains(&sampled_out),
+            "{sampled_out} of 2000 left out"
+        );
+        assert_eq!(
+            table.len(),
+            2 * (2000 - sampled_out),
+            "both replicas of the kept"
+        );
+    }
+
+    #[test]
+    fn the_rate_cap_counts_each_refused_session_once() {
+        let rules = AdmissionRules {
+            max_rate: Some(1.0),
+            ..AdmissionRules::default()
+        };
+        let mut table = shaped_table(10, &shaping(1, rules));
+        let now = Instant::now();
+        table.on_client(now, &syn(40000), &[], false);
+        table.on_client(now, &syn(40001), &[], false);
+        let mut data = syn(40001);
+        data.flags = TcpFlags::ACK | TcpFlags::PSH;
+        data.seq = SeqNum(2);
+        data.payload_len = 5;
+        table.on_client(
+            now + std::time::Duration::from_secs(2),
+            &data,
+            b"hello",
+            false,
+        );
+        assert_eq!(
+            table.len(),
+            1,
+            "the refused session is not replayed mid-stream"
+        );
+        assert_eq!(count(&mut table, Counter::SessionsRateLimited), 1);
+    }
+
+    #[test]
+    fn a_pure_ack_of_an_unknown_flow_opens_nothing() {
+        let mut table = table(10);
+        let mut ack = syn(40000);
+        ack.flags = TcpFlags::ACK;
+        table.on_client(Instant::now(), &ack, &[], false);
+        assert!(table.is_empty());
+    }
+
+    #[test]
+    fn a_session_whose_4_tuple_the_target_holds_moves_to_another_port() {
+        let shaping = Shaping::default();
+        let mut table = shaped_table(10, &shaping);
+        let now = Instant::now();
+        table.on_client(now, &syn(40000), &[], false);
+        let first = Flow::of_request(&syn(40000));
+        table.emitted().outgoing.clear();
+        table.emitted().new_flows.clear();
+        // The target's ACK of a connection it still holds on that 4-tuple.
+        let mut stale = syn(40000);
+        std::mem::swap(&mut stale.src, &mut stale.dst);
+        stale.flags = TcpFlags::ACK;
+        stale.seq = SeqNum(777);
+        stale.ack = SeqNum(4242);
+        table.on_reply(now, &stale);
+
+        let moved = table.emitted().new_flows.clone();
+        assert_eq!(moved.len(), 1, "the SYN again, from elsewhere");
+        assert_ne!(moved[0], first);
+        assert_eq!(moved[0].target, first.target);
+        assert_eq!(table.live_flows().collect::<Vec<_>>(), moved);
+        assert_eq!(shaping.ports.len(), 1, "the old port given back");
+        assert_eq!(count(&mut table, Counter::PortsInUseAtTarget), 1);
+        // Later client packets of the captured flow follow the session to its new port.
+        let mut data = syn(40000);
+        data.flags = TcpFlags::ACK | TcpFlags::PSH;
+        data.seq = SeqNum(2);
+        data.payload_len = 5;
+        table.on_client(now, &data, b"hello", false);
+        assert_eq!(table.len(), 1);
     }
 }

@@ -154,6 +154,8 @@ pub struct Session {
     /// When the first transmission of the current SYN left, for the handshake RTT.
     syn_sent_at: Instant,
     syn_retransmitted: bool,
+    /// The target answered our SYN for another connection on this 4-tuple.
+    port_in_use: bool,
     rebuilds: u32,
 }
 
@@ -195,6 +197,7 @@ impl Session {
             timers: TimerTable::default(),
             syn_sent_at: now,
             syn_retransmitted: false,
+            port_in_use: false,
             rebuilds: 0,
             config,
         };
@@ -210,6 +213,12 @@ impl Session {
     /// The target's address and port.
     pub fn target(&self) -> SocketAddr {
         self.target
+    }
+
+    /// Whether the target holds this session's 4-tuple for another connection: the session
+    /// must be reopened from another client port to get anywhere.
+    pub fn port_in_use(&self) -> bool {
+        self.port_in_use
     }
 
     /// Whether the session is over: the worker may drop it.

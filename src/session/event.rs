@@ -40,6 +40,10 @@ pub enum Event {
     /// The target answered our SYN with a RST (nothing listens on its port); the session
     /// ended.
     HandshakeRefused,
+    /// The target answered our SYN with an ACK of another connection: it still holds this
+    /// 4-tuple (TIME-WAIT, or another copy's session). The session waits to be reopened
+    /// from another port ([`Session::reopen_from`](super::Session::reopen_from)).
+    PortInUse,
     /// The target reset the established connection.
     ResetByTarget,
     /// The target closed its side (FIN) before the client did.

@@ -938,33 +938,35 @@ mod random_sessions {
 }
 
 #[test]
-fn a_stale_target_connection_blocking_our_syn_is_reset() {
+fn a_target_holding_our_4_tuple_gets_the_session_moved_not_reset() {
     let t0 = Instant::now();
     let mut session = Session::new(Arc::default(), t0, client_addr(), target_addr());
     let mut out = RecordingOutput::default();
     let mut client = ClientScript::new(CLIENT_ISN);
     client.syn();
     session.on_client(t0, &client.items[0].1, &[], &mut out);
-    // The target answers with an ACK of an older connection on the same 4-tuple.
+    // The target answers with an ACK of another connection on the same 4-tuple (its
+    // TIME-WAIT, or another copy's session): it is never reset.
     let stale = target_segment(777, 4242, TcpFlags::ACK, 1000);
     out.clear();
     session.on_reply(t0 + ms(1), &stale, &mut out);
-    assert!(
-        out.transmits.is_empty(),
-        "no RST before our SYN went unanswered"
+    session.on_reply(t0 + ms(2), &stale, &mut out);
+    assert!(out.transmits.is_empty());
+    assert_eq!(out.events, vec![Event::PortInUse], "reported once");
+    assert!(session.port_in_use());
+    // Reopened from another port: the same SYN, from there.
+    let moved: std::net::SocketAddr = "203.0.113.9:50123".parse().unwrap();
+    session.reopen_from(t0 + ms(3), moved, &mut out);
+    assert!(!session.port_in_use());
+    let (syn, _) = &out.transmits[0];
+    assert_eq!(
+        (syn.src, syn.flags, syn.seq),
+        (moved, TcpFlags::SYN, SeqNum(CLIENT_ISN))
     );
-    let rto = session.poll_timeout().expect("the SYN timer runs");
-    session.on_timeout(rto, &mut out);
-    assert_eq!(out.events, vec![Event::Retransmitted]);
+    let mut syn_ack = target_segment(9000, CLIENT_ISN + 1, TcpFlags::SYN | TcpFlags::ACK, 1000);
+    syn_ack.dst = moved;
     out.clear();
-    session.on_reply(rto + ms(1), &stale, &mut out);
-    let (rst, _) = &out.transmits[0];
-    assert_eq!(rst.flags, TcpFlags::RST);
-    assert_eq!(rst.seq, SeqNum(4242));
-    // The real SYN-ACK still completes the handshake.
-    let syn_ack = target_segment(9000, CLIENT_ISN + 1, TcpFlags::SYN | TcpFlags::ACK, 1000);
-    out.clear();
-    session.on_reply(rto + ms(2), &syn_ack, &mut out);
+    session.on_reply(t0 + ms(4), &syn_ack, &mut out);
     assert_eq!(out.events, vec![Event::Established]);
 }
 

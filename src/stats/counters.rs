@@ -68,6 +68,18 @@ counters! {
     SessionsOverLimit => "sessions_over_limit",
     /// New sessions not replayed because copy was overloaded (its send queue was deep).
     SessionsShed => "sessions_shed",
+    /// New sessions `-r`/`--ramp` left out (counted at their SYN).
+    SessionsSampledOut => "sessions_sampled_out",
+    /// New sessions (replicas each) refused by `--max-rate`.
+    SessionsRateLimited => "sessions_rate_limited",
+    /// New sessions not replayed because no client port toward the target was free.
+    SessionsNoPort => "sessions_no_port",
+    /// Client ports moved because a live session of this copy held the first choice, or
+    /// the target held the 4-tuple (see ports_in_use_at_target).
+    PortsRemapped => "ports_remapped",
+    /// SYNs the target answered for a connection it still holds on that 4-tuple (its
+    /// TIME-WAIT, or another copy's session); each such session moved to another port.
+    PortsInUseAtTarget => "ports_in_use_at_target",
     /// Handshakes the target never answered.
     HandshakesFailed => "handshakes_failed",
     /// Handshakes the target answered with a RST (nothing listening on the target port).

@@ -1,9 +1,11 @@
 //! How a [`Session`] opens its connection to the target, reopens it after the target closed
-//! too early, and starts over when the client's port is reused.
+//! too early or from another port when the target holds its 4-tuple, and starts over when the
+//! client's port is reused.
 //!
 //! Each of these resets the send state and sends a SYN (the client's own, or one of our
 //! making); what happens once the target answers is in `reply.rs`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -133,6 +135,17 @@ impl Session {
         self.pacer.on_target_closed();
         self.syn_options = self.own_syn_options(self.timestamps.client.is_some());
         self.start_connection(now, self.queue.start() - 1, out);
+    }
+
+    /// Opens the connection again from `client` (another port, or address and port) after
+    /// the target answered our SYN for a connection it holds on the old 4-tuple. What the
+    /// client sent meanwhile stays queued.
+    pub fn reopen_from(&mut self, now: Instant, client: SocketAddr, out: &mut impl Output) {
+        self.client = client;
+        self.port_in_use = false;
+        if self.state == State::SynSent {
+            self.start_connection(now, self.snd.isn, out);
+        }
     }
 
     /// A client segment that cannot belong to the connection we replay.

@@ -22,14 +22,12 @@ impl Session {
             return;
         }
         if flags.ack() && !acks_our_syn {
-            // RFC 9293 §3.10.7.3: an unacceptable ACK gets <SEQ=SEG.ACK><CTL=RST>, which
-            // clears a stale connection of this 4-tuple the target still holds (it answers
-            // our SYN with an ACK of the old one). Only once our SYN went unanswered for an
-            // RTO: before that the ACK is more likely a late packet of the connection we
-            // just closed, and a rebuilt connection's ISN sits right beside its sequence
-            // space, so the RST could hit the new connection.
-            if self.syn_retransmitted {
-                self.send_reset_reply(now, segment, out);
+            // The target holds this 4-tuple for another connection (RFC 9293 §3.10.7.3
+            // would have us reset it, but it may be another copy's live session, so we never
+            // touch it): the owner of the session reopens it from another port.
+            if !self.port_in_use {
+                self.port_in_use = true;
+                out.event(Event::PortInUse);
             }
             return;
         }

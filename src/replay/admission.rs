@@ -1,0 +1,275 @@
+//! Which new sessions a shard replays: `-r/--sample` keeps a share of the real clients'
+//! sessions, `--ramp` raises that share linearly from nothing, and `--max-rate` caps the
+//! sessions opened per second toward the target.
+//!
+//! Sampling hashes the real client's address and port with a stable hash, so it is
+//! deterministic: a session is kept or not whatever the shard, the run or the host, and as the
+//! ramp raises the share, every session kept stays kept. The cap is a token bucket per
+//! shard (each shard gets its share of the rate; the kernel spreads flows evenly), with
+//! bursts of at most a tenth of a second's worth. A session the cap refused stays refused
+//! for its later packets, so it is never replayed from the middle.
+//!
+//! Pure: `now` comes from the shard loop.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::addresses::stable_hash;
+use crate::packet::Flow;
+
+/// Keeps the sampling hash apart from the other hashes of a client.
+const SAMPLE_SALT: u64 = 2 << 40;
+/// Sampling resolution: hundredths of a percent.
+const SAMPLE_SCALE: u64 = 10_000;
+/// Longest burst the cap lets through, as a share of one second's rate.
+const BURST: Duration = Duration::from_millis(100);
+/// Refused sessions remembered per generation; the older generation is forgotten when the
+/// newer fills or ages (bounding the memory a flood of refused flows can take).
+const REFUSED_PER_GENERATION: usize = 65_536;
+const REFUSED_GENERATION_AGE: Duration = Duration::from_secs(30);
+
+/// `-r`, `--ramp` and `--max-rate` as given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdmissionRules {
+    /// Share of sessions kept, in percent (0, 100].
+    pub sample_percent: f64,
+    /// Time over which the kept share rises from 0 to `sample_percent`; zero for none.
+    pub ramp: Duration,
+    /// New sessions per second toward the target, for the whole copy.
+    pub max_rate: Option<f64>,
+}
+
+impl Default for AdmissionRules {
+    fn default() -> AdmissionRules {
+        AdmissionRules {
+            sample_percent: 100.0,
+            ramp: Duration::ZERO,
+            max_rate: None,
+        }
+    }
+}
+
+/// What the cap says of a session about to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateVerdict {
+    Open,
+    /// Refused now, for the first time: count it.
+    Refused,
+    /// Refused before: its later packets are ignored too.
+    StillRefused,
+}
+
+/// One shard's admission of new sessions.
+#[derive(Debug)]
+pub struct Admission {
+    sample_percent: f64,
+    ramp: Duration,
+    started: Instant,
+    bucket: Option<TokenBucket>,
+    refused: RefusedSessions,
+}
+
+impl Admission {
+    /// Admission for one of `shards` shards started at `now`.
+    pub fn new(rules: &AdmissionRules, shards: usize, now: Instant) -> Admission {
+        Admission {
+            sample_percent: rules.sample_percent.clamp(0.0, 100.0),
+            ramp: rules.ramp,
+            started: now,
+            bucket: rules
+                .max_rate
+                .map(|rate| TokenBucket::new(rate / shards.max(1) as f64, now)),
+            refused: RefusedSessions::new(now),
+        }
+    }
+
+    /// Whether `-r` and `--ramp` keep the sessions of real client `client` at `now`.
+    pub fn samples(&self, now: Instant, client: SocketAddr) -> bool {
+        let mut share = self.sample_percent;
+        if !self.ramp.is_zero() {
+            let elapsed = now.saturating_duration_since(self.started);
+            share *= (elapsed.as_secs_f64() / self.ramp.as_secs_f64()).min(1.0);
+        }
+        if share >= 100.0 {
+            return true;
+        }
+        let threshold = (share * (SAMPLE_SCALE / 100) as f64) as u64;
+        stable_hash(client, SAMPLE_SALT) % SAMPLE_SCALE < threshold
+    }
+
+    /// Whether `--max-rate` lets replica `replica` of captured flow `flow` open at `now`.
+    pub fn rate(&mut self, now: Instant, flow: Flow, replica: u16) -> RateVerdict {
+        let Some(bucket) = &mut self.bucket else {
+            return RateVerdict::Open;
+        };
+        let key = (flow, replica);
+        if self.refused.contains(&key) {
+            return RateVerdict::StillRefused;
+        }
+        if bucket.take(now) {
+            return RateVerdict::Open;
+        }
+        self.refused.insert(now, key);
+        RateVerdict::Refused
+    }
+}
+
+/// Tokens refill at `per_second`, up to a tenth of a second's worth.
+#[derive(Debug)]
+struct TokenBucket {
+    per_second: f64,
+    capacity: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(per_second: f64, now: Instant) -> TokenBucket {
+        let capacity = (per_second * BURST.as_secs_f64()).max(1.0);
+        TokenBucket {
+            per_second,
+            capacity,
+            tokens: capacity,
+            last: now,
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
+        self.last = self.last.max(now);
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+}
+
+/// Sessions the cap refused, in two generations.
+#[derive(Debug)]
+struct RefusedSessions {
+    current: HashSet<(Flow, u16)>,
+    previous: HashSet<(Flow, u16)>,
+    since: Instant,
+}
+
+impl RefusedSessions {
+    fn new(now: Instant) -> RefusedSessions {
+        RefusedSessions {
+            current: HashSet::new(),
+            previous: HashSet::new(),
+            since: now,
+        }
+    }
+
+    fn contains(&self, key: &(Flow, u16)) -> bool {
+        self.current.contains(key) || self.previous.contains(key)
+    }
+
+    fn insert(&mut self, now: Instant, key: (Flow, u16)) {
+        if self.current.len() >= REFUSED_PER_GENERATION
+            || now.saturating_duration_since(self.since) >= REFUSED_GENERATION_AGE
+        {
+            self.previous = std::mem::take(&mut self.current);
+            self.since = now;
+        }
+        self.current.insert(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(n: u32) -> SocketAddr {
+        SocketAddr::from(([198, 51, 100, (n % 200) as u8 + 1], 1024 + (n / 200) as u16))
+    }
+
+    fn flow(n: u32) -> Flow {
+        Flow {
+            client: client(n),
+            target: "198.51.100.30:80".parse().unwrap(),
+        }
+    }
+
+    fn rules(sample_percent: f64, ramp: Duration, max_rate: Option<f64>) -> AdmissionRules {
+        AdmissionRules {
+            sample_percent,
+            ramp,
+            max_rate,
+        }
+    }
+
+    #[test]
+    fn sampling_is_deterministic_and_within_two_points() {
+        let now = Instant::now();
+        for percent in [1.0, 10.0, 33.0, 50.0, 90.0] {
+            let first = Admission::new(&rules(percent, Duration::ZERO, None), 1, now);
+            let again = Admission::new(&rules(percent, Duration::ZERO, None), 4, now);
+            let kept: Vec<bool> = (0..10_000).map(|n| first.samples(now, client(n))).collect();
+            let share = kept.iter().filter(|&&k| k).count() as f64 / 100.0;
+            assert!((share - percent).abs() <= 2.0, "{percent}%: kept {share}%");
+            assert!((0..10_000).all(|n| again.samples(now, client(n)) == kept[n as usize]));
+        }
+        let all = Admission::new(&AdmissionRules::default(), 1, now);
+        assert!((0..1000).all(|n| all.samples(now, client(n))));
+    }
+
+    #[test]
+    fn the_ramp_rises_linearly_and_keeps_what_it_kept() {
+        let start = Instant::now();
+        let admission = Admission::new(&rules(50.0, Duration::from_secs(100), None), 1, start);
+        let share_at = |secs| {
+            let now = start + Duration::from_secs(secs);
+            (0..10_000)
+                .filter(|&n| admission.samples(now, client(n)))
+                .count() as f64
+                / 100.0
+        };
+        assert_eq!(share_at(0), 0.0);
+        assert!((share_at(50) - 25.0).abs() <= 2.0, "{}", share_at(50));
+        assert!((share_at(100) - 50.0).abs() <= 2.0);
+        assert_eq!(share_at(100), share_at(1000));
+        let at = |secs| start + Duration::from_secs(secs);
+        assert!(
+            (0..10_000)
+                .filter(|&n| admission.samples(at(30), client(n)))
+                .all(|n| admission.samples(at(60), client(n)))
+        );
+    }
+
+    #[test]
+    fn the_rate_cap_holds_over_simulated_time() {
+        let start = Instant::now();
+        // 200/s for the whole copy over 2 shards: 100/s here, bursts of 10.
+        let mut admission = Admission::new(&rules(100.0, Duration::ZERO, Some(200.0)), 2, start);
+        let mut opened = 0;
+        // 1,000 new sessions a second for 10 s, one every millisecond.
+        for n in 0..10_000u32 {
+            let now = start + Duration::from_millis(u64::from(n));
+            if admission.rate(now, flow(n), 0) == RateVerdict::Open {
+                opened += 1;
+            }
+        }
+        assert!((1000..=1010).contains(&opened), "{opened} opened in 10 s");
+    }
+
+    #[test]
+    fn a_refused_session_stays_refused() {
+        let start = Instant::now();
+        let mut admission = Admission::new(&rules(100.0, Duration::ZERO, Some(1.0)), 1, start);
+        assert_eq!(admission.rate(start, flow(1), 0), RateVerdict::Open);
+        assert_eq!(admission.rate(start, flow(2), 0), RateVerdict::Refused);
+        let later = start + Duration::from_secs(5);
+        assert_eq!(admission.rate(later, flow(2), 0), RateVerdict::StillRefused);
+        assert_eq!(
+            admission.rate(later, flow(2), 1),
+            RateVerdict::Open,
+            "another replica"
+        );
+        let without_cap = &mut Admission::new(&AdmissionRules::default(), 1, start);
+        assert_eq!(without_cap.rate(start, flow(2), 0), RateVerdict::Open);
+    }
+}
