@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use clap::CommandFactory;
@@ -15,7 +15,7 @@ use roff::{Roff, roman};
 use crate::cli::Cli;
 
 /// The completion script for `shell`.
-pub fn completion_script(shell: Shell) -> Vec<u8> {
+fn completion_script(shell: Shell) -> Vec<u8> {
     let mut command = Cli::command();
     let name = command.get_name().to_owned();
     let mut script = Vec::new();
@@ -33,7 +33,7 @@ pub fn print_completions(shell: Shell) -> Result<()> {
 
 /// Every man page, as (file name, roff source): `tcpcopy.1` and one per subcommand
 /// (`tcpcopy-copy.1`, ...), hidden subcommands left out.
-pub fn man_pages() -> io::Result<Vec<(String, Vec<u8>)>> {
+fn man_pages() -> io::Result<Vec<(String, Vec<u8>)>> {
     let mut root = Cli::command().disable_help_subcommand(true);
     root.build();
     let source = format!(
@@ -92,7 +92,7 @@ pub fn write_man_pages(dir: &Path) -> Result<()> {
     let mut stdout = io::stdout().lock();
     let pages = man_pages().context("cannot render the man pages")?;
     for (name, page) in pages {
-        let path: PathBuf = dir.join(name);
+        let path = dir.join(name);
         fs::write(&path, page).with_context(|| format!("cannot write {}", path.display()))?;
         writeln!(stdout, "{}", path.display()).context("cannot write to stdout")?;
     }
