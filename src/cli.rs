@@ -82,13 +82,9 @@ pub enum LogFormat {
 #[derive(Debug, Args)]
 #[command(after_help = COPY_EXAMPLES)]
 pub struct CopyArgs {
-    /// Capture device, repeatable (e.g. eth0)
-    #[arg(
-        short,
-        long = "interface",
-        value_name = "IFACE",
-        required_unless_present = "offline"
-    )]
+    /// Capture device, repeatable (e.g. eth0) [default: every device that is up and holds an
+    /// address (the -x online address, when every mapping names one)]
+    #[arg(short, long = "interface", value_name = "IFACE")]
     pub interfaces: Vec<String>,
 
     /// Read packets from a pcap file instead of a live device
@@ -606,10 +602,154 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("--client-ip"), "{err}");
-        let err = parse(&["copy", "-x", "80-198.51.100.30:80", "-s", "h"])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("--interface"), "{err}");
+    }
+
+    #[test]
+    fn the_published_1x_command_line_parses_without_i() {
+        // TCPCopy's README: `./tcpcopy -x 80-61.135.233.160:8080 -s 61.135.233.161 -c 62.135.200.x`
+        let args = copy(&[
+            "copy",
+            "-x",
+            "80-198.51.100.30:8080",
+            "-s",
+            "198.51.100.40",
+            "-c",
+            "203.0.113.x",
+        ]);
+        assert!(args.interfaces.is_empty(), "devices chosen at run time");
+    }
+
+    #[test]
+    fn every_1x_copy_option_keeps_its_letter_and_meaning() {
+        let args = copy(&[
+            "copy",
+            "-x",
+            "80-198.51.100.30:80",
+            "-s",
+            "198.51.100.40,198.51.100.41:9",
+            "-c",
+            "203.0.113.x",
+            "-n",
+            "3",
+            "-f",
+            "2",
+            "-r",
+            "30",
+            "-M",
+            "1400",
+            "-D",
+            "1400",
+            "-R",
+            "5",
+            "-t",
+            "300",
+            "-k",
+            "600",
+            "-C",
+            "4",
+            "-p",
+            "4000",
+            "-P",
+            "/run/t.pid",
+            "-O",
+            "-W",
+            "-L",
+            "-i",
+            "eth0",
+            "-F",
+            "tcp dst port 80",
+            "-B",
+            "16",
+            "-S",
+            "2000",
+            "-g",
+        ]);
+        let shaping = &args.shaping;
+        assert_eq!((shaping.copies, shaping.port_shift), (3, 2));
+        assert_eq!(shaping.sample_percent, 30.0);
+        assert_eq!(shaping.ramp(), Duration::from_secs(100), "-g");
+        assert_eq!((args.mtu, args.tuning.mss), (1400, 1400));
+        assert_eq!(
+            args.tuning.rtt,
+            Some(Duration::from_millis(5)),
+            "-R is in ms"
+        );
+        assert_eq!(
+            args.tuning.idle_timeout(),
+            Duration::from_secs(600),
+            "-t, -k"
+        );
+        assert_eq!(args.connections, Some(4));
+        let ports: Vec<u16> = args.all_intercepts().iter().map(|i| i.port).collect();
+        assert_eq!(ports, [4000, 9], "-p is the default intercept port");
+        assert!(args.only_full_sessions && args.no_wait && args.lonely);
+        assert_eq!(args.interfaces, ["eth0"]);
+        assert_eq!(args.filter.as_deref(), Some("tcp dst port 80"));
+        assert_eq!((args.buffer_mib, args.snaplen), (Some(16), Some(2000)));
+    }
+
+    #[test]
+    fn every_1x_intercept_option_keeps_its_letter_and_meaning() {
+        let cli = parse(&[
+            "intercept",
+            "-i",
+            "eth0",
+            "-F",
+            "tcp and src port 80",
+            "-p",
+            "4000",
+            "-b",
+            "198.51.100.40",
+            "-P",
+            "/run/i.pid",
+        ])
+        .unwrap();
+        assert_eq!(cli.pid_file, Some(PathBuf::from("/run/i.pid")));
+        let cli = parse(&[
+            "intercept",
+            "--nfqueue",
+            "0",
+            "-x",
+            "198.51.100.9",
+            "--queue-length",
+            "4096",
+        ])
+        .unwrap();
+        let Command::Intercept(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.passlist, ["198.51.100.9".parse::<IpAddr>().unwrap()]);
+        assert_eq!(args.queue_length, Some(4096));
+    }
+
+    #[test]
+    fn retired_1x_options_say_what_to_use_instead() {
+        let copy_base = ["copy", "-x", "80-198.51.100.30:80", "-s", "h"];
+        let cases: [(&[&str], &str); 5] = [
+            (&["-d"], "systemd"),
+            (&["-U", "8"], "--max-sessions"),
+            (&["-m", "512"], "MemoryMax"),
+            (&["-H", "198.51.100.1"], "-c"),
+            (&["-o", "eth1"], "routing"),
+        ];
+        for (extra, hint) in cases {
+            let err = parse(&[&copy_base[..], extra].concat())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(hint), "{extra:?}: {err}");
+        }
+        let intercept_base = ["intercept", "--nfqueue", "0"];
+        let cases: [(&[&str], &str); 3] = [
+            (&["-d"], "systemd"),
+            (&["-s", "65536"], "no fixed size"),
+            (&["-n", "16"], "nothing to set"),
+        ];
+        for (extra, hint) in cases {
+            let err = parse(&[&intercept_base[..], extra].concat())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(hint), "{extra:?}: {err}");
+        }
     }
 
     #[test]

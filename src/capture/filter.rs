@@ -38,6 +38,54 @@ pub fn build_filter(mappings: &[PortMapping], own: &[IpAddr]) -> Result<String> 
     Ok(clauses.join(" or "))
 }
 
+/// A capture device as [`default_devices`] weighs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    pub name: String,
+    pub up: bool,
+    pub loopback: bool,
+    pub addresses: Vec<IpAddr>,
+}
+
+/// The devices copy captures on without `-i` (TCPCopy 1.x needs none): those that are up,
+/// not loopback and hold an address; when a mapping names its online address, only the
+/// devices holding one of those.
+pub fn default_devices(mappings: &[PortMapping]) -> Result<Vec<String>> {
+    let devices: Vec<DeviceInfo> = pcap::Device::list()
+        .context("cannot list capture devices")?
+        .into_iter()
+        .map(|device| DeviceInfo {
+            up: device.flags.is_up() && device.flags.is_running(),
+            loopback: device.flags.is_loopback(),
+            addresses: device.addresses.iter().map(|a| a.addr).collect(),
+            name: device.name,
+        })
+        .collect();
+    let chosen = choose_devices(&devices, mappings);
+    if chosen.is_empty() {
+        bail!("no device is up with an address to capture on; name one with -i");
+    }
+    Ok(chosen)
+}
+
+fn choose_devices(devices: &[DeviceInfo], mappings: &[PortMapping]) -> Vec<String> {
+    let online: Vec<IpAddr> = mappings.iter().filter_map(|m| m.online_ip).collect();
+    let wanted = |device: &&DeviceInfo| {
+        let mut addresses = device.addresses.iter().filter(|ip| !ip.is_unspecified());
+        if online.len() == mappings.len() {
+            addresses.any(|ip| online.contains(ip))
+        } else {
+            addresses.next().is_some()
+        }
+    };
+    devices
+        .iter()
+        .filter(|device| device.up && !device.loopback)
+        .filter(wanted)
+        .map(|device| device.name.clone())
+        .collect()
+}
+
 /// The addresses of capture device `device`, as libpcap lists them.
 pub fn own_addresses(device: &str) -> Result<Vec<IpAddr>> {
     let devices = pcap::Device::list().context("cannot list capture devices")?;
@@ -59,6 +107,30 @@ mod tests {
 
     fn mappings(list: &str) -> Vec<PortMapping> {
         crate::addresses::parse_list(list).unwrap()
+    }
+
+    fn device(name: &str, up: bool, loopback: bool, addresses: &[&str]) -> DeviceInfo {
+        DeviceInfo {
+            name: name.to_string(),
+            up,
+            loopback,
+            addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn default_devices_are_the_live_ones_with_the_online_address() {
+        let devices = [
+            device("lo", true, true, &["127.0.0.1"]),
+            device("eth0", true, false, &["198.51.100.20"]),
+            device("eth1", true, false, &["192.0.2.7"]),
+            device("eth2", false, false, &["192.0.2.9"]),
+            device("dummy0", true, false, &[]),
+        ];
+        let any_address = mappings("80-198.51.100.30:80");
+        assert_eq!(choose_devices(&devices, &any_address), ["eth0", "eth1"]);
+        let online = mappings("198.51.100.20:80-198.51.100.30:80");
+        assert_eq!(choose_devices(&devices, &online), ["eth0"]);
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod offload;
 
 use std::time::Duration;
 
-pub use filter::{build_filter, own_addresses};
+pub use filter::{build_filter, default_devices, own_addresses};
 pub use live::{BLOCK_TIMEOUT, Fanout, LiveCapture, LiveOptions, RingMode};
 pub use offline::FileCapture;
 pub use offload::{ReceiveShape, receive_shape};

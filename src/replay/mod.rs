@@ -308,8 +308,15 @@ fn open_captures(
         return Ok(vec![vec![Box::new(source)]]);
     }
     let shards = shard_count(args);
-    let mut per_device = Vec::with_capacity(args.interfaces.len());
-    for device in &args.interfaces {
+    let devices = if args.interfaces.is_empty() {
+        let devices = capture::default_devices(mappings)?;
+        log::info!("no -i given: capturing on {}", devices.join(", "));
+        devices
+    } else {
+        args.interfaces.clone()
+    };
+    let mut per_device = Vec::with_capacity(devices.len());
+    for device in &devices {
         let filter = match &args.filter {
             Some(filter) => filter.clone(),
             None => capture::build_filter(mappings, &capture::own_addresses(device)?)
