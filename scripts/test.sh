@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test.sh: every check of the project, the same in CI (.ci/run) and by hand:
-# formatting, lints, unit and integration tests, then the network-namespace
+# formatting, lints, unit and integration tests, the Debian package, then the network-namespace
 # end-to-end tests (tests/e2e_*.rs), one at a time.
 #
 # Usage: sudo scripts/test.sh
@@ -37,6 +37,12 @@ done
 if ((${#others[@]} > 0)); then
     cargo test --no-fail-fast "${others[@]}"
 fi
+
+# The Debian package: built into target/debian/, then its contents checked (files, modes,
+# dependencies, man pages, systemd units, lintian).
+deb=$(scripts/package.sh)
+scripts/check-deb.sh "$deb"
+
 if ((${#e2e[@]} > 0)); then
     cargo test --release --no-fail-fast "${e2e[@]}" -- --test-threads=1
     # The HTTP and services tests again with copy in two shards (the default on a 2-core

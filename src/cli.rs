@@ -21,7 +21,8 @@ use crate::addresses::{ClientAddresses, InterceptAddr, PortMapping, SyntaxError,
     name = "tcpcopy",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_help = TOP_EXAMPLES
 )]
 pub struct Cli {
     /// More log output (-v: debug, -vv: trace)
@@ -39,6 +40,19 @@ pub struct Cli {
         display_order = 100
     )]
     pub pid_file: Option<PathBuf>,
+    /// Log format: text for people, json for programs (one object per line: time, level,
+    /// target, message, fields; counter lines carry their counters in fields)
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text, global = true, display_order = 101)]
+    pub log_format: LogFormat,
+    /// Append logs to FILE instead of stderr; SIGHUP reopens it (for logrotate)
+    #[arg(
+        short = 'l',
+        long = "log",
+        value_name = "FILE",
+        global = true,
+        display_order = 101
+    )]
+    pub log_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -51,13 +65,22 @@ pub enum Command {
     Intercept(InterceptArgs),
     /// Report loss and how the target compares with the online system
     Stats(StatsArgs),
+    /// Print the shell completion script for SHELL on stdout
+    Completions(CompletionsArgs),
+    /// Write the man pages (tcpcopy.1, tcpcopy-copy.1, ...) into DIR
+    Man(ManArgs),
+}
+
+/// How log records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Options of `tcpcopy copy`.
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Example: tcpcopy copy -i eth0 -x 80-198.51.100.30:80 -c 203.0.113.0/24 -s 198.51.100.40"
-)]
+#[command(after_help = COPY_EXAMPLES)]
 pub struct CopyArgs {
     /// Capture device, repeatable (e.g. eth0) [default: every device that is up and holds an
     /// address (the -x online address, when every mapping names one)]
@@ -288,6 +311,7 @@ fn default_workers() -> u16 {
 /// Options of `tcpcopy intercept`.
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("mode").required(true).args(["nfqueue", "interfaces"]))]
+#[command(after_help = INTERCEPT_EXAMPLES)]
 pub struct InterceptArgs {
     /// Target mode: read the target's replies from NFQUEUE queue NUM and drop them
     /// (queue them with `iptables -I OUTPUT -p tcp --sport PORT -j NFQUEUE --queue-num NUM`)
@@ -355,7 +379,26 @@ pub struct ReportArgs {
 
 /// Options of `tcpcopy stats`.
 #[derive(Debug, Args)]
+#[command(after_help = STATS_EXAMPLES)]
 pub struct StatsArgs {}
+
+/// Options of `tcpcopy completions`.
+#[derive(Debug, Args)]
+#[command(after_help = COMPLETIONS_EXAMPLES)]
+pub struct CompletionsArgs {
+    /// Shell to write the script for
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// Options of `tcpcopy man`.
+#[derive(Debug, Args)]
+#[command(after_help = MAN_EXAMPLES)]
+pub struct ManArgs {
+    /// Folder to write the pages into (created if missing)
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
 
 fn parse_mappings(text: &str) -> Result<Vec<PortMapping>, SyntaxError> {
     parse_list(text)
@@ -381,6 +424,53 @@ impl CopyArgs {
             .collect()
     }
 }
+
+// Examples shown after each `--help` (and in the man pages). The addresses are the lab's
+// (README.md, "The lab"): online 198.51.100.20, target .30, assistant .40, copies' clients
+// 203.0.113.0/24. docs/quick-reference.md has the longer set-ups.
+
+const TOP_EXAMPLES: &str = "\
+Examples:
+  # on the assistant 198.51.100.40 (the target routes 203.0.113.0/24 via it)
+  tcpcopy intercept -i eth0 -F 'tcp and src port 80'
+  # on the online host: port 80 to the target 198.51.100.30, clients in 203.0.113.0/24
+  tcpcopy copy -i eth0 -x 80-198.51.100.30:80 -c 203.0.113.0/24 -s 198.51.100.40
+
+More set-ups: docs/quick-reference.md (installed in /usr/share/doc/tcpcopy/).";
+
+const COPY_EXAMPLES: &str = "\
+Examples:
+  # assistant mode: the target routes 203.0.113.0/24 via the assistant 198.51.100.40
+  tcpcopy copy -i eth0 -x 80-198.51.100.30:80 -c 203.0.113.0/24 -s 198.51.100.40
+  # target mode: intercept runs on the target itself (NFQUEUE)
+  tcpcopy copy -i eth0 -x 80-198.51.100.30:80 -c 203.0.113.0/24 -s 198.51.100.30
+  # two services, and a pcap file instead of a live device
+  tcpcopy copy --offline online.pcap -x 80-198.51.100.30:80,11211-198.51.100.30:11211 \\
+      -c 203.0.113.0/24 -s 198.51.100.40";
+
+const INTERCEPT_EXAMPLES: &str = "\
+Examples:
+  # assistant mode (keep net.ipv4.ip_forward=0 on this host: it must swallow the replies)
+  tcpcopy intercept -i eth0 -F 'tcp and src host 198.51.100.30 and src port 80'
+  # target mode: the target queues its replies to the copies' clients (copy -c) to queue 0
+  iptables -I OUTPUT -p tcp --sport 80 -d 203.0.113.0/24 -j NFQUEUE --queue-num 0
+  tcpcopy intercept --nfqueue 0";
+
+const STATS_EXAMPLES: &str = "\
+Example:
+  # until `stats` is built, the counters are in the logs of copy and intercept
+  tcpcopy --log-format json -l copy.log copy -i eth0 -x 80-198.51.100.30:80 -s 198.51.100.40
+  jq -c 'select(.fields.counters) | .fields.counters' copy.log";
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  tcpcopy completions bash > /etc/bash_completion.d/tcpcopy
+  tcpcopy completions zsh > \"${fpath[1]}/_tcpcopy\"
+  tcpcopy completions fish > ~/.config/fish/completions/tcpcopy.fish";
+
+const MAN_EXAMPLES: &str = "\
+Example:
+  tcpcopy man ~/.local/share/man/man1 && man tcpcopy-copy";
 
 #[cfg(test)]
 mod tests {
@@ -695,6 +785,33 @@ mod tests {
             "pcap mode needs -F"
         );
         assert!(parse(&["intercept", "--nfqueue", "1", "-i", "eth0", "-F", "tcp"]).is_err());
+    }
+
+    #[test]
+    fn log_flags_are_global() {
+        let cli = parse(&["stats"]).unwrap();
+        assert_eq!((cli.log_format, cli.log_file), (LogFormat::Text, None));
+        let cli = parse(&["--log-format", "json", "stats", "-l", "/var/log/t.log"]).unwrap();
+        assert_eq!(cli.log_format, LogFormat::Json);
+        assert_eq!(cli.log_file, Some(PathBuf::from("/var/log/t.log")));
+        let err = parse(&["stats", "--log-format", "xml"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--log-format") && err.contains("xml"), "{err}");
+    }
+
+    #[test]
+    fn completions_and_man_take_their_operand() {
+        let Command::Completions(args) = parse(&["completions", "zsh"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(args.shell, clap_complete::Shell::Zsh);
+        assert!(parse(&["completions", "tcsh"]).is_err());
+        assert!(parse(&["completions"]).is_err());
+        let Command::Man(args) = parse(&["man", "out/man"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(args.dir, PathBuf::from("out/man"));
     }
 
     #[test]

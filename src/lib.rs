@@ -16,12 +16,16 @@
 //! - [`stats`]: counters, loss arithmetic and reports.
 //! - [`cli`]: the command-line surface (clap types only); [`compat`]: TCPCopy 1.x options
 //!   that are gone, each failing with what to use instead.
+//! - [`cli_render`]: shell completions and man pages made from the clap definition.
+//! - [`logging`]: the logger: level, text or JSON Lines, stderr or a file reopened on SIGHUP.
 
 pub mod addresses;
 pub mod capture;
 pub mod cli;
+pub mod cli_render;
 pub mod compat;
 pub mod intercept;
+pub mod logging;
 pub mod packet;
 pub mod pid_file;
 pub mod poll;

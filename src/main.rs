@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tcpcopy::cli::{Cli, Command};
 use tcpcopy::pid_file::PidFile;
+use tcpcopy::{cli_render, logging};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -29,21 +30,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    init_logging(cli.verbose, cli.quiet);
-    let pid_file = match cli.pid_file.as_deref().map(PidFile::create).transpose() {
-        Ok(pid_file) => pid_file,
-        Err(err) => {
-            eprintln!("tcpcopy: {err:#}");
-            return ExitCode::from(2);
-        }
-    };
-    let result = match cli.command {
-        Command::Copy(args) => tcpcopy::replay::run(&args),
-        Command::Intercept(args) => tcpcopy::intercept::run(&args),
-        Command::Stats(args) => tcpcopy::stats::run(&args),
-    };
-    drop(pid_file);
-    match result {
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("tcpcopy: {err:#}");
@@ -52,19 +39,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr as `tcpcopy[LEVEL] message`; `RUST_LOG` still overrides the flags.
-fn init_logging(verbose: u8, quiet: u8) {
-    let level = match (verbose, quiet) {
-        (0, 0) => log::LevelFilter::Info,
-        (1, _) => log::LevelFilter::Debug,
-        (_, 0) => log::LevelFilter::Trace,
-        (_, 1) => log::LevelFilter::Warn,
-        _ => log::LevelFilter::Error,
-    };
-    env_logger::Builder::new()
-        .filter_level(level)
-        .parse_env("RUST_LOG")
-        .format_target(false)
-        .format_timestamp_millis()
-        .init();
+/// Logging, the pid file (removed when this returns), then the subcommand.
+fn run(cli: Cli) -> anyhow::Result<()> {
+    logging::init(&logging::Config {
+        level: logging::level(cli.verbose, cli.quiet),
+        format: cli.log_format,
+        file: cli.log_file,
+    })?;
+    let _pid_file = cli.pid_file.as_deref().map(PidFile::create).transpose()?;
+    match cli.command {
+        Command::Copy(args) => tcpcopy::replay::run(&args),
+        Command::Intercept(args) => tcpcopy::intercept::run(&args),
+        Command::Stats(args) => tcpcopy::stats::run(&args),
+        Command::Completions(args) => cli_render::print_completions(args.shell),
+        Command::Man(args) => cli_render::write_man_pages(&args.dir),
+    }
 }
