@@ -7,20 +7,27 @@
 //! - [`session`]: the per-flow TCP client emulation that replays one client connection to the
 //!   target: events in, actions out (pure, no I/O, no clock).
 //! - [`poll`]: the `poll(2)` wrapper the event loops wait in.
+//! - [`offline_clock`]: when each recorded frame of an offline replay is due: speed, gap cap
+//!   and loop rounds (pure).
 //! - [`proto`]: the copy ⇄ intercept wire format, TCPCopy 1.x's version 6 and our own (pure).
-//! - [`capture`]: packet sources, live pcap and pcap files, behind one trait.
+//! - [`capture`]: packet sources: live pcap behind one trait, and capture files (pcap and
+//!   pcapng), several merged by timestamp.
 //! - [`replay`]: the copy data path: share-nothing shards (capture, sessions, intercept links,
 //!   batched raw send), one `poll` loop each.
 //! - [`intercept`]: reply sources (NFQUEUE, pcap) and the server that routes replies to copies.
 //! - [`stats`]: counters, loss arithmetic and reports.
+//! - [`progress`]: the progress bar of an offline replay on a terminal, and the log writer
+//!   that keeps log lines above it.
 //! - [`cli`]: the command-line surface (clap types only).
 
 pub mod addresses;
 pub mod capture;
 pub mod cli;
 pub mod intercept;
+pub mod offline_clock;
 pub mod packet;
 pub mod poll;
+pub mod progress;
 pub mod proto;
 pub mod replay;
 pub mod session;

@@ -38,7 +38,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr as `tcpcopy[LEVEL] message`; `RUST_LOG` still overrides the flags.
+/// Logs go to stderr as `tcpcopy[LEVEL] message` (above the progress bar of an offline
+/// replay, when there is one); `RUST_LOG` still overrides the flags.
 fn init_logging(verbose: u8, quiet: u8) {
     let level = match (verbose, quiet) {
         (0, 0) => log::LevelFilter::Info,
@@ -52,5 +53,8 @@ fn init_logging(verbose: u8, quiet: u8) {
         .parse_env("RUST_LOG")
         .format_target(false)
         .format_timestamp_millis()
+        .target(env_logger::Target::Pipe(Box::new(
+            tcpcopy::progress::LogWriter,
+        )))
         .init();
 }

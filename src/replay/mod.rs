@@ -14,14 +14,20 @@
 //! link that registered its flow, so no packet ever crosses threads. What crosses threads is
 //! counters (atomics, flushed in batches), link status and the stop flag.
 //!
+//! Offline (`--offline FILE...`), one shard replays the files instead of capturing
+//! ([`feed`]), on a clock taken from their timestamps (see `shard`'s offline module).
+//!
 //! - [`core`]: a shard's packet work without syscalls (parse, rewrite, sessions, emit).
 //! - [`sessions`]: the session table, its timers and the engine's output.
 //! - [`link`]: a shard's connection to one intercept.
 //! - [`sink`]: where copies go (raw sockets with `sendmmsg`, a pcap file, memory).
-//! - [`rewrite`]: `-x`/`-c` applied to captured segments.
+//! - [`rewrite`]: `-x`/`-c` (and each `--loop` round's client ports) applied to captured
+//!   segments.
+//! - [`feed`]: the frames of the files of an offline replay, in replay order.
 
 mod backlog;
 pub mod core;
+pub mod feed;
 pub mod link;
 pub mod rewrite;
 pub mod sessions;
@@ -36,14 +42,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::addresses::{InterceptAddr, PortMapping};
-use crate::capture::{self, Fanout, FileCapture, LiveCapture, LiveOptions, PacketSource, RingMode};
+use crate::capture::{self, Fanout, LiveCapture, LiveOptions, PacketSource, RingMode};
 use crate::cli::CopyArgs;
+use crate::offline_clock::ClockSettings;
+use crate::progress::Progress;
 use crate::session::SessionConfig;
 use crate::stats::{Counter, Counters, Reporter};
 
 pub use self::core::ShardCore;
 pub use sessions::SessionLimits;
-pub use shard::{Pace, Shard, ShardInputs, ShardStatus};
+pub use shard::{Feed, Shard, ShardInputs, ShardStatus};
 
 /// Counters `copy` reports.
 const REPORTED: &[Counter] = &[
@@ -129,38 +137,43 @@ pub fn run(args: &CopyArgs) -> Result<()> {
             mtu: usize::from(args.mtu),
             max_sessions: args.max_sessions,
         },
-        pace: if args.offline.is_some() {
-            Pace::Recorded
-        } else {
-            Pace::AsFastAsPossible
-        },
-        drain: if args.offline.is_some() {
-            args.drain
-        } else {
+        drain: if args.offline.is_empty() {
             Duration::ZERO
+        } else {
+            args.drain
         },
     };
-    let captures = open_captures(args, &mappings)?;
+    let feeds = open_feeds(args, &mappings)?;
     let pcap_output = match &args.output {
         Some(path) => Some(sink::SharedSink::new(sink::PcapFileSink::create(path)?)),
         None => None,
     };
-    let mut shards = Vec::with_capacity(captures.len());
-    for captures in captures {
+    let counters = Arc::new(Counters::default());
+    let mut progress = None;
+    let mut shards = Vec::with_capacity(feeds.len());
+    for feed in feeds {
+        if let Feed::Offline(files) = &feed {
+            progress = Progress::start(
+                files.total_bytes(),
+                files.bytes_read(),
+                Arc::clone(&counters),
+            );
+        }
         let sink: Box<dyn sink::PacketSink> = match &pcap_output {
             Some(file) => Box::new(file.clone()),
             None => Box::new(sink::RawSocketSink::open()?),
         };
-        shards.push(ShardInputs { captures, sink });
+        shards.push(ShardInputs { feed, sink });
     }
-    let counters = Arc::new(Counters::default());
     let _reporter = Reporter::start(
         "copy",
         Arc::clone(&counters),
         REPORTED,
         args.report.stats_interval,
     );
-    run_shards(&config, shards, &stop, &counters)
+    let result = run_shards(&config, shards, &stop, &counters);
+    drop(progress);
+    result
 }
 
 /// Everything the shards need besides their captures and sinks.
@@ -169,13 +182,12 @@ pub struct PipelineConfig {
     pub rewriter: rewrite::Rewriter,
     pub intercepts: Vec<InterceptAddr>,
     pub limits: SessionLimits,
-    pub pace: Pace,
-    /// After every capture ended (a file), how long to keep running so sessions finish.
+    /// Offline, once the files are replayed: how long to keep running so sessions finish.
     pub drain: Duration,
 }
 
-/// Runs one shard per entry of `shards` until `stop` is set or every shard's input ended
-/// (and the drain passed); a shard that fails stops the others.
+/// Runs one shard per entry of `shards` until `stop` is set or (offline) the files are
+/// replayed and the drain has passed; a shard that fails stops the others.
 pub fn run_shards(
     config: &PipelineConfig,
     shards: Vec<ShardInputs>,
@@ -194,15 +206,7 @@ pub fn run_shards(
             .map(|addr| link::Link::new(addr.clone(), index, now))
             .collect();
         let core = ShardCore::new(config.rewriter.clone(), config.limits.clone());
-        let shard = Shard::new(
-            index,
-            core,
-            inputs,
-            links,
-            config.pace,
-            Arc::clone(counters),
-            status,
-        )?;
+        let shard = Shard::new(index, core, inputs, links, Arc::clone(counters), status)?;
         let (stop, drain) = (Arc::clone(stop), config.drain);
         let name = format!("shard-{index}");
         running.push(
@@ -241,19 +245,24 @@ fn session_config(args: &CopyArgs) -> Arc<SessionConfig> {
     })
 }
 
-/// The captures of each shard: one per `-i` device, or the file (one shard) offline. With
-/// several shards, the captures of one device form a fanout group, and no capture lets
-/// packets in before every member has joined.
-fn open_captures(
-    args: &CopyArgs,
-    mappings: &[PortMapping],
-) -> Result<Vec<Vec<Box<dyn PacketSource>>>> {
-    if let Some(path) = &args.offline {
+/// The feed of each shard: the captures of every `-i` device, or offline the files (one
+/// shard). With several shards, the captures of one device form a fanout group, and no
+/// capture lets packets in before every member has joined.
+fn open_feeds(args: &CopyArgs, mappings: &[PortMapping]) -> Result<Vec<Feed>> {
+    if !args.offline.is_empty() {
         if args.workers > 1 {
             log::info!("an offline replay runs on one shard; --workers is ignored");
         }
-        let source = FileCapture::open(path, args.filter.as_deref())?;
-        return Ok(vec![vec![Box::new(source)]]);
+        let feed = feed::OfflineFeed::open(feed::FeedSettings {
+            paths: args.offline.clone(),
+            filter: args.filter.clone(),
+            rounds: args.rounds(),
+            clock: ClockSettings {
+                speed: args.speed(),
+                max_gap: args.max_gap,
+            },
+        })?;
+        return Ok(vec![Feed::Offline(Box::new(feed))]);
     }
     let shards = usize::from(args.workers.max(1));
     let mut per_device = Vec::with_capacity(args.interfaces.len());
@@ -294,7 +303,7 @@ fn open_captures(
             shard_captures[shard].push(Box::new(capture));
         }
     }
-    Ok(shard_captures)
+    Ok(shard_captures.into_iter().map(Feed::Live).collect())
 }
 
 /// Says clearly, and again every 30 s, when no intercept is connected to any shard:

@@ -254,10 +254,13 @@ impl SessionTable {
     }
 
     /// Resets every session still open on the target, so copy's exit leaves nothing
-    /// half-open there. Returns how many were reset.
+    /// half-open there. Returns how many were reset. The resets go out in flow order, so an
+    /// offline replay ends the same way every time.
     pub fn abort_all(&mut self, now: Instant) -> usize {
+        let mut open: Vec<(Flow, Tracked)> = self.sessions.drain().collect();
+        open.sort_unstable_by_key(|(flow, _)| *flow);
         let mut reset = 0;
-        for (_, mut tracked) in self.sessions.drain() {
+        for (_, mut tracked) in open {
             reset += usize::from(tracked.session.abort(now, &mut self.out));
         }
         self.timers.clear();

@@ -1,0 +1,178 @@
+//! The offline half of the shard loop (`copy --offline`): the frames of the files and the
+//! sessions' timers, handled in the order of their due times, each at its due time on the
+//! replay clock.
+//!
+//! The replay clock is what the sessions are told the time is. A frame due at offset `d` of
+//! the offline clock is handed to its session at `start + d`, and a timer at its deadline,
+//! even when the shard gets to them late (a busy machine); replies from an intercept come at
+//! the wall time they were read. The clock never goes back. So without replies (`--output`)
+//! the sessions see the same times and send the same packets in the same order on every
+//! run, however busy the machine; with a target, only the replies' times differ.
+//!
+//! At `--speed max` frames have no due time: each is handed over as soon as the shard gets
+//! to it (after the timers due by then), so the files go as fast as the shard runs, while
+//! each session's requests still wait for the target's answers (the session's pacing).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use super::{CHUNKS_PER_TURN, FRAMES_PER_CHUNK, Shard};
+use crate::replay::feed::{FeedSummary, OfflineFeed};
+
+/// The time the sessions of an offline shard are told: never earlier than the last.
+#[derive(Debug, Clone, Copy)]
+struct ReplayClock {
+    now: Instant,
+}
+
+impl ReplayClock {
+    /// `at`, or the time already told if that is later; it becomes the time told.
+    fn stamp(&mut self, at: Instant) -> Instant {
+        self.now = self.now.max(at);
+        self.now
+    }
+}
+
+/// What an offline shard replays, and where the replay stands.
+pub(super) struct OfflineReplay {
+    feed: OfflineFeed,
+    clock: ReplayClock,
+    /// When the first frame was due: offsets count from here.
+    start: Option<Instant>,
+    /// The next frame, while it is not due yet.
+    next_due: Option<Instant>,
+    /// Once the files have ended: when the drain after them ends, on the replay clock.
+    drain_end: Option<Instant>,
+    /// Wall times the first and the latest frame were handed over.
+    fed: Option<(Instant, Instant)>,
+}
+
+impl OfflineReplay {
+    pub(super) fn new(feed: OfflineFeed, now: Instant) -> OfflineReplay {
+        OfflineReplay {
+            feed,
+            clock: ReplayClock { now },
+            start: None,
+            next_due: None,
+            drain_end: None,
+            fed: None,
+        }
+    }
+
+    /// When the shard must look at the files again without a descriptor being ready: the
+    /// next frame's due time, or the end of the drain.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        self.next_due.or(self.drain_end)
+    }
+
+    /// Whether the files have ended and the drain after them has passed by `wall`.
+    pub(super) fn drained(&self, wall: Instant) -> bool {
+        self.drain_end.is_some_and(|end| wall >= end)
+    }
+
+    /// The time replies read at `wall` are handed over at.
+    pub(super) fn replies_at(&self, wall: Instant) -> Instant {
+        self.clock.now.max(wall)
+    }
+
+    /// Replies were handed over at `at`: the clock has reached it.
+    pub(super) fn replies_read(&mut self, at: Instant) {
+        self.clock.stamp(at);
+    }
+
+    /// The time the sessions still open are reset at when the shard stops at `wall`: the end
+    /// of the drain, unless stopped earlier.
+    pub(super) fn end_time(&mut self, wall: Instant) -> Instant {
+        let at = self.drain_end.map_or(wall, |end| end.min(wall));
+        self.clock.stamp(at)
+    }
+
+    /// Logs what the replay covered: the recorded span against the time it took.
+    pub(super) fn log_summary(&self, shard: usize) {
+        let FeedSummary {
+            frames,
+            files,
+            rounds,
+            recorded,
+            scheduled,
+        } = self.feed.summary();
+        let fed = self
+            .fed
+            .map_or(Duration::ZERO, |(first, last)| last - first);
+        log::info!(
+            "shard {shard}: replayed {frames} frames of {files} file(s) in {rounds} round(s): \
+             recorded over {:.3}s, scheduled over {:.3}s, fed over {:.3}s",
+            recorded.as_secs_f64(),
+            scheduled.as_secs_f64(),
+            fed.as_secs_f64()
+        );
+    }
+}
+
+impl Shard {
+    /// Hands over the frames due by `wall`, each after the timers due before it, up to a
+    /// turn's share. Returns whether frames due by then are left for the next turn.
+    pub(super) fn replay_files(&mut self, wall: Instant, drain: Duration) -> Result<bool> {
+        for _ in 0..CHUNKS_PER_TURN {
+            let Some(offline) = self.offline.as_mut() else {
+                return Ok(false);
+            };
+            let mut taken = 0;
+            let mut waiting = false;
+            while taken < FRAMES_PER_CHUNK && offline.drain_end.is_none() {
+                let Some(frame) = offline.feed.peek()? else {
+                    let end = offline.clock.now + drain;
+                    offline.drain_end = Some(end);
+                    if drain > Duration::ZERO {
+                        log::info!(
+                            "shard {}: the files have ended; letting sessions finish for {}",
+                            self.index,
+                            humantime::format_duration(drain)
+                        );
+                    }
+                    break;
+                };
+                let due = match frame.due {
+                    Some(offset) => *offline.start.get_or_insert(wall) + offset,
+                    None => wall,
+                };
+                if due > wall {
+                    offline.next_due = Some(due);
+                    waiting = true;
+                    break;
+                }
+                offline.next_due = None;
+                let sessions = self.core.sessions();
+                while let Some(deadline) = sessions.next_deadline().filter(|&at| at <= due) {
+                    sessions.fire_timers(offline.clock.stamp(deadline));
+                }
+                let now = offline.clock.stamp(due);
+                self.core
+                    .on_frame(now, frame.link, frame.data, frame.repetition, false);
+                offline.feed.advance()?;
+                let first = offline.fed.map_or(wall, |(first, _)| first);
+                offline.fed = Some((first, wall));
+                taken += 1;
+            }
+            self.flush(wall);
+            if taken < FRAMES_PER_CHUNK || waiting {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Fires the session timers due by `wall` (by the end of the drain once the files have
+    /// ended), each at its deadline. Called only when no frame due by `wall` is left.
+    pub(super) fn fire_replay_timers(&mut self, wall: Instant) {
+        let Some(offline) = self.offline.as_mut() else {
+            return;
+        };
+        let limit = offline.drain_end.map_or(wall, |end| end.min(wall));
+        let sessions = self.core.sessions();
+        while let Some(deadline) = sessions.next_deadline().filter(|&at| at <= limit) {
+            sessions.fire_timers(offline.clock.stamp(deadline));
+        }
+    }
+}
