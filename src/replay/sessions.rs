@@ -31,6 +31,8 @@ struct Tracked {
     session: Session,
     /// The deadline already queued in the timer heap, if any.
     scheduled: Option<Instant>,
+    /// The session's buffered client bytes as last counted into the table's total.
+    buffered: usize,
 }
 
 /// What the sessions produced since the shard last collected it.
@@ -128,6 +130,8 @@ pub struct SessionTable {
     sessions: HashMap<Flow, Tracked>,
     timers: BinaryHeap<Reverse<(Instant, Flow)>>,
     out: Emitter,
+    /// Client bytes all the sessions hold, waiting for the target.
+    buffered: usize,
 }
 
 impl SessionTable {
@@ -137,6 +141,7 @@ impl SessionTable {
             limits,
             sessions: HashMap::new(),
             timers: BinaryHeap::new(),
+            buffered: 0,
         }
     }
 
@@ -177,6 +182,7 @@ impl SessionTable {
                     key.target,
                 ),
                 scheduled: None,
+                buffered: 0,
             }),
         };
         tracked
@@ -197,12 +203,21 @@ impl SessionTable {
         self.after_event(key);
     }
 
-    /// Drops a finished session or (re)queues its timer.
+    /// Recounts a session's buffered bytes, then drops it if it finished or (re)queues its
+    /// timer.
     fn after_event(&mut self, key: Flow) {
         let Some(tracked) = self.sessions.get_mut(&key) else {
             return;
         };
-        if tracked.session.is_finished() {
+        let finished = tracked.session.is_finished();
+        let buffered = if finished {
+            0
+        } else {
+            tracked.session.buffered_bytes()
+        };
+        self.buffered = self.buffered - tracked.buffered + buffered;
+        tracked.buffered = buffered;
+        if finished {
             self.sessions.remove(&key);
             return;
         }
@@ -212,6 +227,11 @@ impl SessionTable {
             tracked.scheduled = Some(deadline);
             self.timers.push(Reverse((deadline, key)));
         }
+    }
+
+    /// Client bytes all the sessions hold, waiting for the target to take them.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered
     }
 
     /// The earliest session deadline, if any.
@@ -264,6 +284,7 @@ impl SessionTable {
             reset += usize::from(tracked.session.abort(now, &mut self.out));
         }
         self.timers.clear();
+        self.buffered = 0;
         reset
     }
 }
@@ -342,6 +363,41 @@ mod tests {
         reply.flags = TcpFlags::SYN | TcpFlags::ACK;
         table.on_reply(Instant::now(), &reply);
         assert_eq!(count(&mut table, Counter::RepliesUnmatched), 1);
+    }
+
+    #[test]
+    fn the_table_counts_the_bytes_its_sessions_hold() {
+        let mut table = table(10);
+        let now = Instant::now();
+        for port in [40000, 40001] {
+            table.on_client(now, &syn(port), &[], false);
+            let mut data = syn(port);
+            data.flags = TcpFlags::ACK | TcpFlags::PSH;
+            data.seq = SeqNum(2);
+            data.payload_len = 100;
+            table.on_client(now, &data, &[b'x'; 100], false);
+        }
+        // No SYN-ACK: the requests wait in the sessions.
+        assert_eq!(table.buffered_bytes(), 200);
+        // Unanswered, the handshakes give up and the sessions end: nothing is held any more.
+        for _ in 0..100 {
+            let Some(at) = table.next_deadline() else {
+                break;
+            };
+            table.fire_timers(at);
+        }
+        assert!(table.is_empty());
+        assert_eq!(table.buffered_bytes(), 0);
+
+        table.on_client(now, &syn(40002), &[], false);
+        let mut data = syn(40002);
+        data.flags = TcpFlags::ACK;
+        data.seq = SeqNum(2);
+        data.payload_len = 10;
+        table.on_client(now, &data, &[b'y'; 10], false);
+        assert_eq!(table.buffered_bytes(), 10);
+        table.abort_all(now);
+        assert_eq!(table.buffered_bytes(), 0);
     }
 
     #[test]

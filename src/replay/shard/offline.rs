@@ -10,8 +10,11 @@
 //! run, however busy the machine; with a target, only the replies' times differ.
 //!
 //! At `--speed max` frames have no due time: each is handed over as soon as the shard gets
-//! to it (after the timers due by then), so the files go as fast as the shard runs, while
-//! each session's requests still wait for the target's answers (the session's pacing).
+//! to it (after the timers due by then), while each session's requests still wait for the
+//! target's answers (the session's pacing). So that the files do not pile up in the sessions
+//! faster than the target takes them, reading stops while the sessions hold more than
+//! [`MAX_SPEED_BUFFERED`] client bytes, and goes on as the target acknowledges them (or the
+//! sessions time out).
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +22,11 @@ use anyhow::Result;
 
 use super::{CHUNKS_PER_TURN, FRAMES_PER_CHUNK, Shard};
 use crate::replay::feed::{FeedSummary, OfflineFeed};
+
+/// At `--speed max`, the client bytes the sessions may hold, waiting for the target, before
+/// the files are read further: bounds the memory a fast file takes while the target sets the
+/// pace (about a second of a 256 Mbit/s replay).
+const MAX_SPEED_BUFFERED: usize = 32 << 20;
 
 /// The time the sessions of an offline shard are told: never earlier than the last.
 #[derive(Debug, Clone, Copy)]
@@ -135,6 +143,10 @@ impl Shard {
                 };
                 let due = match frame.due {
                     Some(offset) => *offline.start.get_or_insert(wall) + offset,
+                    None if self.core.sessions().buffered_bytes() >= MAX_SPEED_BUFFERED => {
+                        waiting = true;
+                        break;
+                    }
                     None => wall,
                 };
                 if due > wall {
