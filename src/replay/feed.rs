@@ -223,6 +223,31 @@ mod tests {
     }
 
     #[test]
+    fn every_link_type_copy_parses_is_accepted() {
+        for (linktype, link) in [
+            (1, LinkType::Ethernet),
+            (113, LinkType::LinuxSll),
+            (276, LinkType::LinuxSll2),
+            (101, LinkType::RawIp),
+            (0, LinkType::Null),
+        ] {
+            let file =
+                TempFile::with_bytes("link.pcap", &pcap_bytes(linktype, &[(0, vec![0; 20])]));
+            let mut feed = OfflineFeed::open(FeedSettings {
+                paths: vec![file.path().to_owned()],
+                filter: None,
+                rounds: 1,
+                clock: ClockSettings {
+                    speed: Speed::Max,
+                    max_gap: None,
+                },
+            })
+            .unwrap();
+            assert_eq!(feed.peek().unwrap().unwrap().link, link, "{linktype}");
+        }
+    }
+
+    #[test]
     fn an_unknown_link_type_names_the_file() {
         let file = TempFile::with_bytes("usb.pcap", &pcap_bytes(189, &[]));
         let err = OfflineFeed::open(FeedSettings {
