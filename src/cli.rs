@@ -64,7 +64,8 @@ pub struct CopyArgs {
 
     /// Replay capture files instead of capturing live: pcap or pcapng (Ethernet with or
     /// without VLAN tags, Linux cooked v1/v2, raw IP), several merged by their timestamps.
-    /// copy exits once they are replayed and --drain has passed
+    /// copy exits once they are replayed and --drain has passed. On a terminal a progress bar
+    /// shows how far it is (not with -q)
     #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with = "interfaces")]
     pub offline: Vec<PathBuf>,
 
@@ -104,7 +105,8 @@ pub struct CopyArgs {
     #[arg(short = 'M', long, value_name = "BYTES", default_value_t = 1500, value_parser = clap::value_parser!(u16).range(576..))]
     pub mtu: u16,
 
-    /// Capture BPF filter to use instead of the one built from --map
+    /// Capture BPF filter to use instead of the one built from --map (with --offline: applied
+    /// while reading the files, which are not filtered otherwise)
     #[arg(short = 'F', long = "filter", value_name = "BPF")]
     pub filter: Option<String>,
 

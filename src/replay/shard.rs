@@ -241,22 +241,11 @@ impl Shard {
             link.tick(now);
         }
         let now = Instant::now();
-        match &mut self.offline {
-            None => {
-                self.poll_links(now);
-                self.core.sessions().fire_timers(Instant::now());
-            }
-            Some(offline) => {
-                let replies_at = offline.replies_at(now);
-                if self.poll_links(replies_at)
-                    && let Some(offline) = &mut self.offline
-                {
-                    offline.replies_read(replies_at);
-                }
-                if !busy {
-                    self.fire_replay_timers(Instant::now());
-                }
-            }
+        if self.offline.is_some() {
+            self.replay_replies_and_timers(now, busy);
+        } else {
+            self.poll_links(now);
+            self.core.sessions().fire_timers(Instant::now());
         }
         let now = Instant::now();
         self.flush(now);

@@ -79,16 +79,6 @@ impl OfflineReplay {
         self.drain_end.is_some_and(|end| wall >= end)
     }
 
-    /// The time replies read at `wall` are handed over at.
-    pub(super) fn replies_at(&self, wall: Instant) -> Instant {
-        self.clock.now.max(wall)
-    }
-
-    /// Replies were handed over at `at`: the clock has reached it.
-    pub(super) fn replies_read(&mut self, at: Instant) {
-        self.clock.stamp(at);
-    }
-
     /// The time the sessions still open are reset at when the shard stops at `wall`: the end
     /// of the drain, unless stopped earlier.
     pub(super) fn end_time(&mut self, wall: Instant) -> Instant {
@@ -175,9 +165,27 @@ impl Shard {
         Ok(true)
     }
 
+    /// Hands the sessions what the intercepts sent, at `wall` (the clock reaches it only if
+    /// a connected link had something to read); then, unless frames due by now are left for
+    /// the next turn (`frames_left`), fires the timers due.
+    pub(super) fn replay_replies_and_timers(&mut self, wall: Instant, frames_left: bool) {
+        let Some(offline) = &self.offline else {
+            return;
+        };
+        let replies_at = offline.clock.now.max(wall);
+        if self.poll_links(replies_at)
+            && let Some(offline) = &mut self.offline
+        {
+            offline.clock.stamp(replies_at);
+        }
+        if !frames_left {
+            self.fire_replay_timers(Instant::now());
+        }
+    }
+
     /// Fires the session timers due by `wall` (by the end of the drain once the files have
     /// ended), each at its deadline. Called only when no frame due by `wall` is left.
-    pub(super) fn fire_replay_timers(&mut self, wall: Instant) {
+    fn fire_replay_timers(&mut self, wall: Instant) {
         let Some(offline) = self.offline.as_mut() else {
             return;
         };
