@@ -24,13 +24,14 @@ const FIRST_PORT: u32 = 1024;
 /// How many ports there are from [`FIRST_PORT`] up.
 const PORTS: u32 = 65_536 - FIRST_PORT;
 /// How far each round moves a client port: about 0.618 of [`PORTS`] (the golden ratio), so
-/// the moves of the first rounds stay far apart from each other (for N rounds, at least
-/// about PORTS / N ports), and odd and coprime with [`PORTS`], so no two rounds below
-/// [`PORTS`] give one captured port the same port.
+/// the moves of the first rounds stay far apart from each other (those of the first 8 rounds
+/// more than PORTS / 16 apart), and coprime with [`PORTS`], so no two rounds below [`PORTS`]
+/// give one captured port the same port.
 const ROUND_PORT_STEP: u32 = 39_871;
 
 /// The client port of a segment captured from `port`, in `repetition`. The first pass keeps
-/// the captured port; round `r` moves it by `r` × [`ROUND_PORT_STEP`] within 1024..=65535.
+/// the captured port; round `r` moves it by `r` × 39,871 (about 0.618 of the range) within
+/// 1024..=65535.
 ///
 /// Deterministic and collision-free for one captured port across rounds; two different
 /// captured ports of different rounds can still meet (nothing here knows which ports are in
