@@ -262,6 +262,17 @@ fn open_feeds(args: &CopyArgs, mappings: &[PortMapping]) -> Result<Vec<Feed>> {
                 max_gap: args.max_gap,
             },
         })?;
+        log::info!(
+            "replaying {} file(s) of {} bytes, {} round(s), at speed {}{}",
+            args.offline.len(),
+            feed.total_bytes() / u64::from(args.rounds()),
+            args.rounds(),
+            args.speed(),
+            args.max_gap.map_or(String::new(), |gap| format!(
+                ", silences cut to {}",
+                humantime::format_duration(gap)
+            ))
+        );
         return Ok(vec![Feed::Offline(Box::new(feed))]);
     }
     let shards = usize::from(args.workers.max(1));
