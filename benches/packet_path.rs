@@ -13,7 +13,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tcpcopy::packet::{
     self, EthernetHeader, LinkHeader, LinkType, Segment, SeqNum, TcpFlags, TcpOptions, Timestamps,
 };
-use tcpcopy::replay::rewrite::Rewriter;
+use tcpcopy::replay::rewrite::{Repetition, Rewriter};
 use tcpcopy::replay::{SessionLimits, Shaping, ShardCore};
 use tcpcopy::session::{Event, Output, Session, SessionConfig};
 
@@ -71,7 +71,7 @@ fn parse_rewrite_emit(c: &mut Criterion) {
         b.iter(|| {
             let parsed = packet::parse_frame(LinkType::Ethernet, black_box(&frame)).unwrap();
             let mut segment = parsed.segment;
-            rewriter.rewrite(&mut segment);
+            rewriter.rewrite(&mut segment, Repetition::default());
             out.clear();
             packet::emit_ip(&segment, parsed.payload, &mut out).unwrap();
             out.len()
@@ -216,7 +216,13 @@ fn loop_turn(c: &mut Criterion) {
     for &client in &clients {
         let mut syn = client_segment(1000, TcpFlags::SYN, 0);
         syn.src = client;
-        core.on_frame(start, LinkType::Ethernet, &ethernet_frame(&syn, &[]), false);
+        core.on_frame(
+            start,
+            LinkType::Ethernet,
+            &ethernet_frame(&syn, &[]),
+            Repetition::default(),
+            false,
+        );
         let syn_ack = reply_headers(client, target_isn, 1001, TcpFlags::SYN | TcpFlags::ACK, 0);
         core.on_reply(start, &syn_ack);
     }
@@ -245,7 +251,13 @@ fn loop_turn(c: &mut Criterion) {
                 }
                 let started = Instant::now();
                 for frame in &frames {
-                    core.on_frame(now, LinkType::Ethernet, black_box(frame), false);
+                    core.on_frame(
+                        now,
+                        LinkType::Ethernet,
+                        black_box(frame),
+                        Repetition::default(),
+                        false,
+                    );
                 }
                 for reply in &replies {
                     core.on_reply(now, black_box(reply));

@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::addresses::{ClientAddresses, InterceptAddr, PortMapping, SyntaxError, parse_list};
+use crate::offline_clock::Speed;
 
 /// Replicate live TCP traffic to a target server.
 ///
@@ -87,9 +88,30 @@ pub struct CopyArgs {
     #[arg(short, long = "interface", value_name = "IFACE")]
     pub interfaces: Vec<String>,
 
-    /// Read packets from a pcap file instead of a live device
-    #[arg(long, value_name = "FILE", conflicts_with = "interfaces")]
-    pub offline: Option<PathBuf>,
+    /// Replay capture files instead of capturing live: pcap or pcapng (Ethernet with or
+    /// without VLAN tags, Linux cooked v1/v2, raw IP), several merged by their timestamps.
+    /// copy exits once they are replayed and --drain has passed. On a terminal a progress bar
+    /// shows how far it is (not with -q)
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with = "interfaces")]
+    pub offline: Vec<PathBuf>,
+
+    /// With --offline: how fast recorded time passes, a factor (2 = twice as fast, 0.5 = half
+    /// as fast) or `max`: no timing, frames go as fast as copy handles them, and each
+    /// session's requests still wait for the target's answers [default: 1]
+    // Not `requires = "offline"`: clap drops a requirement that conflicts with a present
+    // argument (`-i`), and a default would hide the flag's absence.
+    #[arg(long, value_name = "FACTOR|max", conflicts_with = "interfaces")]
+    pub speed: Option<Speed>,
+
+    /// With --offline: silences in the files longer than this are cut to it (recorded time,
+    /// before --speed), e.g. 1s
+    #[arg(long, value_name = "DURATION", conflicts_with = "interfaces", value_parser = humantime::parse_duration)]
+    pub max_gap: Option<Duration>,
+
+    /// With --offline: replay the files N times, one round after the other; each round moves
+    /// the client ports, so rounds never share a connection on the target [default: 1]
+    #[arg(long = "loop", value_name = "N", conflicts_with = "interfaces", value_parser = clap::value_parser!(u32).range(1..))]
+    pub loops: Option<u32>,
 
     /// What to copy and where: [ONLINE_IP:]PORT-TARGET_IP:PORT[,...], repeatable.
     /// Without ONLINE_IP, packets to PORT on any of this host's own addresses are copied.
@@ -109,7 +131,8 @@ pub struct CopyArgs {
     #[arg(short = 'M', long, value_name = "BYTES", default_value_t = 1500, value_parser = clap::value_parser!(u16).range(576..))]
     pub mtu: u16,
 
-    /// Capture BPF filter to use instead of the one built from --map
+    /// Capture BPF filter to use instead of the one built from --map (with --offline: applied
+    /// while reading the files, which are not filtered otherwise)
     #[arg(short = 'F', long = "filter", value_name = "BPF")]
     pub filter: Option<String>,
 
@@ -170,7 +193,7 @@ pub struct CopyArgs {
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// With --offline: how long to keep running after the end of the file so sessions finish
+    /// With --offline: how long to keep running after the end of the files so sessions finish
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
     pub drain: Duration,
 
@@ -423,6 +446,16 @@ impl CopyArgs {
             .map(|addr| addr.clone().with_default_port(self.intercept_port))
             .collect()
     }
+
+    /// `--speed`, the recorded pace by default.
+    pub fn speed(&self) -> Speed {
+        self.speed.unwrap_or(Speed::RECORDED)
+    }
+
+    /// How many times `--loop` plays the files: once by default.
+    pub fn rounds(&self) -> u32 {
+        self.loops.unwrap_or(1)
+    }
 }
 
 // Examples shown after each `--help` (and in the man pages). The addresses are the lab's
@@ -446,7 +479,10 @@ Examples:
   tcpcopy copy -i eth0 -x 80-198.51.100.30:80 -c 203.0.113.0/24 -s 198.51.100.30
   # two services, and a pcap file instead of a live device
   tcpcopy copy --offline online.pcap -x 80-198.51.100.30:80,11211-198.51.100.30:11211 \\
-      -c 203.0.113.0/24 -s 198.51.100.40";
+      -c 203.0.113.0/24 -s 198.51.100.40
+  # two days of captures, twice as fast, silences cut to 1 s, three rounds
+  tcpcopy copy --offline day1.pcap day2.pcapng --speed 2 --max-gap 1s --loop 3 \\
+      -x 80-198.51.100.30:80 -c 203.0.113.0/24 -s 198.51.100.40";
 
 const INTERCEPT_EXAMPLES: &str = "\
 Examples:
@@ -561,7 +597,11 @@ mod tests {
             "-s",
             "198.51.100.40",
         ]);
-        assert_eq!(args.offline, Some(PathBuf::from("in.pcap")));
+        assert_eq!(args.offline, [PathBuf::from("in.pcap")]);
+        assert_eq!(
+            (args.speed(), args.max_gap, args.rounds()),
+            (Speed::RECORDED, None, 1)
+        );
         assert!(
             parse(&[
                 "copy",
@@ -576,6 +616,43 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn copy_offline_files_speed_gap_and_loop() {
+        let args = copy(&[
+            "copy",
+            "-x",
+            "80-198.51.100.30:80",
+            "-s",
+            "h",
+            "--offline",
+            "a.pcap",
+            "b.pcapng",
+            "--speed",
+            "max",
+            "--max-gap",
+            "1500ms",
+            "--loop",
+            "3",
+        ]);
+        assert_eq!(args.offline, [PathBuf::from("a.pcap"), "b.pcapng".into()]);
+        assert_eq!(args.speed(), Speed::Max);
+        assert_eq!(args.max_gap, Some(Duration::from_millis(1500)));
+        assert_eq!(args.rounds(), 3);
+        let base = ["copy", "-x", "80-198.51.100.30:80", "-s", "h"];
+        for (extra, flag) in [
+            (&["--offline", "a.pcap", "--speed", "0"][..], "--speed"),
+            (&["--offline", "a.pcap", "--speed", "fast"], "--speed"),
+            (&["--offline", "a.pcap", "--loop", "0"], "--loop"),
+            (&["--offline", "a.pcap", "--max-gap", "soon"], "--max-gap"),
+            (&["-i", "eth0", "--speed", "2"], "--interface"),
+            (&["-i", "eth0", "--loop", "2"], "--interface"),
+            (&["-i", "eth0", "--max-gap", "1s"], "--interface"),
+        ] {
+            let err = parse(&[&base[..], extra].concat()).unwrap_err().to_string();
+            assert!(err.contains(flag), "{extra:?}: {err}");
+        }
     }
 
     #[test]

@@ -8,8 +8,11 @@
 //!   target: events in, actions out (pure, no I/O, no clock).
 //! - [`pid_file`]: `-P`, the process id in a file for the process's lifetime.
 //! - [`poll`]: the `poll(2)` wrapper the event loops wait in.
+//! - [`offline_clock`]: when each recorded frame of an offline replay is due: speed, gap cap
+//!   and loop rounds (pure).
 //! - [`proto`]: the copy ⇄ intercept wire format, TCPCopy 1.x's version 6 and our own (pure).
-//! - [`capture`]: packet sources, live pcap and pcap files, behind one trait.
+//! - [`capture`]: packet sources: live pcap behind one trait, and capture files (pcap and
+//!   pcapng), several merged by timestamp.
 //! - [`replay`]: the copy data path: share-nothing shards (capture, sessions, intercept links,
 //!   batched raw send), one `poll` loop each.
 //! - [`intercept`]: reply sources (NFQUEUE, pcap) and the server that routes replies to copies.
@@ -18,6 +21,8 @@
 //!   that are gone, each failing with what to use instead.
 //! - [`cli_render`]: shell completions and man pages made from the clap definition.
 //! - [`logging`]: the logger: level, text or JSON Lines, stderr or a file reopened on SIGHUP.
+//! - [`progress`]: the progress bar of an offline replay on a terminal, and the log writer
+//!   that keeps log lines above it.
 
 pub mod addresses;
 pub mod capture;
@@ -26,9 +31,11 @@ pub mod cli_render;
 pub mod compat;
 pub mod intercept;
 pub mod logging;
+pub mod offline_clock;
 pub mod packet;
 pub mod pid_file;
 pub mod poll;
+pub mod progress;
 pub mod proto;
 pub mod replay;
 pub mod session;

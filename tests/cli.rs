@@ -48,7 +48,7 @@ fn a_runtime_error_is_reported_the_same_way() {
     ]);
     assert_eq!(code, Some(2));
     assert!(
-        stderr.contains("tcpcopy: cannot read pcap file"),
+        stderr.contains("tcpcopy: cannot read capture file"),
         "{stderr}"
     );
 }

@@ -85,7 +85,7 @@ fn json_lines_carry_counters_and_sighup_reopens_the_file() {
 
     // The drain has begun (and the SIGHUP handler is in place): rotate as logrotate does.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&log).is_ok_and(|text| text.contains("input ended")) {
+    while !std::fs::read_to_string(&log).is_ok_and(|text| text.contains("the files have ended")) {
         assert!(Instant::now() < deadline, "copy logged no start");
         thread::sleep(Duration::from_millis(20));
     }
@@ -113,11 +113,12 @@ fn json_lines_carry_counters_and_sighup_reopens_the_file() {
             "{line}"
         );
     }
-    assert!(
-        before
-            .iter()
-            .any(|line| line["message"].as_str().unwrap().contains("input ended"))
-    );
+    assert!(before.iter().any(|line| {
+        line["message"]
+            .as_str()
+            .unwrap()
+            .contains("the files have ended")
+    }));
     assert!(
         after.iter().any(|line| label(line) == Some("copy")),
         "no periodic line after the reopen"

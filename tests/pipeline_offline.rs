@@ -9,13 +9,14 @@ use std::sync::atomic::AtomicBool;
 use std::thread;
 use std::time::Duration;
 
-use tcpcopy::capture::{FileCapture, PacketSource};
+use tcpcopy::offline_clock::{ClockSettings, Speed};
 use tcpcopy::packet::{self, Segment, SeqNum, TcpFlags, TcpOptions};
 use tcpcopy::proto::{self, CopyMessage, CopyStreamDecoder, ReplyBatch, V6Layout, Version};
+use tcpcopy::replay::feed::{FeedSettings, OfflineFeed};
 use tcpcopy::replay::replicas::ReplicaPlan;
 use tcpcopy::replay::rewrite::Rewriter;
 use tcpcopy::replay::sink::{MemorySink, PacketSink, PcapFileSink};
-use tcpcopy::replay::{Pace, PipelineConfig, SessionLimits, Shaping, ShardInputs, run_shards};
+use tcpcopy::replay::{Feed, PipelineConfig, SessionLimits, Shaping, ShardInputs, run_shards};
 use tcpcopy::session::SessionConfig;
 use tcpcopy::stats::{Counter, Counters};
 
@@ -151,14 +152,22 @@ fn a_captured_connection_is_replayed_with_the_targets_sequence_numbers() {
             mtu: 1500,
             max_sessions: 16,
         },
-        pace: Pace::Recorded,
         drain: Duration::from_secs(1),
     };
-    let source: Box<dyn PacketSource> = Box::new(FileCapture::open(&input, None).unwrap());
+    let feed = OfflineFeed::open(FeedSettings {
+        paths: vec![input.clone()],
+        filter: None,
+        rounds: 1,
+        clock: ClockSettings {
+            speed: Speed::RECORDED,
+            max_gap: None,
+        },
+    })
+    .unwrap();
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
     let shard = ShardInputs {
-        captures: vec![source],
+        feed: Feed::Offline(Box::new(feed)),
         sink: Box::new(sink.clone()),
     };
     run_shards(&config, vec![shard], &stop, &counters).unwrap();

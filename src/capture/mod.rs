@@ -1,16 +1,22 @@
-//! Packet sources: live capture with libpcap and pcap files, behind one [`PacketSource`]
-//! trait so the copy pipeline runs the same way on both.
+//! Packet sources: live capture with libpcap behind the [`PacketSource`] trait, and
+//! capture files (pcap and pcapng), one at a time ([`FileCapture`]) or several merged by
+//! timestamp ([`FileSet`]).
 //!
 //! Owns capture setup (immediate mode, inbound direction, the BPF filter) and nothing else:
-//! frames leave here as raw bytes with a timestamp; parsing is the packet model's job.
+//! frames leave here as raw bytes with a timestamp; parsing is the packet model's job, and
+//! when a file's frames are replayed is the offline clock's.
 
+mod file_set;
 mod filter;
 mod live;
 mod offline;
 mod offload;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::time::Duration;
 
+pub use file_set::{FileSet, Recorded};
 pub use filter::{build_filter, default_devices, own_addresses};
 pub use live::{BLOCK_TIMEOUT, Fanout, LiveCapture, LiveOptions, RingMode};
 pub use offline::FileCapture;
@@ -32,8 +38,6 @@ pub enum Next<'a> {
     /// Nothing is waiting now: a good moment to flush batches and check for shutdown, then
     /// to poll [`poll_fd`](PacketSource::poll_fd).
     Idle,
-    /// The source is exhausted (end of a file).
-    End,
 }
 
 /// Kernel-side counters of a source.
@@ -49,14 +53,14 @@ pub struct SourceStats {
 pub trait PacketSource: Send {
     /// The pcap data link type (DLT) of every frame this source yields.
     fn datalink(&self) -> i32;
-    /// The next frame, `Idle` when none is waiting, or `End`. Never blocks.
+    /// The next frame, or `Idle` when none is waiting. Never blocks.
     fn next_frame(&mut self) -> anyhow::Result<Next<'_>>;
-    /// Kernel counters, zero for files.
+    /// Kernel counters.
     fn stats(&mut self) -> SourceStats;
-    /// A name for logs: the device or file.
+    /// A name for logs: the device.
     fn name(&self) -> &str;
     /// The descriptor that becomes readable when frames wait, for a loop that polls several
-    /// sources; `None` for a source that is always ready (a file).
+    /// sources; `None` for a source that is always ready.
     fn poll_fd(&self) -> Option<std::os::fd::RawFd>;
     /// The longest frame this source can deliver (its snap length).
     fn max_frame_len(&self) -> usize;

@@ -57,7 +57,7 @@ impl ReplySource for CapturedReplies {
         for handed in 0..max {
             let frame = match self.capture.next_frame()? {
                 Next::Frame(frame) => frame,
-                Next::Idle | Next::End => return Ok(handed),
+                Next::Idle => return Ok(handed),
             };
             // The snap length keeps headers and a payload prefix only: split, never parse whole.
             match LinkHeader::parse(link, frame.data) {

@@ -55,9 +55,13 @@ pub fn init(config: &Config) -> Result<()> {
             json::write_record(out, &time, record)
         });
     }
-    if let Some(path) = &config.file {
-        builder.target(env_logger::Target::Pipe(Box::new(LogFile::open(path)?)));
-    }
+    match &config.file {
+        Some(path) => builder.target(env_logger::Target::Pipe(Box::new(LogFile::open(path)?))),
+        // Above the progress bar of an offline replay, when one is shown.
+        None => builder.target(env_logger::Target::Pipe(Box::new(
+            crate::progress::LogWriter,
+        ))),
+    };
     builder.try_init().context("cannot set up logging")
 }
 

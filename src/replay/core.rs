@@ -11,7 +11,7 @@ use std::time::Instant;
 use crate::packet::{self, LinkType};
 use crate::stats::Counter;
 
-use super::rewrite::Rewriter;
+use super::rewrite::{Repetition, Rewriter};
 use super::sessions::{Emitted, SessionLimits, SessionTable, Shaping};
 
 /// Parses, rewrites and replays the flows of one shard.
@@ -36,8 +36,16 @@ impl ShardCore {
         }
     }
 
-    /// A frame captured on a link of type `link`. While `shedding`, it opens no new session.
-    pub fn on_frame(&mut self, now: Instant, link: LinkType, frame: &[u8], shedding: bool) {
+    /// A frame captured on a link of type `link`, replayed as part of `repetition`. While
+    /// `shedding`, it opens no new session.
+    pub fn on_frame(
+        &mut self,
+        now: Instant,
+        link: LinkType,
+        frame: &[u8],
+        repetition: Repetition,
+        shedding: bool,
+    ) {
         let counters = &mut self.sessions.emitted().counters;
         counters.bump(Counter::Captured);
         let parsed = match packet::parse_frame(link, frame) {
@@ -54,7 +62,7 @@ impl ShardCore {
             }
         };
         let mut segment = parsed.segment;
-        if !self.rewriter.rewrite(&mut segment) {
+        if !self.rewriter.rewrite(&mut segment, repetition) {
             counters.bump(Counter::Unmapped);
             return;
         }
@@ -138,6 +146,7 @@ mod tests {
             Instant::now(),
             LinkType::RawIp,
             &syn_to("198.51.100.20:80"),
+            Repetition::default(),
             false,
         );
         let emitted = core.emitted();
@@ -153,8 +162,15 @@ mod tests {
     fn unmapped_and_malformed_frames_are_counted_and_skipped() {
         let mut core = core();
         let now = Instant::now();
-        core.on_frame(now, LinkType::RawIp, &syn_to("198.51.100.20:81"), false);
-        core.on_frame(now, LinkType::RawIp, &[0x45, 0, 0], false);
+        let first = Repetition::default();
+        core.on_frame(
+            now,
+            LinkType::RawIp,
+            &syn_to("198.51.100.20:81"),
+            first,
+            false,
+        );
+        core.on_frame(now, LinkType::RawIp, &[0x45, 0, 0], first, false);
         core.on_reply(now, &[0x45]);
         assert!(core.emitted().outgoing.is_empty());
         let shared = Counters::default();

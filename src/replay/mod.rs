@@ -14,17 +14,23 @@
 //! link that registered its flow, so no packet ever crosses threads. What crosses threads is
 //! counters (atomics, flushed in batches), link status and the stop flag.
 //!
+//! Offline (`--offline FILE...`), one shard replays the files instead of capturing
+//! ([`feed`]), on a clock taken from their timestamps (see `shard`'s offline module).
+//!
 //! - [`core`]: a shard's packet work without syscalls (parse, rewrite, sessions, emit).
 //! - [`sessions`]: the session table, its timers and the engine's output.
 //! - [`link`]: a shard's connection to one intercept.
 //! - [`sink`]: where copies go (raw sockets with `sendmmsg`, a pcap file, memory).
-//! - [`rewrite`]: `-x` applied to captured segments.
+//! - [`rewrite`]: `-x` (and each `--loop` round's client ports) applied to captured
+//!   segments.
 //! - [`replicas`]: `-n`/`-f`/`-c`: each replica's client end, free of collisions.
 //! - [`admission`]: `-r`/`--ramp`/`--max-rate`: which new sessions open.
+//! - [`feed`]: the frames of the files of an offline replay, in replay order.
 
 pub mod admission;
 mod backlog;
 pub mod core;
+pub mod feed;
 pub mod link;
 pub mod replicas;
 pub mod rewrite;
@@ -40,14 +46,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::addresses::{InterceptAddr, PortMapping};
-use crate::capture::{self, Fanout, FileCapture, LiveCapture, LiveOptions, PacketSource, RingMode};
+use crate::capture::{self, Fanout, LiveCapture, LiveOptions, PacketSource, RingMode};
 use crate::cli::CopyArgs;
+use crate::offline_clock::ClockSettings;
+use crate::progress::Progress;
 use crate::session::SessionConfig;
 use crate::stats::{Counter, Counters, Reporter};
 
 pub use self::core::ShardCore;
 pub use sessions::{SessionLimits, Shaping};
-pub use shard::{Pace, Shard, ShardInputs, ShardStatus};
+pub use shard::{Feed, Shard, ShardInputs, ShardStatus};
 
 /// Counters `copy` reports.
 const REPORTED: &[Counter] = &[
@@ -140,38 +148,43 @@ pub fn run(args: &CopyArgs) -> Result<()> {
             mtu: usize::from(args.mtu),
             max_sessions: args.max_sessions,
         },
-        pace: if args.offline.is_some() {
-            Pace::Recorded
-        } else {
-            Pace::AsFastAsPossible
-        },
-        drain: if args.offline.is_some() {
-            args.drain
-        } else {
+        drain: if args.offline.is_empty() {
             Duration::ZERO
+        } else {
+            args.drain
         },
     };
-    let captures = open_captures(args, &mappings)?;
+    let feeds = open_feeds(args, &mappings)?;
     let pcap_output = match &args.output {
         Some(path) => Some(sink::SharedSink::new(sink::PcapFileSink::create(path)?)),
         None => None,
     };
-    let mut shards = Vec::with_capacity(captures.len());
-    for captures in captures {
+    let counters = Arc::new(Counters::default());
+    let mut progress = None;
+    let mut shards = Vec::with_capacity(feeds.len());
+    for feed in feeds {
+        if let Feed::Offline(files) = &feed {
+            progress = Progress::start(
+                files.total_bytes(),
+                files.bytes_read(),
+                Arc::clone(&counters),
+            );
+        }
         let sink: Box<dyn sink::PacketSink> = match &pcap_output {
             Some(file) => Box::new(file.clone()),
             None => Box::new(sink::RawSocketSink::open()?),
         };
-        shards.push(ShardInputs { captures, sink });
+        shards.push(ShardInputs { feed, sink });
     }
-    let counters = Arc::new(Counters::default());
     let _reporter = Reporter::start(
         "copy",
         Arc::clone(&counters),
         REPORTED,
         args.report.stats_interval,
     );
-    run_shards(&config, shards, &stop, &counters)
+    let result = run_shards(&config, shards, &stop, &counters);
+    drop(progress);
+    result
 }
 
 /// Everything the shards need besides their captures and sinks.
@@ -181,13 +194,12 @@ pub struct PipelineConfig {
     pub shaping: Shaping,
     pub intercepts: Vec<InterceptAddr>,
     pub limits: SessionLimits,
-    pub pace: Pace,
-    /// After every capture ended (a file), how long to keep running so sessions finish.
+    /// Offline, once the files are replayed: how long to keep running so sessions finish.
     pub drain: Duration,
 }
 
-/// Runs one shard per entry of `shards` until `stop` is set or every shard's input ended
-/// (and the drain passed); a shard that fails stops the others.
+/// Runs one shard per entry of `shards` until `stop` is set or (offline) the files are
+/// replayed and the drain has passed; a shard that fails stops the others.
 pub fn run_shards(
     config: &PipelineConfig,
     shards: Vec<ShardInputs>,
@@ -211,15 +223,7 @@ pub fn run_shards(
             &config.shaping,
             now,
         );
-        let shard = Shard::new(
-            index,
-            core,
-            inputs,
-            links,
-            config.pace,
-            Arc::clone(counters),
-            status,
-        )?;
+        let shard = Shard::new(index, core, inputs, links, Arc::clone(counters), status)?;
         let (stop, drain) = (Arc::clone(stop), config.drain);
         let name = format!("shard-{index}");
         running.push(
@@ -287,26 +291,42 @@ fn shaping(args: &CopyArgs) -> Shaping {
 
 /// Shards copy runs: `--workers`, or one for a file.
 fn shard_count(args: &CopyArgs) -> usize {
-    if args.offline.is_some() {
+    if !args.offline.is_empty() {
         1
     } else {
         usize::from(args.workers.max(1))
     }
 }
 
-/// The captures of each shard: one per `-i` device, or the file (one shard) offline. With
-/// several shards, the captures of one device form a fanout group, and no capture lets
-/// packets in before every member has joined.
-fn open_captures(
-    args: &CopyArgs,
-    mappings: &[PortMapping],
-) -> Result<Vec<Vec<Box<dyn PacketSource>>>> {
-    if let Some(path) = &args.offline {
+/// The feed of each shard: the captures of every `-i` device, or offline the files (one
+/// shard). With several shards, the captures of one device form a fanout group, and no
+/// capture lets packets in before every member has joined.
+fn open_feeds(args: &CopyArgs, mappings: &[PortMapping]) -> Result<Vec<Feed>> {
+    if !args.offline.is_empty() {
         if args.workers > 1 {
             log::info!("an offline replay runs on one shard; --workers is ignored");
         }
-        let source = FileCapture::open(path, args.filter.as_deref())?;
-        return Ok(vec![vec![Box::new(source)]]);
+        let feed = feed::OfflineFeed::open(feed::FeedSettings {
+            paths: args.offline.clone(),
+            filter: args.filter.clone(),
+            rounds: args.rounds(),
+            clock: ClockSettings {
+                speed: args.speed(),
+                max_gap: args.max_gap,
+            },
+        })?;
+        log::info!(
+            "replaying {} file(s) of {} bytes, {} round(s), at speed {}{}",
+            args.offline.len(),
+            feed.total_bytes() / u64::from(args.rounds()),
+            args.rounds(),
+            args.speed(),
+            args.max_gap.map_or(String::new(), |gap| format!(
+                ", silences cut to {}",
+                humantime::format_duration(gap)
+            ))
+        );
+        return Ok(vec![Feed::Offline(Box::new(feed))]);
     }
     let shards = shard_count(args);
     let devices = if args.interfaces.is_empty() {
@@ -361,7 +381,7 @@ fn open_captures(
             shard_captures[shard].push(Box::new(capture));
         }
     }
-    Ok(shard_captures)
+    Ok(shard_captures.into_iter().map(Feed::Live).collect())
 }
 
 /// Says clearly, and again every 30 s, when no intercept is connected to any shard:

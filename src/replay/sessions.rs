@@ -74,6 +74,8 @@ struct Tracked {
     origin: Origin,
     /// The deadline already queued in the timer heap, if any.
     scheduled: Option<Instant>,
+    /// The session's buffered client bytes as last counted into the table's total.
+    buffered: usize,
 }
 
 /// What the sessions produced since the shard last collected it.
@@ -178,6 +180,8 @@ pub struct SessionTable {
     replayed: HashMap<Origin, Flow>,
     timers: BinaryHeap<Reverse<(Instant, Flow)>>,
     out: Emitter,
+    /// Client bytes all the sessions hold, waiting for the target.
+    buffered: usize,
 }
 
 impl SessionTable {
@@ -192,6 +196,7 @@ impl SessionTable {
             sessions: HashMap::new(),
             replayed: HashMap::new(),
             timers: BinaryHeap::new(),
+            buffered: 0,
         }
     }
 
@@ -288,6 +293,7 @@ impl SessionTable {
                 session,
                 origin,
                 scheduled: None,
+                buffered: 0,
             },
         );
         self.replayed.insert(origin, replayed);
@@ -347,12 +353,21 @@ impl SessionTable {
         self.after_event(moved);
     }
 
-    /// Drops a finished session or (re)queues its timer.
+    /// Recounts a session's buffered bytes, then drops it if it finished or (re)queues its
+    /// timer.
     fn after_event(&mut self, key: Flow) {
         let Some(tracked) = self.sessions.get_mut(&key) else {
             return;
         };
-        if tracked.session.is_finished() {
+        let finished = tracked.session.is_finished();
+        let buffered = if finished {
+            0
+        } else {
+            tracked.session.buffered_bytes()
+        };
+        self.buffered = self.buffered - tracked.buffered + buffered;
+        tracked.buffered = buffered;
+        if finished {
             self.forget(key);
             return;
         }
@@ -370,6 +385,11 @@ impl SessionTable {
             self.replayed.remove(&tracked.origin);
             self.ports.release(&key);
         }
+    }
+
+    /// Client bytes all the sessions hold, waiting for the target to take them.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered
     }
 
     /// The earliest session deadline, if any.
@@ -412,15 +432,19 @@ impl SessionTable {
     }
 
     /// Resets every session still open on the target, so copy's exit leaves nothing
-    /// half-open there. Returns how many were reset.
+    /// half-open there. Returns how many were reset. The resets go out in flow order, so an
+    /// offline replay ends the same way every time.
     pub fn abort_all(&mut self, now: Instant) -> usize {
+        let mut open: Vec<(Flow, Tracked)> = self.sessions.drain().collect();
+        open.sort_unstable_by_key(|(flow, _)| *flow);
         let mut reset = 0;
-        for (flow, mut tracked) in self.sessions.drain() {
+        for (flow, mut tracked) in open {
             reset += usize::from(tracked.session.abort(now, &mut self.out));
             self.ports.release(&flow);
         }
         self.replayed.clear();
         self.timers.clear();
+        self.buffered = 0;
         reset
     }
 }
@@ -504,6 +528,41 @@ mod tests {
         reply.flags = TcpFlags::SYN | TcpFlags::ACK;
         table.on_reply(Instant::now(), &reply);
         assert_eq!(count(&mut table, Counter::RepliesUnmatched), 1);
+    }
+
+    #[test]
+    fn the_table_counts_the_bytes_its_sessions_hold() {
+        let mut table = table(10);
+        let now = Instant::now();
+        for port in [40000, 40001] {
+            table.on_client(now, &syn(port), &[], false);
+            let mut data = syn(port);
+            data.flags = TcpFlags::ACK | TcpFlags::PSH;
+            data.seq = SeqNum(2);
+            data.payload_len = 100;
+            table.on_client(now, &data, &[b'x'; 100], false);
+        }
+        // No SYN-ACK: the requests wait in the sessions.
+        assert_eq!(table.buffered_bytes(), 200);
+        // Unanswered, the handshakes give up and the sessions end: nothing is held any more.
+        for _ in 0..100 {
+            let Some(at) = table.next_deadline() else {
+                break;
+            };
+            table.fire_timers(at);
+        }
+        assert!(table.is_empty());
+        assert_eq!(table.buffered_bytes(), 0);
+
+        table.on_client(now, &syn(40002), &[], false);
+        let mut data = syn(40002);
+        data.flags = TcpFlags::ACK;
+        data.seq = SeqNum(2);
+        data.payload_len = 10;
+        table.on_client(now, &data, &[b'y'; 10], false);
+        assert_eq!(table.buffered_bytes(), 10);
+        table.abort_all(now);
+        assert_eq!(table.buffered_bytes(), 0);
     }
 
     #[test]

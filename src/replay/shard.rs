@@ -11,6 +11,9 @@
 //! Overload: the capture timestamps say how far behind the shard is. While it is more than
 //! [`SHED_LAG`] behind, new sessions are shed (counted) so the open ones finish instead of
 //! timing out in the backlog.
+//!
+//! Offline (`copy --offline`), the same loop replays capture files instead of reading
+//! rings: see the `offline` module for its clock.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -25,8 +28,14 @@ use crate::stats::{Counter, Counters, LocalCounters};
 
 use super::backlog::Backlog;
 use super::core::ShardCore;
+use super::feed::OfflineFeed;
 use super::link::Link;
+use super::rewrite::Repetition;
 use super::sink::PacketSink;
+
+mod offline;
+
+use offline::OfflineReplay;
 
 /// Capture lag beyond which new sessions are shed. A shard sends a packet when it processes
 /// it, so its retransmission timers start then and a backlog causes no spurious
@@ -55,20 +64,10 @@ const CHUNKS_PER_TURN: usize = 8;
 /// Bytes of captured frames a shard holds in memory at most (a burst; see [`Backlog`]).
 const BACKLOG_BYTES: usize = 32 << 20;
 
-/// When the frames of a file are replayed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pace {
-    /// As fast as they come (live capture).
-    AsFastAsPossible,
-    /// At the offsets their capture timestamps had (a file).
-    Recorded,
-}
-
-/// A capture and what the shard knows about it.
+/// A live capture and what the shard knows about it.
 struct Source {
     capture: Box<dyn PacketSource>,
     link: LinkType,
-    ended: bool,
     /// Frames may wait in it: the last wait found it readable, or the shard has not waited
     /// since it last found frames there. Reading an empty libpcap ring costs a `poll(2)`.
     ready: bool,
@@ -76,30 +75,17 @@ struct Source {
     dropped_reported: u64,
 }
 
-/// A frame of a paced file that is not due yet, held until it is.
-struct HeldFrame {
-    due: Instant,
-    link: LinkType,
-    data: Vec<u8>,
+/// Where a shard's client packets come from.
+pub enum Feed {
+    /// Live captures, one per device, worked through as fast as they come.
+    Live(Vec<Box<dyn PacketSource>>),
+    /// Capture files, replayed on the offline clock.
+    Offline(Box<OfflineFeed>),
 }
 
-/// Maps capture timestamps of a file onto the shard's clock: the first frame is due at
-/// once, every later one at its offset from the first.
-#[derive(Default)]
-struct FileClock {
-    start: Option<(Instant, Duration)>,
-}
-
-impl FileClock {
-    fn due(&mut self, now: Instant, timestamp: Duration) -> Instant {
-        let (started, first) = *self.start.get_or_insert((now, timestamp));
-        started + timestamp.saturating_sub(first)
-    }
-}
-
-/// What one shard owns from the start: its captures (one per device) and its sink.
+/// What one shard owns from the start: its feed and its sink.
 pub struct ShardInputs {
-    pub captures: Vec<Box<dyn PacketSource>>,
+    pub feed: Feed,
     pub sink: Box<dyn PacketSink>,
 }
 
@@ -114,12 +100,11 @@ pub struct ShardStatus {
 pub struct Shard {
     index: usize,
     core: ShardCore,
+    /// Live captures (none offline).
     sources: Vec<Source>,
+    offline: Option<OfflineReplay>,
     links: Vec<Link>,
     sink: Box<dyn PacketSink>,
-    pace: Pace,
-    file_clock: FileClock,
-    held: Option<HeldFrame>,
     /// Live frames taken from the rings, waiting to be processed.
     backlog: Backlog,
     /// The largest frame a capture can deliver (its snap length).
@@ -153,11 +138,14 @@ impl Shard {
         core: ShardCore,
         inputs: ShardInputs,
         links: Vec<Link>,
-        pace: Pace,
         shared: Arc<Counters>,
         status: Arc<ShardStatus>,
     ) -> Result<Shard> {
-        let ShardInputs { captures, sink } = inputs;
+        let ShardInputs { feed, sink } = inputs;
+        let (captures, offline) = match feed {
+            Feed::Live(captures) => (captures, None),
+            Feed::Offline(feed) => (Vec::new(), Some(OfflineReplay::new(*feed, Instant::now()))),
+        };
         let max_frame = captures
             .iter()
             .map(|c| c.max_frame_len())
@@ -171,7 +159,6 @@ impl Shard {
             sources.push(Source {
                 capture,
                 link,
-                ended: false,
                 ready: true,
                 dropped_reported: 0,
             });
@@ -180,11 +167,9 @@ impl Shard {
             index,
             core,
             sources,
+            offline,
             links,
             sink,
-            pace,
-            file_clock: FileClock::default(),
-            held: None,
             backlog: Backlog::new(BACKLOG_BYTES),
             max_frame,
             shedding: false,
@@ -201,39 +186,30 @@ impl Shard {
         })
     }
 
-    /// Runs until `stop`, or until every source ended and `drain` has passed since. Then
-    /// resets the sessions still open on the target.
+    /// Runs until `stop`, or (offline) until the files are replayed and `drain` has passed
+    /// since. Then resets the sessions still open on the target.
     pub fn run(mut self, stop: &AtomicBool, drain: Duration) -> Result<()> {
-        let mut ended_at: Option<Instant> = None;
         let result = loop {
             if stop.load(Ordering::Relaxed) {
                 break Ok(());
             }
             let now = Instant::now();
-            let busy = match self.turn(now) {
+            let busy = match self.turn(now, drain) {
                 Ok(busy) => busy,
                 Err(err) => break Err(err),
             };
-            if self.sources.iter().all(|s| s.ended) && self.held.is_none() {
-                let since = *ended_at.get_or_insert_with(|| {
-                    if drain > Duration::ZERO {
-                        log::info!(
-                            "shard {}: input ended; letting sessions finish for {}",
-                            self.index,
-                            humantime::format_duration(drain)
-                        );
-                    }
-                    now
-                });
-                if now - since >= drain {
-                    break Ok(());
-                }
+            if self.offline.as_ref().is_some_and(|o| o.drained(now)) {
+                break Ok(());
             }
-            if !busy && let Err(err) = self.wait(ended_at.map(|at| at + drain)) {
+            if !busy && let Err(err) = self.wait() {
                 break Err(err);
             }
         };
-        let reset = self.core.sessions().abort_all(Instant::now());
+        let end = match &mut self.offline {
+            Some(offline) => offline.end_time(Instant::now()),
+            None => Instant::now(),
+        };
+        let reset = self.core.sessions().abort_all(end);
         if reset > 0 {
             log::info!(
                 "shard {}: reset {reset} sessions still open on the target",
@@ -247,28 +223,30 @@ impl Shard {
             self.index,
             self.own.snapshot().format(SHARD_REPORTED)
         );
+        if let Some(offline) = &self.offline {
+            offline.log_summary(self.index);
+        }
         result
     }
 
     /// One loop turn. Returns whether it found work that may not be finished (then the
     /// loop turns again without waiting).
-    fn turn(&mut self, now: Instant) -> Result<bool> {
-        let busy = match self.pace {
-            Pace::AsFastAsPossible => self.work_captures()?,
-            Pace::Recorded => {
-                let mut busy = false;
-                for index in 0..self.sources.len() {
-                    busy |= self.replay_file(index)?;
-                }
-                self.release_held(now);
-                busy
-            }
+    fn turn(&mut self, now: Instant, drain: Duration) -> Result<bool> {
+        let busy = if self.offline.is_some() {
+            self.replay_files(now, drain)?
+        } else {
+            self.work_captures()?
         };
         for link in &mut self.links {
             link.tick(now);
         }
-        self.poll_links(now);
-        self.core.sessions().fire_timers(Instant::now());
+        let now = Instant::now();
+        if self.offline.is_some() {
+            self.replay_replies_and_timers(now, busy);
+        } else {
+            self.poll_links(now);
+            self.core.sessions().fire_timers(Instant::now());
+        }
         let now = Instant::now();
         self.flush(now);
         if now >= self.next_publish {
@@ -296,8 +274,13 @@ impl Shard {
                 if taken == 0 {
                     self.shedding = capture_lag(frame.timestamp) > SHED_LAG;
                 }
-                self.core
-                    .on_frame(now, frame.link, &frame.data, self.shedding);
+                self.core.on_frame(
+                    now,
+                    frame.link,
+                    &frame.data,
+                    Repetition::default(),
+                    self.shedding,
+                );
                 self.backlog.recycle(frame);
                 taken += 1;
             }
@@ -317,83 +300,40 @@ impl Shard {
     /// hold the kernel counts as dropped).
     fn empty_rings(&mut self) -> Result<()> {
         for source in &mut self.sources {
-            while source.ready && !source.ended && self.backlog.has_room(self.max_frame) {
+            while source.ready && self.backlog.has_room(self.max_frame) {
                 match source.capture.next_frame()? {
                     Next::Frame(frame) => {
                         self.backlog.push(source.link, frame.timestamp, frame.data)
                     }
                     Next::Idle => source.ready = false,
-                    Next::End => source.ended = true,
                 }
             }
         }
         Ok(())
     }
 
-    /// A file replayed at its recorded pace: takes what is due from `sources[index]`, up to a
-    /// turn's share, holding the first frame not due yet. Returns whether more may wait.
-    fn replay_file(&mut self, index: usize) -> Result<bool> {
-        if self.sources[index].ended || self.held.is_some() {
-            return Ok(false);
-        }
-        for _ in 0..CHUNKS_PER_TURN {
-            let now = Instant::now();
-            let mut taken = 0;
-            while taken < FRAMES_PER_CHUNK {
-                let source = &mut self.sources[index];
-                let frame = match source.capture.next_frame()? {
-                    Next::Frame(frame) => frame,
-                    Next::Idle => break,
-                    Next::End => {
-                        source.ended = true;
-                        break;
-                    }
-                };
-                taken += 1;
-                let due = self.file_clock.due(now, frame.timestamp);
-                if due > now {
-                    self.held = Some(HeldFrame {
-                        due,
-                        link: source.link,
-                        data: frame.data.to_vec(),
-                    });
-                    break;
-                }
-                let link = source.link;
-                self.core.on_frame(now, link, frame.data, false);
-            }
-            self.flush(now);
-            if taken < FRAMES_PER_CHUNK || self.held.is_some() {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
-    /// Replays the held frame of a paced file once it is due.
-    fn release_held(&mut self, now: Instant) {
-        if let Some(held) = self.held.take_if(|held| held.due <= now) {
-            self.core.on_frame(now, held.link, &held.data, false);
-        }
-    }
-
     /// Serves the links whose descriptors are ready: as the last wait found them, or as a
-    /// poll without waiting finds them now.
-    fn poll_links(&mut self, now: Instant) {
+    /// poll without waiting finds them now. Returns whether a connected link had something
+    /// to read (replies, handed to the sessions at `now`).
+    fn poll_links(&mut self, now: Instant) -> bool {
         if !std::mem::take(&mut self.links_polled) {
             self.pollfds.clear();
             self.collect_link_fds();
             if self.pollfds.is_empty() || !poll(&mut self.pollfds, Duration::ZERO).unwrap_or(false)
             {
-                return;
+                return false;
             }
         }
+        let mut read = false;
         let ready = self.pollfds[self.link_fds_from..].iter();
         for (pollfd, &index) in ready.zip(&self.polled_links) {
             if pollfd.revents != 0 {
-                self.links[index].on_ready(now, pollfd.revents, &mut self.core);
+                let link = &mut self.links[index];
+                read |= link.is_up() && pollfd.revents & libc::POLLIN != 0;
+                link.on_ready(now, pollfd.revents, &mut self.core);
             }
         }
+        read
     }
 
     /// Appends the links' descriptors to `pollfds`, remembering which link each is.
@@ -469,13 +409,12 @@ impl Shard {
     }
 
     /// Waits until a descriptor is ready or the next deadline (a session timer, a link retry,
-    /// a held frame, the end of the drain) comes, at most [`POLL_INTERVAL`].
-    fn wait(&mut self, drain_end: Option<Instant>) -> Result<()> {
+    /// the next frame of a file, the end of the drain) comes, at most [`POLL_INTERVAL`].
+    fn wait(&mut self) -> Result<()> {
         let now = Instant::now();
         let deadline = [
             self.core.sessions().next_deadline(),
-            self.held.as_ref().map(|held| held.due),
-            drain_end,
+            self.offline.as_ref().and_then(OfflineReplay::deadline),
             Some(self.next_publish),
         ]
         .into_iter()
@@ -492,9 +431,7 @@ impl Shard {
         }
         self.pollfds.clear();
         for source in &self.sources {
-            if !source.ended
-                && let Some(fd) = source.capture.poll_fd()
-            {
+            if let Some(fd) = source.capture.poll_fd() {
                 self.pollfds.push(pollfd(fd, libc::POLLIN));
             }
         }
@@ -511,7 +448,7 @@ impl Shard {
         self.links_polled = true;
         let mut polled = self.pollfds.iter();
         for source in &mut self.sources {
-            if !source.ended && source.capture.poll_fd().is_some() {
+            if source.capture.poll_fd().is_some() {
                 source.ready = polled.next().is_some_and(|fd| fd.revents != 0);
             }
         }

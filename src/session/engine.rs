@@ -226,6 +226,12 @@ impl Session {
         self.state == State::Finished
     }
 
+    /// Client bytes the session holds: not yet acknowledged by the target, or waiting for a
+    /// gap before them to fill.
+    pub fn buffered_bytes(&self) -> usize {
+        self.queue.in_order_len() + self.queue.out_of_order_len()
+    }
+
     /// When [`on_timeout`](Self::on_timeout) must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match (self.timers.next(), self.pacer.deadline()) {

@@ -82,6 +82,11 @@ impl Capture {
         args
     }
 
+    /// The pcap file tcpdump writes.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
     /// Stops tcpdump with SIGINT and returns its counters.
     pub fn stop(&mut self) -> Result<CaptureSummary> {
         let status = self.proc.stop(libc::SIGINT, TCPDUMP_TIMEOUT)?;
