@@ -783,6 +783,21 @@ mod tests {
         .unwrap();
         assert_eq!(cli.pid_file, Some(PathBuf::from("/run/i.pid")));
         let cli = parse(&[
+            "copy",
+            "-x",
+            "80-198.51.100.30:80",
+            "-s",
+            "h",
+            "-l",
+            "/var/log/t.log",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.log_file,
+            Some(PathBuf::from("/var/log/t.log")),
+            "-l, 1.x's too"
+        );
+        let cli = parse(&[
             "intercept",
             "--nfqueue",
             "0",

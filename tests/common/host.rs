@@ -1,11 +1,15 @@
 //! The lab's hosts and addresses, as `scripts/lab.sh` builds them.
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 
 /// The network that `tcpcopy copy -c` rewrites client addresses into; the target routes it
 /// via the assistant.
 pub const CLIENT_NET: &str = "203.0.113.0/24";
+
+/// The IPv6 network `-c` rewrites clients into in an IPv6 lab (`Lab::up_ipv6`): a block of
+/// the 2001:db8:1::/64 the target routes via the assistant.
+pub const CLIENT_NET6: &str = "2001:db8:1::/120";
 
 /// One host of the lab: its own network namespace with `eth0` on the lab's bridge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +61,19 @@ impl Host {
     /// The host's address with `port`.
     pub fn socket(self, port: u16) -> SocketAddrV4 {
         SocketAddrV4::new(self.addr(), port)
+    }
+
+    /// The host's IPv6 address on `eth0` in an IPv6 lab: 2001:db8::N, N the last byte of
+    /// its IPv4 address written in decimal digits (the client 2001:db8::10).
+    pub fn addr6(self) -> Ipv6Addr {
+        let last = self.addr().octets()[3];
+        let digits = u16::from(last / 10) << 4 | u16::from(last % 10);
+        Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, digits)
+    }
+
+    /// The host's IPv6 address with `port`.
+    pub fn socket6(self, port: u16) -> SocketAddrV6 {
+        SocketAddrV6::new(self.addr6(), port, 0, 0)
     }
 }
 

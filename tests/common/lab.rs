@@ -45,6 +45,16 @@ impl Lab {
     /// Builds a lab named after `name` (a unique prefix is derived from it), with offloads on
     /// or off. Fails, saying why, when not root or when a needed command is missing.
     pub fn up(name: &str, offloads: bool) -> Result<Lab> {
+        let offloads = if offloads { "on" } else { "off" };
+        Self::build(name, &["--offloads", offloads])
+    }
+
+    /// [`Lab::up`] with offloads off and IPv6 on every host too (`lab.sh up --ipv6`).
+    pub fn up_ipv6(name: &str) -> Result<Lab> {
+        Self::build(name, &["--offloads", "off", "--ipv6"])
+    }
+
+    fn build(name: &str, options: &[&str]) -> Result<Lab> {
         // SAFETY: geteuid(2) cannot fail and touches no memory.
         let euid = unsafe { libc::geteuid() };
         ensure!(
@@ -64,14 +74,13 @@ impl Lab {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let prefix = unique_prefix(name)?;
         let dir = TempDir::new(&format!("tcpcopy-e2e-{prefix}"))?;
-        let offloads = if offloads { "on" } else { "off" };
         let lab = Lab {
             prefix,
             next_label: AtomicU32::new(0),
             dir,
             _serial: serial,
         };
-        let up = run_script(&["up", "--prefix", &lab.prefix, "--offloads", offloads])?;
+        let up = run_script(&[&["up", "--prefix", lab.prefix.as_str()][..], options].concat())?;
         ensure!(
             up.status.success(),
             "lab.sh up failed ({}): {}",

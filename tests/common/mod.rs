@@ -41,7 +41,7 @@ pub use deploy::{
     wait_for_log,
 };
 pub use held::HeldHttp;
-pub use host::{CLIENT_NET, Host};
+pub use host::{CLIENT_NET, CLIENT_NET6, Host};
 pub use http::{
     BIG_FILE, BIG_FILE_BYTES, HttpConnection, HttpRequest, UPLOAD, keep_alive_rounds,
     open_connections, short_connections,
