@@ -48,7 +48,8 @@ fn replay_ipv6(name: &str, mode: Mode) {
     let target = lab.start_nginx(Host::Target).unwrap();
     let mut intercept = start_intercept(&lab, mode);
     let mut copy = start_copy(&lab, mode);
-    let from_target = format!("ip6 and src host {}", Host::Target.addr6());
+    // TCP only: the target's neighbour solicitations are multicast the bridge floods.
+    let from_target = format!("ip6 and tcp and src host {}", Host::Target.addr6());
     let mut leak_watch = lab.capture(Host::Client, &from_target).unwrap();
 
     let load = lab

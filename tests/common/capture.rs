@@ -95,9 +95,9 @@ impl Capture {
             bail!("tcpdump exited with {status}; stderr:\n{stderr}");
         }
         Ok(CaptureSummary {
-            captured: counter(&stderr, "packets captured")?,
-            received_by_filter: counter(&stderr, "packets received by filter")?,
-            dropped_by_kernel: counter(&stderr, "packets dropped by kernel")?,
+            captured: counter(&stderr, "captured")?,
+            received_by_filter: counter(&stderr, "received by filter")?,
+            dropped_by_kernel: counter(&stderr, "dropped by kernel")?,
         })
     }
 
@@ -150,10 +150,16 @@ fn tcp_packet(frame: &[u8]) -> Option<TcpPacket> {
     })
 }
 
-/// Reads "N LABEL" from tcpdump's closing statistics.
+/// tcpdump's `N packets LABEL` line (`1 packet LABEL` for one).
 fn counter(stderr: &str, label: &str) -> Result<u64> {
     stderr
         .lines()
-        .find_map(|line| line.trim().strip_suffix(label)?.trim().parse().ok())
+        .find_map(|line| {
+            let count = line.trim().strip_suffix(label)?.trim_end();
+            let count = count
+                .strip_suffix("packets")
+                .or_else(|| count.strip_suffix("packet"))?;
+            count.trim().parse().ok()
+        })
         .with_context(|| format!("tcpdump did not report {label:?}; stderr:\n{stderr}"))
 }
