@@ -3,7 +3,8 @@
 //!
 //! - `-n 3`: the target logs exactly three requests per client request, every one from its
 //!   own client address and port (no two replicas shared a 4-tuple), none reset.
-//! - two copies of the same traffic with `-n 2` and different `-f`: four times.
+//! - two copies of the same traffic with `-n 2` and different `-f`: four times; with the
+//!   same flags, twice (intercept tells them apart, and one of them moves each session).
 //! - `-r 50` over 2,000 sessions: 45–55 % of them, and copy's own counts add up.
 //! - `--max-rate`: no more sessions than the rate allows over the load's duration (plus the
 //!   bucket's burst), and every session either replayed or counted as refused.
@@ -144,6 +145,35 @@ fn two_instances_with_their_own_port_shift_give_four_times() {
             2 * CONNECTIONS as u64,
             "{instance:?}"
         );
+        assert_eq!(instance["sessions_reset"], 0, "{instance:?}");
+    }
+}
+
+#[test]
+fn two_instances_with_the_same_flags_are_told_apart_by_intercept() {
+    // Both copies replay each client onto the same 4-tuple with the same SYN: the target
+    // cannot tell them apart, intercept can (each says which process it is), and the one
+    // that registered later moves its session to another port.
+    const CONNECTIONS: usize = 200;
+    let mut test = Shaped::start("shapes", &[&[], &[]]);
+    test.load(CONNECTIONS);
+    let expected = 2 * CONNECTIONS;
+    let logged = settled(CATCH_UP, || test.target.access_count(), |&n| n >= expected).unwrap();
+    let totals = test.stop_copies();
+
+    assert_eq!(logged, expected, "both instances' requests at the target: {totals:?}");
+    let clients: HashSet<_> = test
+        .target
+        .access_entries()
+        .unwrap()
+        .iter()
+        .map(|entry| entry.client)
+        .collect();
+    assert_eq!(clients.len(), expected, "no two sessions shared a 4-tuple");
+    let moved: u64 = totals.iter().map(|t| t["ports_held_by_other_copy"]).sum();
+    assert!(moved > 0, "the collisions were seen: {totals:?}");
+    for instance in &totals {
+        assert_eq!(instance["sessions_opened"], CONNECTIONS as u64, "{instance:?}");
         assert_eq!(instance["sessions_reset"], 0, "{instance:?}");
     }
 }

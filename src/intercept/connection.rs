@@ -72,6 +72,8 @@ pub struct CopyConnection {
     connected_at: Instant,
     outbound: Outbound,
     dropped_in_a_row: usize,
+    /// The copy process it belongs to, once it said (version 7).
+    instance: Option<u64>,
 }
 
 impl CopyConnection {
@@ -87,6 +89,7 @@ impl CopyConnection {
             connected_at: now,
             outbound: Outbound::default(),
             dropped_in_a_row: 0,
+            instance: None,
         })
     }
 
@@ -133,6 +136,26 @@ impl CopyConnection {
                 ReplyBatch::v7(PAYLOAD_PREFIX)
             }
         });
+    }
+
+    /// The copy process this connection belongs to, if it said.
+    pub fn instance(&self) -> Option<u64> {
+        self.instance
+    }
+
+    pub fn set_instance(&mut self, id: u64) {
+        self.instance = Some(id);
+    }
+
+    /// Tells the copy that another copy process holds `flow` (it sent its instance, so it
+    /// speaks version 7).
+    pub fn queue_flow_taken(&mut self, flow: &crate::packet::Flow) {
+        if let Err(err) = proto::encode_flow_taken(flow, &mut self.outbound.bytes) {
+            log::debug!(
+                "cannot tell copy {} that {flow:?} is taken: {err}",
+                self.peer
+            );
+        }
     }
 
     /// Adds a reply to this turn's batch unless the outbound buffer is full.

@@ -47,6 +47,7 @@ const REPORTED: &[Counter] = &[
     Counter::RepliesRouted,
     Counter::RepliesUnrouted,
     Counter::RepliesDroppedSlowPeer,
+    Counter::FlowsHeldByOtherCopy,
 ];
 
 /// Bytes of each reply the assistant captures: headers and a payload prefix.

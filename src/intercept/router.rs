@@ -94,6 +94,11 @@ impl<R> Router<R> {
         Some(route.conn)
     }
 
+    /// The connection that registered `flow`, if any (without touching the route).
+    pub fn registered_by(&self, flow: &Flow) -> Option<ConnId> {
+        self.routes.get(flow).map(|route| route.conn)
+    }
+
     /// Keeps a reply of an unregistered flow until its registration arrives (a SYN-ACK or
     /// RST that overtook it); the oldest parked reply makes room when the park is full.
     pub fn park(&mut self, flow: Flow, reply: R, now: Instant) {

@@ -170,6 +170,7 @@ impl Switchboard {
                 connection.start(version);
             }
             CopyMessage::Hello { .. } => log::debug!("ignoring a repeated hello"),
+            CopyMessage::Instance(id) => connection.set_instance(id),
             CopyMessage::Registration(registration) => {
                 let flow = Flow {
                     client: registration.client,
@@ -186,14 +187,38 @@ impl Switchboard {
         }
     }
 
-    /// `conn` owns `flow`; replies parked for it join this turn's batch.
+    /// `conn` owns `flow`; replies parked for it join this turn's batch. Unless another copy
+    /// process holds it: two copies replaying the same client onto the same 4-tuple send
+    /// the target the same SYN, so only one of them can have the flow, and the other is told
+    /// to move. (A later registration of the same process takes the flow over: a copy
+    /// that reconnected.)
     fn register(&mut self, conn: ConnId, flow: Flow, now: Instant) {
+        if let Some(holder) = self.router.registered_by(&flow)
+            && self.other_processes(holder, conn)
+        {
+            self.counters.add(Counter::FlowsHeldByOtherCopy, 1);
+            if let Some(connection) = self.connections.get_mut(&conn) {
+                connection.queue_flow_taken(&flow);
+            }
+            return;
+        }
         for parked in self.router.register(flow, conn, now) {
             match crate::packet::split_ip_headers(&parked.packet) {
                 Ok(reply) => self.deliver(conn, &reply, parked.timestamp_us),
                 Err(_) => self.counters.add(Counter::Malformed, 1),
             }
         }
+    }
+
+    /// Whether connections `a` and `b` belong to two different copy processes (both live and
+    /// both said which they are).
+    fn other_processes(&self, a: ConnId, b: ConnId) -> bool {
+        let instance = |conn| {
+            self.connections
+                .get(&conn)
+                .and_then(CopyConnection::instance)
+        };
+        matches!((instance(a), instance(b)), (Some(a), Some(b)) if a != b)
     }
 
     /// Ends a loop turn: every connection writes its batch (or what its socket takes of it).
@@ -333,6 +358,38 @@ mod tests {
             "the other copy gets nothing"
         );
         assert_eq!(board.counters.get(Counter::RepliesRouted), 1);
+    }
+
+    #[test]
+    fn a_flow_another_copy_process_holds_stays_with_it_and_the_later_one_is_told() {
+        let (mut board, mut copies) = board_with_copies(ConnectionLimits::default(), 3);
+        let now = Instant::now();
+        board.on_message(copies[0].1, CopyMessage::Instance(1), now);
+        board.on_message(copies[1].1, CopyMessage::Instance(2), now);
+        board.on_message(copies[2].1, CopyMessage::Instance(1), now);
+        register(&mut board, copies[0].1);
+        register(&mut board, copies[1].1);
+        assert_eq!(board.counters.get(Counter::FlowsHeldByOtherCopy), 1);
+        assert_eq!(board.router.registered_by(&flow()), Some(copies[0].1));
+        board.end_turn();
+        let mut taken = [0; 4];
+        copies[1]
+            .0
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        copies[1].0.read_exact(&mut taken).unwrap();
+        assert_eq!(&taken[..2], &[0, 4], "a flow-taken frame");
+        // The same process (a reconnected shard) takes its flow over.
+        register(&mut board, copies[2].1);
+        assert_eq!(board.router.registered_by(&flow()), Some(copies[2].1));
+        assert_eq!(board.counters.get(Counter::FlowsHeldByOtherCopy), 1);
+    }
+
+    fn flow() -> Flow {
+        Flow {
+            client: CLIENT.parse().unwrap(),
+            target: TARGET.parse().unwrap(),
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use super::negotiation::{SWITCH_LEN, SWITCH_MARKER, decode_switch};
 use super::stream_buf::StreamBuf;
 use super::v6::{RECORD_LEN, Record};
-use super::v7::{FRAME_REGISTRATION, Frame, decode_registration};
+use super::v7::{FRAME_INSTANCE, FRAME_REGISTRATION, Frame, decode_instance, decode_registration};
 use super::wire::be_u16_at;
 use super::{ProtoError, Registration, Version};
 
@@ -20,6 +20,9 @@ pub enum CopyMessage {
     Hello { offered: u16, version: Version },
     /// A flow to route replies for (or to stop routing).
     Registration(Registration),
+    /// The copy process the connection belongs to (version 7): connections of one process
+    /// share its id.
+    Instance(u64),
     /// A version-7 frame of a type this decoder does not know; it was skipped.
     Unknown { frame_type: u16, body_len: usize },
 }
@@ -136,6 +139,7 @@ impl CopyStreamDecoder {
         };
         let message = match frame.frame_type {
             FRAME_REGISTRATION => CopyMessage::Registration(decode_registration(frame.body)?),
+            FRAME_INSTANCE => CopyMessage::Instance(decode_instance(frame.body)?),
             frame_type => CopyMessage::Unknown {
                 frame_type,
                 body_len: frame.body.len(),

@@ -11,7 +11,9 @@ use super::counters::decode_counters;
 use super::negotiation::{SWITCH_LEN, SWITCH_MARKER, decode_switch};
 use super::stream_buf::StreamBuf;
 use super::v6::{COUNT_LEN, MAX_DECODE_COUNT, V6Layout, decode_message};
-use super::v7::{FRAME_COUNTERS, FRAME_REPLY, Frame, decode_reply};
+use super::v7::{
+    FRAME_COUNTERS, FRAME_FLOW_TAKEN, FRAME_REPLY, Frame, decode_flow_taken, decode_reply,
+};
 use super::wire::be_u16_at;
 use super::{Counter, ProtoError, ReplyHeaders, Version};
 
@@ -24,6 +26,9 @@ pub enum InterceptMessage {
     Reply(ReplyHeaders),
     /// A snapshot of intercept's counters (version 7).
     Counters(Vec<Counter>),
+    /// Another copy process registered this flow first (version 7): the session on it
+    /// must move to another client port.
+    FlowTaken(crate::packet::Flow),
     /// A version-7 frame of a type this decoder does not know; it was skipped.
     Unknown { frame_type: u16, body_len: usize },
 }
@@ -152,6 +157,7 @@ impl InterceptStreamDecoder {
         let message = match frame.frame_type {
             FRAME_REPLY => InterceptMessage::Reply(decode_reply(frame.body)?),
             FRAME_COUNTERS => InterceptMessage::Counters(decode_counters(frame.body)?),
+            FRAME_FLOW_TAKEN => InterceptMessage::FlowTaken(decode_flow_taken(frame.body)?),
             frame_type => InterceptMessage::Unknown {
                 frame_type,
                 body_len: frame.body.len(),

@@ -40,7 +40,9 @@ pub use error::ProtoError;
 pub use headers::MAX_HEADERS_LEN;
 pub use intercept_stream::{InterceptMessage, InterceptStreamDecoder};
 pub use negotiation::{encode_hello, encode_switch};
-pub use registration::{RegKind, Registration, encode_registration};
+pub use registration::{
+    RegKind, Registration, encode_flow_taken, encode_instance, encode_registration,
+};
 pub use reply::{MAX_PAYLOAD_PREFIX, ReplyHeaders};
 pub use v6::V6Layout;
 

@@ -57,3 +57,14 @@ pub fn encode_registration(
         Version::V7 => v7::encode_registration(registration, out),
     }
 }
+
+/// Appends, in version 7, the id of the copy process a connection belongs to (right after
+/// the switch marker).
+pub fn encode_instance(id: u64, out: &mut Vec<u8>) {
+    v7::encode_instance(id, out);
+}
+
+/// Appends, in version 7, that another copy process holds `flow`.
+pub fn encode_flow_taken(flow: &crate::packet::Flow, out: &mut Vec<u8>) -> Result<(), ProtoError> {
+    v7::encode_flow_taken(flow, out)
+}

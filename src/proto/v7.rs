@@ -11,7 +11,7 @@ use super::headers::{HeaderBuf, TCP_MAX_HEADER_LEN};
 use super::reply::payload_prefix;
 use super::wire::{Reader, be_u16_at};
 use super::{MAX_PAYLOAD_PREFIX, ProtoError, RegKind, Registration, ReplyHeaders};
-use crate::packet::HeaderSplit;
+use crate::packet::{Flow, HeaderSplit};
 
 /// Length of the frame envelope: type and body length.
 pub(crate) const FRAME_HEADER_LEN: usize = 4;
@@ -21,6 +21,12 @@ pub(crate) const FRAME_REGISTRATION: u16 = 1;
 pub(crate) const FRAME_REPLY: u16 = 2;
 /// intercept → copy: a list of intercept's counters.
 pub(crate) const FRAME_COUNTERS: u16 = 3;
+/// intercept → copy: a flow another copy process has registered; the sender's session on it
+/// must move to another port (its SYN is indistinguishable from the other's at the target).
+pub(crate) const FRAME_FLOW_TAKEN: u16 = 4;
+/// copy → intercept: the copy process this connection belongs to, a random id per process,
+/// sent right after the switch marker.
+pub(crate) const FRAME_INSTANCE: u16 = 5;
 
 const KIND_ADD: u8 = 1;
 const KIND_DEL: u8 = 2;
@@ -71,25 +77,18 @@ pub(crate) fn encode_registration(
     registration: &Registration,
     out: &mut Vec<u8>,
 ) -> Result<(), ProtoError> {
-    let family = match (registration.client.ip(), registration.target.ip()) {
-        (IpAddr::V4(_), IpAddr::V4(_)) => FAMILY_IPV4,
-        (IpAddr::V6(_), IpAddr::V6(_)) => FAMILY_IPV6,
-        _ => return Err(ProtoError::MixedAddressFamilies),
-    };
     let kind = match registration.kind {
         RegKind::Add => KIND_ADD,
         RegKind::Del => KIND_DEL,
     };
+    let flow = Flow {
+        client: registration.client,
+        target: registration.target,
+    };
+    let family = family_of(&flow)?;
     write_frame(FRAME_REGISTRATION, out, |body| {
-        body.extend_from_slice(&[kind, family]);
-        body.extend_from_slice(&registration.client.port().to_be_bytes());
-        body.extend_from_slice(&registration.target.port().to_be_bytes());
-        for address in [registration.client.ip(), registration.target.ip()] {
-            match address {
-                IpAddr::V4(ip) => body.extend_from_slice(&ip.octets()),
-                IpAddr::V6(ip) => body.extend_from_slice(&ip.octets()),
-            }
-        }
+        body.push(kind);
+        write_flow(family, &flow, body);
     })
 }
 
@@ -101,6 +100,60 @@ pub(crate) fn decode_registration(body: &[u8]) -> Result<Registration, ProtoErro
         KIND_DEL => RegKind::Del,
         kind => return Err(ProtoError::BadRegistrationKind { kind }),
     };
+    let flow = read_flow(&mut reader)?;
+    Ok(Registration {
+        kind,
+        client: flow.client,
+        target: flow.target,
+    })
+}
+
+/// Appends a flow-taken frame: the flow as in a registration, without the kind.
+pub(crate) fn encode_flow_taken(flow: &Flow, out: &mut Vec<u8>) -> Result<(), ProtoError> {
+    let family = family_of(flow)?;
+    write_frame(FRAME_FLOW_TAKEN, out, |body| write_flow(family, flow, body))
+}
+
+/// Reads a flow-taken body.
+pub(crate) fn decode_flow_taken(body: &[u8]) -> Result<Flow, ProtoError> {
+    read_flow(&mut Reader::new(body, "v7 flow taken"))
+}
+
+/// Appends an instance frame: `id u64`.
+pub(crate) fn encode_instance(id: u64, out: &mut Vec<u8>) {
+    // Eight bytes always fit a frame.
+    let _ = write_frame(FRAME_INSTANCE, out, |body| {
+        body.extend_from_slice(&id.to_be_bytes());
+    });
+}
+
+/// Reads an instance body.
+pub(crate) fn decode_instance(body: &[u8]) -> Result<u64, ProtoError> {
+    Reader::new(body, "v7 instance").u64()
+}
+
+fn family_of(flow: &Flow) -> Result<u8, ProtoError> {
+    match (flow.client.ip(), flow.target.ip()) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => Ok(FAMILY_IPV4),
+        (IpAddr::V6(_), IpAddr::V6(_)) => Ok(FAMILY_IPV6),
+        _ => Err(ProtoError::MixedAddressFamilies),
+    }
+}
+
+/// `family u8 | client port u16 | target port u16 | client ip | target ip`.
+fn write_flow(family: u8, flow: &Flow, body: &mut Vec<u8>) {
+    body.push(family);
+    body.extend_from_slice(&flow.client.port().to_be_bytes());
+    body.extend_from_slice(&flow.target.port().to_be_bytes());
+    for address in [flow.client.ip(), flow.target.ip()] {
+        match address {
+            IpAddr::V4(ip) => body.extend_from_slice(&ip.octets()),
+            IpAddr::V6(ip) => body.extend_from_slice(&ip.octets()),
+        }
+    }
+}
+
+fn read_flow(reader: &mut Reader<'_>) -> Result<Flow, ProtoError> {
     let family = reader.u8()?;
     let client_port = reader.u16()?;
     let target_port = reader.u16()?;
@@ -113,8 +166,7 @@ pub(crate) fn decode_registration(body: &[u8]) -> Result<Registration, ProtoErro
     };
     let client_ip = read_ip()?;
     let target_ip = read_ip()?;
-    Ok(Registration {
-        kind,
+    Ok(Flow {
         client: SocketAddr::new(client_ip, client_port),
         target: SocketAddr::new(target_ip, target_port),
     })
@@ -356,6 +408,27 @@ mod tests {
         assert_eq!(
             (parsed.frame_type, parsed.body, len),
             (0x1234, &[0xaa, 0xbb][..], 6)
+        );
+    }
+
+    #[test]
+    fn flow_taken_and_instance_frames_round_trip() {
+        let flow = Flow {
+            client: "[2001:db8:1::5]:40000".parse().unwrap(),
+            target: "[2001:db8::30]:80".parse().unwrap(),
+        };
+        let mut out = Vec::new();
+        encode_flow_taken(&flow, &mut out).unwrap();
+        assert_eq!(
+            decode_flow_taken(body_of(&out, FRAME_FLOW_TAKEN)).unwrap(),
+            flow
+        );
+        let mut out = Vec::new();
+        encode_instance(0x0123_4567_89ab_cdef, &mut out);
+        assert_eq!(out.len(), FRAME_HEADER_LEN + 8);
+        assert_eq!(
+            decode_instance(body_of(&out, FRAME_INSTANCE)).unwrap(),
+            0x0123_4567_89ab_cdef
         );
     }
 }

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use crate::packet::{self, LinkType};
+use crate::packet::{self, Flow, LinkType};
 use crate::stats::Counter;
 
 use super::rewrite::{Repetition, Rewriter};
@@ -81,6 +81,11 @@ impl ShardCore {
                 log::debug!("unusable reply headers from intercept: {err}");
             }
         }
+    }
+
+    /// An intercept says another copy process holds `flow`.
+    pub fn on_flow_taken(&mut self, now: Instant, flow: Flow) {
+        self.sessions.on_flow_taken(now, flow);
     }
 
     /// The session table: timers, live flows, shutdown.

@@ -7,6 +7,10 @@
 //! fails is retried every second; when it comes back it registers every live flow of the
 //! shard again (an intercept that restarted knows none).
 //!
+//! On version 7 the link says which copy process it belongs to; an intercept that already
+//! routes a flow for another copy process answers its registration with "taken", and the
+//! shard moves that session to another port.
+//!
 //! Registrations start in version 6, which has no IPv6: IPv6 flows wait until the intercept
 //! agrees to version 7, and a link still on version 6 after [`V7_WAIT`] is a TCPCopy 1.x
 //! intercept, which is said once, loudly, and counted (`registrations_refused`).
@@ -269,6 +273,7 @@ impl Link {
             while let Some(message) = decoder.next_message().context("bad data from intercept")? {
                 match message {
                     InterceptMessage::Reply(reply) => core.on_reply(now, reply.headers()),
+                    InterceptMessage::FlowTaken(flow) => core.on_flow_taken(now, flow),
                     InterceptMessage::Switch(agreed) => {
                         log::info!(
                             "shard {}: intercept {} speaks protocol version {}",
@@ -278,6 +283,7 @@ impl Link {
                         );
                         if agreed == Version::V7 && *version == Version::V6 {
                             proto::encode_switch(&mut self.unsent);
+                            proto::encode_instance(process_instance(), &mut self.unsent);
                             *version = Version::V7;
                             for flow in waiting.release() {
                                 encode_registration(*version, flow, &mut self.unsent);
@@ -391,6 +397,18 @@ impl Link {
             self.last_failure_log = Some(now);
         }
     }
+}
+
+/// This copy process's id on every intercept connection (version 7), random per process:
+/// an intercept tells two copies that replay the same client onto one 4-tuple apart by it.
+fn process_instance() -> u64 {
+    static INSTANCE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *INSTANCE.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.finish()
+    })
 }
 
 /// Appends the registration of `flow` in `version` (which can carry it).

@@ -84,6 +84,7 @@ const REPORTED: &[Counter] = &[
     Counter::SessionsNoPort,
     Counter::PortsRemapped,
     Counter::PortsInUseAtTarget,
+    Counter::PortsHeldByOtherCopy,
     Counter::Sent,
     Counter::SendFailed,
     Counter::Retransmitted,

@@ -316,6 +316,23 @@ impl SessionTable {
         self.after_event(key);
     }
 
+    /// An intercept says another copy process registered `key` first. A session still
+    /// waiting for its SYN-ACK moves to another port (the target cannot tell its SYN from
+    /// the other copy's); one past its handshake is the one the target answered, and stays.
+    pub fn on_flow_taken(&mut self, now: Instant, key: Flow) {
+        let connecting = self
+            .sessions
+            .get(&key)
+            .is_some_and(|tracked| tracked.session.is_connecting());
+        if connecting {
+            self.out
+                .emitted
+                .counters
+                .bump(Counter::PortsHeldByOtherCopy);
+            self.move_elsewhere(now, key);
+        }
+    }
+
     /// Reopens the session replaying `key` from another client end, because the target
     /// holds `key`'s 4-tuple for a connection of its own. Without a free end, the session
     /// stays and its handshake times out.
@@ -718,5 +735,32 @@ mod tests {
         data.payload_len = 5;
         table.on_client(now, &data, b"hello", false);
         assert_eq!(table.len(), 1);
+    }
+
+    #[test]
+    fn a_flow_another_copy_holds_moves_a_connecting_session_only() {
+        let shaping = Shaping::default();
+        let mut table = shaped_table(10, &shaping);
+        let now = Instant::now();
+        table.on_client(now, &syn(40000), &[], false);
+        let first = Flow::of_request(&syn(40000));
+        table.emitted().new_flows.clear();
+        table.on_flow_taken(now, first);
+        let moved = table.emitted().new_flows.clone();
+        assert_eq!(moved.len(), 1);
+        assert_ne!(moved[0], first);
+        assert_eq!(count(&mut table, Counter::PortsHeldByOtherCopy), 1);
+        // Established, it is the session the target answered: it stays.
+        let mut syn_ack = syn(40000);
+        syn_ack.src = moved[0].target;
+        syn_ack.dst = moved[0].client;
+        syn_ack.flags = TcpFlags::SYN | TcpFlags::ACK;
+        syn_ack.seq = SeqNum(900);
+        syn_ack.ack = SeqNum(2);
+        table.on_reply(now, &syn_ack);
+        table.emitted().new_flows.clear();
+        table.on_flow_taken(now, moved[0]);
+        assert!(table.emitted().new_flows.is_empty());
+        assert_eq!(table.live_flows().collect::<Vec<_>>(), moved);
     }
 }

@@ -215,6 +215,11 @@ impl Session {
         self.target
     }
 
+    /// Whether our SYN waits for the target's SYN-ACK.
+    pub fn is_connecting(&self) -> bool {
+        self.state == State::SynSent
+    }
+
     /// Whether the target holds this session's 4-tuple for another connection: the session
     /// must be reopened from another client port to get anywhere.
     pub fn port_in_use(&self) -> bool {

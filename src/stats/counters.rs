@@ -102,6 +102,12 @@ counters! {
     RepliesRouted => "replies_routed",
     /// Replies intercept could not route (no copy registered the flow).
     RepliesUnrouted => "replies_unrouted",
+    /// Registrations intercept refused because another copy process holds the flow (the
+    /// registering copy moves its session to another port).
+    FlowsHeldByOtherCopy => "flows_held_by_other_copy",
+    /// Sessions copy moved to another port because an intercept said another copy process
+    /// holds their flow (two copies replaying the same client onto the same 4-tuple).
+    PortsHeldByOtherCopy => "ports_held_by_other_copy",
     /// Replies dropped because a copy connection could not keep up.
     RepliesDroppedSlowPeer => "replies_dropped_slow_peer",
 }
