@@ -105,7 +105,9 @@ fn fake_v6_intercept(listener: TcpListener) -> thread::JoinHandle<Vec<proto::Reg
                 match message {
                     CopyMessage::Hello { version, .. } => assert_eq!(version, Version::V6),
                     CopyMessage::Registration(registration) => registrations.push(registration),
-                    CopyMessage::Unknown { .. } => panic!("unexpected frame"),
+                    CopyMessage::Instance(_) | CopyMessage::Unknown { .. } => {
+                        panic!("a version-7 frame on version 6")
+                    }
                 }
             }
         }
