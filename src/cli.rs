@@ -4,6 +4,7 @@
 //! them, so every flag error names the flag and the value.
 
 use std::net::IpAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -191,7 +192,110 @@ pub struct ReportArgs {
 
 /// Options of `tcpcopy stats`.
 #[derive(Debug, Args)]
-pub struct StatsArgs {}
+pub struct StatsArgs {
+    #[command(subcommand)]
+    pub command: StatsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StatsCommand {
+    /// Loss from access logs: requests per time window online and at the target
+    Logs(LogsArgs),
+}
+
+/// Options of `tcpcopy stats logs`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example: tcpcopy stats logs --online host13.log host14.log.gz --target access.log --window 1m --max-loss 0.01\n\n\
+                  Exit status: 0, or 1 when the total loss is above --max-loss, 2 on a usage or input error."
+)]
+pub struct LogsArgs {
+    /// Access logs of the online hosts, one or more, repeatable: nginx or Apache common or
+    /// combined format (or what --time-field/--time-format describe), gzip-compressed or not
+    #[arg(long, value_name = "FILE", num_args = 1.., required = true)]
+    pub online: Vec<PathBuf>,
+
+    /// Access logs of the target, one or more, repeatable
+    #[arg(long, value_name = "FILE", num_args = 1.., required = true)]
+    pub target: Vec<PathBuf>,
+
+    /// Length of a window, in whole seconds: e.g. 10s, 1m, 1h
+    #[arg(long = "window", value_name = "DURATION", default_value = "1m", value_parser = parse_window)]
+    pub window_seconds: NonZeroU32,
+
+    /// How many times the target receives the online traffic (2 for a test that doubles it)
+    #[arg(long, value_name = "N", default_value_t = 1.0, value_parser = parse_factor)]
+    pub factor: f64,
+
+    /// Count the first and last windows, which the logs cover only in part, in the total
+    #[arg(long)]
+    pub edges: bool,
+
+    /// Only requests at or after TIME (RFC 3339, e.g. 2026-10-10T11:08:00+08:00)
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<jiff::Timestamp>,
+
+    /// Only requests before TIME (RFC 3339)
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<jiff::Timestamp>,
+
+    /// Exit 1 when the total loss is above RATE: a fraction (0.01) or a percentage (1%)
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub max_loss: Option<f64>,
+
+    /// Print JSON Lines (a record per window, then the total) instead of a table
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also write a chart of the windows to FILE (SVG)
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+
+    /// strftime format of the time field [default: %d/%b/%Y:%H:%M:%S %z, the
+    /// `[10/Oct/2026:13:55:36 +0000]` of the common and combined formats]; times without
+    /// %z or %:z are read as UTC
+    #[arg(long, value_name = "FORMAT")]
+    pub time_format: Option<String>,
+
+    /// The time field starts at the Nth space-separated field of a line (1 is the first; a
+    /// leading `[` or `"` is skipped) [default: just after the first `[`]
+    #[arg(long, value_name = "N")]
+    pub time_field: Option<NonZeroUsize>,
+}
+
+/// A `--window`: a humantime duration of whole seconds, at least one.
+fn parse_window(text: &str) -> Result<NonZeroU32, String> {
+    let duration = humantime::parse_duration(text).map_err(|err| err.to_string())?;
+    if duration.subsec_nanos() != 0 {
+        return Err(format!("`{text}` is not a whole number of seconds"));
+    }
+    u32::try_from(duration.as_secs())
+        .ok()
+        .and_then(NonZeroU32::new)
+        .ok_or_else(|| format!("`{text}` must be at least 1s and at most {}s", u32::MAX))
+}
+
+/// A `--factor`: a finite number above zero.
+fn parse_factor(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(factor) if factor.is_finite() && factor > 0.0 => Ok(factor),
+        _ => Err(format!("`{text}` is not a number above 0")),
+    }
+}
+
+/// A `--max-loss`: a fraction (`0.01`) or a percentage (`1%`), from 0 to 1.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let (number, scale) = match text.strip_suffix('%') {
+        Some(percent) => (percent, 100.0),
+        None => (text, 1.0),
+    };
+    match number.trim().parse::<f64>() {
+        Ok(rate) if (0.0..=scale).contains(&rate) => Ok(rate / scale),
+        _ => Err(format!(
+            "`{text}` is not a loss rate from 0 to 1 (or 0% to 100%)"
+        )),
+    }
+}
 
 fn parse_mappings(text: &str) -> Result<Vec<PortMapping>, SyntaxError> {
     parse_list(text)
@@ -386,10 +490,135 @@ mod tests {
 
     #[test]
     fn verbosity_flags() {
-        let cli = parse(&["-vv", "stats"]).unwrap();
+        let cli = parse(&["-vv", "stats", "logs", "--online", "a", "--target", "b"]).unwrap();
         assert_eq!(cli.verbose, 2);
-        let cli = parse(&["stats", "-q"]).unwrap();
+        let cli = parse(&["stats", "logs", "--online", "a", "--target", "b", "-q"]).unwrap();
         assert_eq!(cli.quiet, 1);
-        assert!(parse(&["-v", "-q", "stats"]).is_err());
+        assert!(
+            parse(&[
+                "-v", "-q", "stats", "logs", "--online", "a", "--target", "b"
+            ])
+            .is_err()
+        );
+    }
+
+    fn logs(args: &[&str]) -> Result<LogsArgs, clap::Error> {
+        let cli = parse(&[&["stats", "logs"], args].concat())?;
+        let Command::Stats(StatsArgs {
+            command: StatsCommand::Logs(logs),
+        }) = cli.command
+        else {
+            panic!("parsed as {:?}", cli.command)
+        };
+        Ok(logs)
+    }
+
+    #[test]
+    fn logs_defaults() {
+        let args = logs(&["--online", "a.log", "--target", "t.log"]).unwrap();
+        assert_eq!(args.online, [PathBuf::from("a.log")]);
+        assert_eq!(args.target, [PathBuf::from("t.log")]);
+        assert_eq!(args.window_seconds.get(), 60);
+        assert_eq!(args.factor, 1.0);
+        assert!(!args.edges && !args.json);
+        assert_eq!((args.max_loss, args.from, args.to), (None, None, None));
+        assert_eq!((args.time_format, args.time_field), (None, None));
+    }
+
+    #[test]
+    fn logs_files_may_be_listed_and_repeated() {
+        let args = logs(&[
+            "--online", "a.log", "b.log.gz", "--target", "t.log", "--online", "c.log",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.online,
+            ["a.log", "b.log.gz", "c.log"].map(PathBuf::from)
+        );
+        assert!(
+            logs(&["--online", "a.log"]).is_err(),
+            "--target is required"
+        );
+        assert!(
+            logs(&["--target", "t.log"]).is_err(),
+            "--online is required"
+        );
+        assert!(
+            logs(&["--online", "--target", "t.log"]).is_err(),
+            "a file is required"
+        );
+    }
+
+    #[test]
+    fn logs_window_is_whole_seconds() {
+        let window = |text| logs(&["--online", "a", "--target", "b", "--window", text]);
+        assert_eq!(window("10s").unwrap().window_seconds.get(), 10);
+        assert_eq!(window("1h").unwrap().window_seconds.get(), 3600);
+        for bad in ["0s", "1500ms", "soon"] {
+            let err = window(bad).unwrap_err().to_string();
+            assert!(err.contains("--window") && err.contains(bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn logs_factor_is_above_zero() {
+        let factor = |text| {
+            logs(&[
+                "--online",
+                "a",
+                "--target",
+                "b",
+                &format!("--factor={text}"),
+            ])
+        };
+        assert_eq!(factor("2").unwrap().factor, 2.0);
+        assert_eq!(factor("0.5").unwrap().factor, 0.5);
+        for bad in ["0", "-1", "inf", "NaN", "two"] {
+            let err = factor(bad).unwrap_err().to_string();
+            assert!(err.contains("--factor"), "{err}");
+        }
+    }
+
+    #[test]
+    fn logs_max_loss_is_a_fraction_or_a_percentage() {
+        let max_loss = |text| {
+            logs(&[
+                "--online",
+                "a",
+                "--target",
+                "b",
+                &format!("--max-loss={text}"),
+            ])
+        };
+        assert_eq!(max_loss("0").unwrap().max_loss, Some(0.0));
+        assert_eq!(max_loss("0.01").unwrap().max_loss, Some(0.01));
+        assert_eq!(max_loss("0.25%").unwrap().max_loss, Some(0.0025));
+        for bad in ["-0.1", "1.5", "101%", "low"] {
+            let err = max_loss(bad).unwrap_err().to_string();
+            assert!(err.contains("--max-loss") && err.contains(bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn logs_from_and_to_are_rfc3339() {
+        let args = logs(&[
+            "--online",
+            "a",
+            "--target",
+            "b",
+            "--from",
+            "2026-10-10T11:08:00+08:00",
+            "--to",
+            "2026-10-10T03:09:00Z",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.from.unwrap().as_second() + 60,
+            args.to.unwrap().as_second()
+        );
+        let err = logs(&["--online", "a", "--target", "b", "--from", "11:08"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--from"), "{err}");
     }
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tcpcopy::cli::{Cli, Command};
+use tcpcopy::stats::Verdict;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -25,12 +26,16 @@ fn main() -> ExitCode {
     };
     init_logging(cli.verbose, cli.quiet);
     let result = match cli.command {
-        Command::Copy(args) => tcpcopy::replay::run(&args),
-        Command::Intercept(args) => tcpcopy::intercept::run(&args),
+        Command::Copy(args) => tcpcopy::replay::run(&args).map(|()| Verdict::Passed),
+        Command::Intercept(args) => tcpcopy::intercept::run(&args).map(|()| Verdict::Passed),
         Command::Stats(args) => tcpcopy::stats::run(&args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Verdict::Passed) => ExitCode::SUCCESS,
+        Ok(Verdict::Failed(why)) => {
+            eprintln!("tcpcopy: {why}");
+            ExitCode::from(1)
+        }
         Err(err) => {
             eprintln!("tcpcopy: {err:#}");
             ExitCode::from(2)
