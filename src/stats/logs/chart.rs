@@ -23,7 +23,7 @@ const ONLINE_COLOR: &str = "#1f77b4";
 const TARGET_COLOR: &str = "#ff7f0e";
 const LOSS_COLOR: &str = "#d62728";
 const EDGE_FILL: &str = "#e8e8e8";
-const THRESHOLD_COLOR: &str = "#555555";
+const THRESHOLD_COLOR: &str = "#8c1a1a";
 
 /// The chart of `comparison`; `max_loss` (`--max-loss`) is drawn as a line on the loss axis.
 pub fn render(comparison: &Comparison, max_loss: Option<f64>) -> String {
@@ -249,8 +249,9 @@ impl<'a> Chart<'a> {
             .collect();
         let target: Vec<Option<f64>> = rows.iter().map(|r| Some(r.target as f64)).collect();
         let loss: Vec<Option<f64>> = rows.iter().map(|r| r.loss.map(|l| l * 100.0)).collect();
-        self.line(svg, &online, &self.requests, ONLINE_COLOR, "");
-        self.line(svg, &target, &self.requests, TARGET_COLOR, "");
+        // Online's markers are larger, so that they still show under equal target counts.
+        self.line(svg, &online, &self.requests, ONLINE_COLOR, "", 5.0);
+        self.line(svg, &target, &self.requests, TARGET_COLOR, "", 3.0);
         if let Some(max_loss) = self.max_loss {
             let y = self.loss.y(max_loss * 100.0);
             let _ = writeln!(
@@ -264,10 +265,12 @@ impl<'a> Chart<'a> {
             &self.loss,
             LOSS_COLOR,
             r#" stroke-dasharray="6 3""#,
+            3.5,
         );
     }
 
-    /// A polyline through `values` on `scale`, broken where a value is missing.
+    /// A polyline through `values` on `scale`, broken where a value is missing, with
+    /// markers of `radius` when there are few windows.
     fn line(
         &self,
         svg: &mut String,
@@ -275,6 +278,7 @@ impl<'a> Chart<'a> {
         scale: &Scale,
         color: &str,
         style: &str,
+        radius: f64,
     ) {
         let mut path = String::new();
         let mut pen_down = false;
@@ -298,7 +302,7 @@ impl<'a> Chart<'a> {
                 if let Some(value) = value {
                     let _ = writeln!(
                         svg,
-                        r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{color}"/>"#,
+                        r#"<circle cx="{:.1}" cy="{:.1}" r="{radius}" fill="{color}"/>"#,
                         self.x(i),
                         scale.y(*value)
                     );
@@ -329,7 +333,7 @@ impl<'a> Chart<'a> {
         ];
         if let Some(max_loss) = self.max_loss {
             entries.push((
-                format!("--max-loss {}", format_loss(Some(max_loss))),
+                format!("--max-loss {} %, right axis", max_loss * 100.0),
                 Swatch::Line(THRESHOLD_COLOR, r#" stroke-dasharray="2 4""#),
             ));
         }
@@ -486,7 +490,7 @@ mod tests {
             "online requests",
             "target requests",
             "loss, right axis",
-            "--max-loss 0.0100",
+            "--max-loss 1 %, right axis",
             "edge window (logs cover part; not in total)",
             "online 356,625 × factor 1, target 355,175, loss 0.41 %",
             ">11:08<",
