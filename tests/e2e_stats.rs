@@ -1,0 +1,176 @@
+//! `tcpcopy stats logs` on a real replication: a client sends requests at a known rate to
+//! nginx on the online host while copy and intercept replay them to nginx on the target
+//! (assistant mode); then `stats logs` reads both nginx's combined-format logs. Its totals
+//! must be the logs' line counts, `--max-loss 0` must pass, and with the target's log cut
+//! by 10 % it must report a loss of about 0.1 and exit 1.
+//!
+//! Topology: `scripts/lab.sh`; nginx's logs: `lab.sh nginx`.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{Connections, Host, Lab, Mode, caught_up};
+use serde_json::Value;
+
+/// Requests per second the client sends...
+const RATE: usize = 200;
+/// ... for this many seconds...
+const SECONDS: usize = 4;
+/// ... in bursts this far apart, each on its own keep-alive connection.
+const TICK: Duration = Duration::from_millis(100);
+/// How long the target may take to log every replayed request once the client is done.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[test]
+fn stats_logs_count_a_lab_run_and_gate_on_its_loss() {
+    let lab = Lab::up("stlog", false).unwrap_or_else(|err| panic!("{err:#}"));
+    let online = lab.start_nginx(Host::Online).unwrap();
+    let target = lab.start_nginx(Host::Target).unwrap();
+    let replication = lab
+        .start_replication(Mode::Assistant)
+        .unwrap_or_else(|err| panic!("{err:#}"));
+    let sent = paced_load(&lab);
+    let logged = caught_up(CATCH_UP_TIMEOUT, sent, || target.access_count()).unwrap();
+    let totals = replication.stop().unwrap_or_else(|err| panic!("{err:#}"));
+    assert_eq!(
+        logged, sent,
+        "the target logged every request; copy totals: {:?}",
+        totals.copy
+    );
+
+    let online_log = online.combined_log_path();
+    let target_log = target.combined_log_path();
+    let (online_lines, target_lines) = (line_count(&online_log), line_count(&target_log));
+    assert_eq!((online_lines, target_lines), (sent, sent));
+
+    // The whole run, edges included: the totals are the line counts and nothing was lost.
+    let run = stats_logs(
+        &online_log,
+        &target_log,
+        &["--window", "1s", "--edges", "--json", "--max-loss", "0"],
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let records = run.json_lines();
+    let (windows, total) = records.split_at(records.len() - 1);
+    let total = &total[0];
+    assert_eq!(total["type"], "total", "{run:?}");
+    assert_eq!(total["data"]["online"], online_lines as u64);
+    assert_eq!(total["data"]["target"], target_lines as u64);
+    assert_eq!(total["data"]["loss"], 0.0);
+    assert_eq!(total["data"]["unparsed"], 0);
+    // The known rate: one window a second for as long as the load ran, summing to the total.
+    assert!(
+        (SECONDS..=SECONDS + 2).contains(&windows.len()),
+        "{SECONDS} s of load make {SECONDS} to {} one-second windows: {run:?}",
+        SECONDS + 2
+    );
+    let online_per_window: Vec<u64> = windows
+        .iter()
+        .map(|w| w["data"]["online"].as_u64().unwrap())
+        .collect();
+    assert_eq!(online_per_window.iter().sum::<u64>(), online_lines as u64);
+    // The first and last windows hold part of a second of load; those between, about RATE.
+    let middle = &online_per_window[1..online_per_window.len() - 1];
+    let mean = middle.iter().sum::<u64>() as f64 / middle.len() as f64;
+    assert!(
+        (0.75..=1.25).contains(&(mean / RATE as f64)),
+        "{mean} requests a second, not about {RATE}: {online_per_window:?}"
+    );
+
+    // The target's log cut by 10 %: the loss is the missing tenth, above --max-loss.
+    let kept = target_lines - target_lines / 10;
+    let cut_log = lab.dir().join("target-cut.log");
+    let text = fs::read_to_string(&target_log).unwrap();
+    let cut: Vec<&str> = text.lines().take(kept).collect();
+    fs::write(&cut_log, cut.join("\n") + "\n").unwrap();
+    let cut_run = stats_logs(
+        &online_log,
+        &cut_log,
+        &["--window", "1s", "--edges", "--max-loss", "0.05"],
+    );
+    assert_eq!(cut_run.code, Some(1), "{cut_run:?}");
+    let loss = 1.0 - kept as f64 / online_lines as f64;
+    assert!((loss - 0.1).abs() < 0.005);
+    let total_line = cut_run.stdout.lines().last().unwrap_or_default().to_owned();
+    assert_eq!(
+        total_line,
+        format!("total online={online_lines} target={kept} loss={loss:.4}"),
+        "{cut_run:?}"
+    );
+    assert!(
+        cut_run.stderr.contains("above --max-loss 0.0500"),
+        "{cut_run:?}"
+    );
+}
+
+/// Sends `RATE` requests a second for `SECONDS` seconds from the client to the online
+/// nginx, in bursts every `TICK` (late bursts catch up, so the run keeps its length), and
+/// returns how many were sent. Every one must succeed.
+fn paced_load(lab: &Lab) -> usize {
+    let ticks = SECONDS * (Duration::from_secs(1).as_millis() / TICK.as_millis()) as usize;
+    let per_tick = RATE * SECONDS / ticks;
+    let start = Instant::now();
+    for tick in 0..ticks {
+        let due = start + TICK * tick as u32;
+        thread::sleep(due.saturating_duration_since(Instant::now()));
+        let load = lab
+            .http_load(
+                Host::Client,
+                Host::Online.socket(80),
+                per_tick,
+                Connections::KeepAlive,
+            )
+            .unwrap();
+        load.assert_all_ok(per_tick, "client requests to the online server");
+    }
+    ticks * per_tick
+}
+
+fn line_count(path: &Path) -> usize {
+    fs::read_to_string(path)
+        .unwrap_or_else(|err| panic!("reading {}: {err}", path.display()))
+        .lines()
+        .count()
+}
+
+/// What one `tcpcopy stats logs` run printed and how it exited.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json_lines(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}")))
+            .collect()
+    }
+}
+
+/// Runs `tcpcopy stats logs --online ONLINE --target TARGET EXTRA...` (in the root
+/// namespace: it only reads files).
+fn stats_logs(online: &Path, target: &Path, extra: &[&str]) -> Run {
+    let output = Command::new(common::tcpcopy_bin())
+        .args(["stats", "logs", "--online"])
+        .arg(online)
+        .arg("--target")
+        .arg(target)
+        .args(extra)
+        .output()
+        .expect("running tcpcopy stats logs");
+    let run = Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    eprintln!("e2e: stats logs {extra:?}:\n{}{}", run.stdout, run.stderr);
+    run
+}
