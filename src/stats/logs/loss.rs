@@ -52,6 +52,14 @@ pub fn loss(online: u64, target: u64, factor: f64) -> Option<f64> {
     (online > 0).then(|| 1.0 - target as f64 / (factor * online as f64))
 }
 
+/// Whether `loss` is above `max_loss`. Losses are ratios of counts, computed in floating
+/// point: `1 − 990/1000` is a hair above 0.01. A loss within a billionth of the threshold
+/// is not above it, so `--max-loss 1%` accepts exactly 1 %.
+pub fn exceeds(loss: f64, max_loss: f64) -> bool {
+    const TOLERANCE: f64 = 1e-9;
+    loss > max_loss + TOLERANCE
+}
+
 /// Compares the two sides of `tally` window by window; the total sums the complete windows,
 /// and the edges too when `count_edges`.
 pub fn compare(tally: &Tally, factor: f64, count_edges: bool) -> Comparison {
@@ -157,6 +165,17 @@ mod tests {
             "factor 2: the target sees twice as many"
         );
         assert_eq!(loss(100, 150, 2.0), Some(0.25));
+    }
+
+    #[test]
+    fn a_loss_equal_to_the_threshold_is_not_above_it() {
+        let one_percent = loss(1_000, 990, 1.0).unwrap();
+        assert!(one_percent > 0.01, "the float is a hair above");
+        assert!(!exceeds(one_percent, 0.01));
+        assert!(exceeds(loss(1_000, 989, 1.0).unwrap(), 0.01));
+        assert!(exceeds(loss(1_000_000, 999_999, 1.0).unwrap(), 0.0));
+        assert!(!exceeds(0.0, 0.0));
+        assert!(!exceeds(-0.5, 0.0));
     }
 
     #[test]

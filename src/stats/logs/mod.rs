@@ -31,7 +31,7 @@ use anyhow::{Context, Result, bail};
 use jiff::tz::Offset;
 
 use self::input::LogReader;
-use self::loss::{Comparison, compare};
+use self::loss::{Comparison, compare, exceeds};
 use self::tally::{Side, Tally};
 use self::time_field::{LineError, TimeField};
 use self::window::{Span, Windows};
@@ -180,16 +180,19 @@ fn edge_note(comparison: &Comparison, json: bool) -> Option<String> {
     } else {
         format!(", marked {},", table::EDGE_MARK)
     };
-    let windows = if edges == 1 { "window" } else { "windows" };
-    Some(if comparison.edges_counted {
-        format!(
-            "{edges} {windows} covered only in part by the logs{marked} are counted in the total (--edges)"
-        )
+    let (windows, are) = if edges == 1 {
+        ("window", "is")
     } else {
-        format!(
-            "{edges} {windows} covered only in part by the logs{marked} are left out of the total; --edges counts them"
-        )
-    })
+        ("windows", "are")
+    };
+    let counted = if comparison.edges_counted {
+        "counted in the total (--edges)"
+    } else {
+        "left out of the total; --edges counts them"
+    };
+    Some(format!(
+        "{edges} {windows} covered only in part by the logs{marked} {are} {counted}"
+    ))
 }
 
 /// Whether the total loss is within `--max-loss`.
@@ -203,7 +206,7 @@ fn verdict(comparison: &Comparison, max_loss: Option<f64>) -> Result<Verdict> {
              request (the logs may cover only edge windows: see --edges)"
         );
     };
-    Ok(if loss > max_loss {
+    Ok(if exceeds(loss, max_loss) {
         Verdict::Failed(format!(
             "total loss {} is above --max-loss {}",
             table::format_loss(Some(loss)),
