@@ -126,27 +126,23 @@ impl TimeField {
                 .map(|at| &line[at + 1..])
                 .ok_or(LineError::NoBracket),
             Start::Field(n) => {
-                let mut fields = line
-                    .split(|&b| b == b' ')
-                    .scan(0, |offset, field| {
-                        let start = *offset;
-                        *offset += field.len() + 1;
-                        Some((start, field))
-                    })
-                    .filter(|(_, field)| !field.is_empty());
-                match fields.nth(n.get() - 1) {
-                    Some((start, field)) => {
-                        let skip = usize::from(matches!(field.first(), Some(b'[' | b'"')));
-                        Ok(&line[start + skip..])
-                    }
-                    None => Err(LineError::TooFewFields {
+                let Some(start) = field_starts(line).nth(n.get() - 1) else {
+                    return Err(LineError::TooFewFields {
                         wanted: n.get(),
-                        found: line.split(|&b| b == b' ').filter(|f| !f.is_empty()).count(),
-                    }),
-                }
+                        found: field_starts(line).count(),
+                    });
+                };
+                let skip = usize::from(matches!(line[start], b'[' | b'"'));
+                Ok(&line[start + skip..])
             }
         }
     }
+}
+
+/// Where each space-separated field of `line` starts (runs of spaces separate one field
+/// from the next).
+fn field_starts(line: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    (0..line.len()).filter(|&i| line[i] != b' ' && (i == 0 || line[i - 1] == b' '))
 }
 
 /// Reads a time in `format` from the start of `text` (what follows it is ignored). Without
@@ -302,6 +298,31 @@ mod tests {
             .read(b"x [2026-10-10 15:55:36 +0200] GET")
             .unwrap();
         assert_eq!(stamp.at, utc(2026, 10, 10, 13, 55, 36));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_line_is_read_or_refused_without_panicking(
+            line in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
+            field in 1usize..6,
+        ) {
+            let _ = TimeField::default().read(&line);
+            let by_field = TimeField::new(NonZeroUsize::new(field), None).unwrap();
+            let _ = by_field.read(&line);
+        }
+
+        #[test]
+        fn every_second_in_every_offset_reads_back(
+            second in 0i64..4_102_444_800, // 1970 to 2100
+            offset_minutes in -(14 * 60)..=(14 * 60),
+        ) {
+            let at = Timestamp::from_second(second).unwrap();
+            let offset = Offset::from_seconds(offset_minutes * 60).unwrap();
+            let zoned = at.to_zoned_datetime(jiff::tz::TimeZone::fixed(offset));
+            let time = jiff::fmt::strtime::format(DEFAULT_FORMAT, &zoned).unwrap();
+            let line = format!("203.0.113.7 - - [{time}] \"GET / HTTP/1.1\" 200 3");
+            proptest::prop_assert_eq!(read(&line), Ok(Stamp { at, offset }));
+        }
     }
 
     #[test]
