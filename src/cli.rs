@@ -3,7 +3,7 @@
 //! Values with a syntax of their own (`-x`, `-c`, `-s`) are parsed by the types that use
 //! them, so every flag error names the flag and the value.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -181,13 +181,18 @@ pub fn mib_to_bytes(mib: u16) -> i32 {
     i32::from(mib) << 20
 }
 
-/// How often a long-running subcommand logs its counters.
+/// How a long-running subcommand reports its counters.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// Time between counter reports in the log, e.g. 5s or 1m (0s turns them off; the
     /// totals are always logged at exit)
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
     pub stats_interval: Duration,
+
+    /// Serve the counters and gauges as `GET /metrics` (Prometheus text format) on
+    /// ADDR:PORT, e.g. 127.0.0.1:9361. Nothing listens without it
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Options of `tcpcopy stats`.
@@ -356,6 +361,23 @@ mod tests {
         assert_eq!(args.mtu, 1500);
         assert_eq!(args.buffer_mib, None);
         assert!(args.client_ips.is_none());
+        assert_eq!(args.report.metrics, None, "nothing listens unless asked");
+    }
+
+    #[test]
+    fn metrics_needs_an_address_and_a_port() {
+        let base = ["copy", "-i", "eth0", "-x", "80-198.51.100.30:80", "-s", "h"];
+        let args = copy(&[&base[..], &["--metrics", "127.0.0.1:9361"]].concat());
+        assert_eq!(args.report.metrics, Some("127.0.0.1:9361".parse().unwrap()));
+        let err = parse(&[&base[..], &["--metrics", "9361"]].concat())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--metrics"), "{err}");
+        let cli = parse(&["intercept", "--nfqueue", "0", "--metrics", "[::1]:9362"]).unwrap();
+        let Command::Intercept(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.report.metrics, Some("[::1]:9362".parse().unwrap()));
     }
 
     #[test]

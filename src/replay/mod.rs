@@ -29,7 +29,7 @@ pub mod shard;
 pub mod sink;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,7 @@ use crate::addresses::{InterceptAddr, PortMapping};
 use crate::capture::{self, Fanout, FileCapture, LiveCapture, LiveOptions, PacketSource, RingMode};
 use crate::cli::CopyArgs;
 use crate::session::SessionConfig;
+use crate::stats::metrics::{Exposition, GaugeFamily, GaugeValues, MetricsServer};
 use crate::stats::{Counter, Counters, Reporter};
 
 pub use self::core::ShardCore;
@@ -154,13 +155,49 @@ pub fn run(args: &CopyArgs) -> Result<()> {
         shards.push(ShardInputs { captures, sink });
     }
     let counters = Arc::new(Counters::default());
+    let statuses: Vec<Arc<ShardStatus>> = shards.iter().map(|_| Arc::default()).collect();
     let _reporter = Reporter::start(
         "copy",
         Arc::clone(&counters),
         REPORTED,
         args.report.stats_interval,
     );
-    run_shards(&config, shards, &stop, &counters)
+    let _metrics = match args.report.metrics {
+        Some(addr) => Some(MetricsServer::start(
+            addr,
+            exposition(&counters, &statuses),
+        )?),
+        None => None,
+    };
+    run_shards(&config, shards, &stop, &counters, &statuses)
+}
+
+/// What `copy --metrics` serves: the reported counters, and per shard the sessions open and
+/// the intercepts connected.
+fn exposition(counters: &Arc<Counters>, statuses: &[Arc<ShardStatus>]) -> Exposition {
+    let statuses = statuses.to_vec();
+    let per_shard = move |read: fn(&ShardStatus) -> &AtomicUsize| {
+        let values = statuses
+            .iter()
+            .map(|status| i64::try_from(read(status).load(Ordering::Relaxed)).unwrap_or(i64::MAX))
+            .collect();
+        GaugeValues::PerShard(values)
+    };
+    let gauges = move || {
+        vec![
+            GaugeFamily {
+                name: "sessions_open",
+                help: "Sessions the shard replays now.",
+                values: per_shard(|status| &status.sessions_open),
+            },
+            GaugeFamily {
+                name: "intercepts_connected",
+                help: "Intercepts the shard is connected to now.",
+                values: per_shard(|status| &status.links_up),
+            },
+        ]
+    };
+    Exposition::new("copy", Arc::clone(counters), REPORTED, Box::new(gauges))
 }
 
 /// Everything the shards need besides their captures and sinks.
@@ -175,19 +212,25 @@ pub struct PipelineConfig {
 }
 
 /// Runs one shard per entry of `shards` until `stop` is set or every shard's input ended
-/// (and the drain passed); a shard that fails stops the others.
+/// (and the drain passed); a shard that fails stops the others. Each shard shows what it
+/// does in its entry of `statuses` (one per shard).
 pub fn run_shards(
     config: &PipelineConfig,
     shards: Vec<ShardInputs>,
     stop: &Arc<AtomicBool>,
     counters: &Arc<Counters>,
+    statuses: &[Arc<ShardStatus>],
 ) -> Result<()> {
+    anyhow::ensure!(
+        statuses.len() == shards.len(),
+        "{} shard statuses for {} shards",
+        statuses.len(),
+        shards.len()
+    );
     let now = Instant::now();
     let mut running = Vec::with_capacity(shards.len());
-    let mut statuses = Vec::with_capacity(shards.len());
-    for (index, inputs) in shards.into_iter().enumerate() {
-        let status = Arc::new(ShardStatus::default());
-        statuses.push(Arc::clone(&status));
+    for ((index, inputs), status) in shards.into_iter().enumerate().zip(statuses) {
+        let status = Arc::clone(status);
         let links = config
             .intercepts
             .iter()
@@ -217,7 +260,7 @@ pub fn run_shards(
     // Whichever shard ends first, with an error, stops the others.
     while !running.is_empty() {
         let Some(done) = running.iter().position(|shard| shard.is_finished()) else {
-            warn_no_intercept.check(&statuses);
+            warn_no_intercept.check(statuses);
             thread::sleep(Duration::from_millis(100));
             continue;
         };

@@ -1,10 +1,12 @@
 //! Counters, periodic reports and the `tcpcopy stats` subcommand.
 //!
 //! - [`Counters`] and [`Reporter`]: what `copy` and `intercept` count and log.
+//! - [`metrics`]: the same counters, and gauges, served to Prometheus (`--metrics`).
 //! - `logs`: `tcpcopy stats logs`, the loss between access logs.
 
 mod counters;
 mod logs;
+pub mod metrics;
 mod reporter;
 
 pub use counters::{Counter, Counters, LocalCounters, Snapshot};
