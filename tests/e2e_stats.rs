@@ -1,20 +1,29 @@
-//! `tcpcopy stats logs` on a real replication: a client sends requests at a known rate to
-//! nginx on the online host while copy and intercept replay them to nginx on the target
-//! (assistant mode); then `stats logs` reads both nginx's combined-format logs. Its totals
-//! must be the logs' line counts, `--max-loss 0` must pass, and with the target's log cut
-//! by 10 % it must report a loss of about 0.1 and exit 1.
+//! The loss and the counters of a real replication: a client sends requests to nginx on
+//! the online host while copy and intercept replay them to nginx on the target (assistant
+//! mode).
+//!
+//! - `stats logs`, on both nginx's combined-format logs of a run at a known rate: its totals
+//!   must be the logs' line counts, `--max-loss 0` must pass, and with the target's log cut
+//!   by 10 % it must report a loss of about 0.1 and exit 1.
+//! - `--metrics`: copy's and intercept's `/metrics`, scraped during and after a run, must
+//!   equal their totals lines and the requests in the target's log.
 //!
 //! Topology: `scripts/lab.sh`; nginx's logs: `lab.sh nginx`.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddrV4, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Connections, Host, Lab, Mode, caught_up};
+use common::{
+    CLIENT_NET, Connections, Host, Lab, Mode, caught_up, stable, stop_with_totals, wait_until,
+};
 use serde_json::Value;
 
 /// Requests per second the client sends...
@@ -25,6 +34,8 @@ const SECONDS: usize = 4;
 const TICK: Duration = Duration::from_millis(100);
 /// How long the target may take to log every replayed request once the client is done.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Where copy and intercept serve `/metrics`, each on its own host's loopback.
+const METRICS_PORT: u16 = 9361;
 
 #[test]
 fn stats_logs_count_a_lab_run_and_gate_on_its_loss() {
@@ -173,4 +184,122 @@ fn stats_logs(online: &Path, target: &Path, extra: &[&str]) -> Run {
     };
     eprintln!("e2e: stats logs {extra:?}:\n{}{}", run.stdout, run.stderr);
     run
+}
+
+#[test]
+fn stats_metrics_equal_the_totals_and_the_target_log() {
+    const REQUESTS: usize = 300;
+    let lab = Lab::up("stmet", false).unwrap_or_else(|err| panic!("{err:#}"));
+    let _online = lab.start_nginx(Host::Online).unwrap();
+    let target = lab.start_nginx(Host::Target).unwrap();
+    let metrics = format!("127.0.0.1:{METRICS_PORT}");
+    let extra = ["--metrics", metrics.as_str()];
+    let mut intercept = lab
+        .start_intercept_with(Mode::Assistant, 80, &extra)
+        .unwrap_or_else(|err| panic!("{err:#}"));
+    let mut copy = lab
+        .start_copy(Host::Online, 80, Mode::Assistant, Some(CLIENT_NET), &extra)
+        .unwrap_or_else(|err| panic!("{err:#}"));
+    let online_addr = Host::Online.socket(80);
+
+    // During the run: after a first half of the load, copy is connected and counting.
+    let load = lab
+        .http_load(Host::Client, online_addr, REQUESTS / 2, Connections::Short)
+        .unwrap();
+    load.assert_all_ok(REQUESTS / 2, "the first half");
+    // Shards publish their counts every 100 ms: the scrape catches up with the target's log.
+    let half = caught_up(CATCH_UP_TIMEOUT, REQUESTS / 2, || target.access_count()).unwrap();
+    let scraped_sent = || {
+        let sent = scrape(&lab, Host::Online)["tcpcopy_requests_sent_total{role=\"copy\"}"];
+        Ok(usize::try_from(sent)?)
+    };
+    let during = caught_up(CATCH_UP_TIMEOUT, half, scraped_sent).unwrap();
+    assert_eq!(during, half, "copy's scrape counts what the target logged");
+    let during = scrape(&lab, Host::Online);
+    assert_eq!(
+        during.get("tcpcopy_intercepts_connected{role=\"copy\",shard=\"0\"}"),
+        Some(&1),
+        "{during:?}"
+    );
+    let copies = scrape(&lab, Host::Assistant);
+    assert_eq!(
+        copies.get("tcpcopy_copies_connected{role=\"intercept\"}"),
+        Some(&1),
+        "{copies:?}"
+    );
+
+    let load = lab
+        .http_load(Host::Client, online_addr, REQUESTS / 2, Connections::Short)
+        .unwrap();
+    load.assert_all_ok(REQUESTS / 2, "the second half");
+    let logged = caught_up(CATCH_UP_TIMEOUT, REQUESTS, || target.access_count()).unwrap();
+    assert_eq!(logged, REQUESTS, "the target logged every request");
+
+    // After the run: the sessions leave the table after TIME-WAIT; once the counts stay put,
+    // the last scrapes are the totals lines.
+    let tracked = "tcpcopy_sessions_tracked{role=\"copy\",shard=\"0\"}";
+    wait_until(
+        CATCH_UP_TIMEOUT,
+        "copy's sessions to leave its table",
+        || Ok(scrape(&lab, Host::Online)[tracked] == 0),
+    )
+    .unwrap();
+    let quiet = Duration::from_secs(2);
+    let copy_last = stable(CATCH_UP_TIMEOUT, quiet, || Ok(scrape(&lab, Host::Online))).unwrap();
+    let intercept_last = stable(CATCH_UP_TIMEOUT, quiet, || {
+        Ok(scrape(&lab, Host::Assistant))
+    })
+    .unwrap();
+    let copy_totals = stop_with_totals(&mut copy, "copy").unwrap();
+    let intercept_totals = stop_with_totals(&mut intercept, "intercept").unwrap();
+    assert_same_counts(&copy_last, &copy_totals, "copy");
+    assert_same_counts(&intercept_last, &intercept_totals, "intercept");
+    assert_eq!(
+        copy_last["tcpcopy_requests_sent_total{role=\"copy\"}"],
+        logged as u64
+    );
+}
+
+/// Every counter of the `ROLE totals` line has the same value in the scrape.
+fn assert_same_counts(scrape: &BTreeMap<String, u64>, totals: &BTreeMap<String, u64>, role: &str) {
+    assert!(!totals.is_empty());
+    for (name, total) in totals {
+        let metric = format!("tcpcopy_{name}_total{{role=\"{role}\"}}");
+        assert_eq!(
+            scrape.get(&metric),
+            Some(total),
+            "{metric} against the {role} totals line:\nscrape {scrape:?}\ntotals {totals:?}"
+        );
+    }
+}
+
+/// The samples of `/metrics` on `host`'s loopback, by series (name and labels).
+fn scrape(lab: &Lab, host: Host) -> BTreeMap<String, u64> {
+    let addr = SocketAddrV4::new([127, 0, 0, 1].into(), METRICS_PORT);
+    let response = lab
+        .in_host(host, || {
+            let mut stream = TcpStream::connect_timeout(&addr.into(), Duration::from_secs(2))?;
+            stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+            write!(stream, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n")?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response)?;
+            Ok(response)
+        })
+        .unwrap_or_else(|err| panic!("scraping {host}: {err:#}"));
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP head in {response:?}"));
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    body.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+            let value = value.parse().unwrap_or_else(|err| panic!("{line}: {err}"));
+            (series.to_owned(), value)
+        })
+        .collect()
 }

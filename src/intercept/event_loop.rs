@@ -46,7 +46,7 @@ pub struct EventLoop {
     sources: Vec<Box<dyn ReplySource>>,
     switchboard: Switchboard,
     counters: Arc<Counters>,
-    /// Copy connections open now, for `--metrics` (updated once a second).
+    /// Copy connections open now, for `--metrics` (stored at the end of each loop turn).
     copies_connected: Arc<AtomicUsize>,
 }
 
@@ -68,7 +68,7 @@ impl EventLoop {
         })
     }
 
-    /// How many copy connections are open, as of the last second.
+    /// How many copy connections are open, as of the last loop turn.
     pub fn copies_connected(&self) -> Arc<AtomicUsize> {
         Arc::clone(&self.copies_connected)
     }
@@ -106,11 +106,11 @@ impl EventLoop {
                 }
             }
             self.switchboard.end_turn();
+            self.copies_connected
+                .store(self.switchboard.connection_count(), Ordering::Relaxed);
             if now >= next_expiry {
                 self.switchboard.expire(now);
                 self.update_kernel_dropped();
-                self.copies_connected
-                    .store(self.switchboard.connection_count(), Ordering::Relaxed);
                 next_expiry = now + EXPIRE_EVERY;
             }
         }

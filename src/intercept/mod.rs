@@ -101,7 +101,7 @@ fn exposition(counters: Arc<Counters>, copies_connected: Arc<AtomicUsize>) -> Ex
         let connected = copies_connected.load(Ordering::Relaxed);
         vec![GaugeFamily {
             name: "copies_connected",
-            help: "Copy connections open now (updated every second).",
+            help: "Copy connections open now.",
             values: GaugeValues::Process(i64::try_from(connected).unwrap_or(i64::MAX)),
         }]
     };

@@ -172,8 +172,8 @@ pub fn run(args: &CopyArgs) -> Result<()> {
     run_shards(&config, shards, &stop, &counters, &statuses)
 }
 
-/// What `copy --metrics` serves: the reported counters, and per shard the sessions open and
-/// the intercepts connected.
+/// What `copy --metrics` serves: the reported counters, and per shard the sessions tracked
+/// and the intercepts connected.
 fn exposition(counters: &Arc<Counters>, statuses: &[Arc<ShardStatus>]) -> Exposition {
     let statuses = statuses.to_vec();
     let per_shard = move |read: fn(&ShardStatus) -> &AtomicUsize| {
@@ -186,9 +186,10 @@ fn exposition(counters: &Arc<Counters>, statuses: &[Arc<ShardStatus>]) -> Exposi
     let gauges = move || {
         vec![
             GaugeFamily {
-                name: "sessions_open",
-                help: "Sessions the shard replays now.",
-                values: per_shard(|status| &status.sessions_open),
+                name: "sessions_tracked",
+                help: "Sessions in the shard's table, counted against --max-sessions: being \
+                       replayed, or closed and in TIME-WAIT.",
+                values: per_shard(|status| &status.sessions_tracked),
             },
             GaugeFamily {
                 name: "intercepts_connected",

@@ -108,8 +108,8 @@ pub struct ShardInputs {
 pub struct ShardStatus {
     /// Intercept links up now.
     pub links_up: AtomicUsize,
-    /// Sessions the shard replays now.
-    pub sessions_open: AtomicUsize,
+    /// Sessions in the shard's table now: being replayed, or closed and in TIME-WAIT.
+    pub sessions_tracked: AtomicUsize,
 }
 
 /// One shard and everything it owns.
@@ -462,8 +462,10 @@ impl Shard {
         }
         let up = self.links.iter().filter(|link| link.is_up()).count();
         self.status.links_up.store(up, Ordering::Relaxed);
-        let open = self.core.sessions().len();
-        self.status.sessions_open.store(open, Ordering::Relaxed);
+        let tracked = self.core.sessions().len();
+        self.status
+            .sessions_tracked
+            .store(tracked, Ordering::Relaxed);
     }
 
     /// Waits until a descriptor is ready or the next deadline (a session timer, a link retry,

@@ -81,6 +81,11 @@ impl Lab {
     /// Starts intercept where `mode` puts it, catching the target's replies from `port`, and
     /// waits until it catches replies and listens for copies.
     pub fn start_intercept(&self, mode: Mode, port: u16) -> Result<Proc> {
+        self.start_intercept_with(mode, port, &[])
+    }
+
+    /// [`Lab::start_intercept`] with `extra` options.
+    pub fn start_intercept_with(&self, mode: Mode, port: u16, extra: &[&str]) -> Result<Proc> {
         let host = mode.intercept_host();
         let port = port.to_string();
         let bin = super::tcpcopy_bin();
@@ -93,7 +98,7 @@ impl Lab {
                 let args = [bin, "intercept", "-i", "eth0", "-F", &filter];
                 self.spawn(
                     host,
-                    &[&args[..], &["--stats-interval", STATS_INTERVAL]].concat(),
+                    &[&args[..], &["--stats-interval", STATS_INTERVAL], extra].concat(),
                 )?
             }
             Mode::Target => {
@@ -124,7 +129,7 @@ impl Lab {
                     "--stats-interval",
                     STATS_INTERVAL,
                 ];
-                self.spawn(host, &args)?
+                self.spawn(host, &[&args[..], extra].concat())?
             }
         };
         wait_until(READY_TIMEOUT, "intercept to get ready", || {

@@ -30,7 +30,7 @@ const PREFIX: &str = "tcpcopy";
 /// A gauge's values at one scrape: one for the process, or one per shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GaugeFamily {
-    /// The name after `tcpcopy_`, e.g. `sessions_open`.
+    /// The name after `tcpcopy_`, e.g. `sessions_tracked`.
     pub name: &'static str,
     pub help: &'static str,
     pub values: GaugeValues,
@@ -156,7 +156,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("tcpcopy_sessions_opened_total{role=\"copy\"} 7\n"),
+            text.contains("tcpcopy_sessions_trackeded_total{role=\"copy\"} 7\n"),
             "{text}"
         );
         assert!(
@@ -169,7 +169,7 @@ mod tests {
     fn gauges_per_process_and_per_shard() {
         let text = render(&exposition(vec![
             GaugeFamily {
-                name: "sessions_open",
+                name: "sessions_tracked",
                 help: "Sessions being replayed now.",
                 values: GaugeValues::PerShard(vec![3, 4]),
             },
@@ -180,9 +180,9 @@ mod tests {
             },
         ]));
         for line in [
-            "# TYPE tcpcopy_sessions_open gauge\n",
-            "tcpcopy_sessions_open{role=\"copy\",shard=\"0\"} 3\n",
-            "tcpcopy_sessions_open{role=\"copy\",shard=\"1\"} 4\n",
+            "# TYPE tcpcopy_sessions_tracked gauge\n",
+            "tcpcopy_sessions_tracked{role=\"copy\",shard=\"0\"} 3\n",
+            "tcpcopy_sessions_tracked{role=\"copy\",shard=\"1\"} 4\n",
             "tcpcopy_copies_connected{role=\"copy\"} 2\n",
         ] {
             assert!(text.contains(line), "no {line:?} in:\n{text}");
