@@ -156,7 +156,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("tcpcopy_sessions_trackeded_total{role=\"copy\"} 7\n"),
+            text.contains("tcpcopy_sessions_opened_total{role=\"copy\"} 7\n"),
             "{text}"
         );
         assert!(
