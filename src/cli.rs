@@ -206,6 +206,29 @@ pub struct StatsArgs {
 pub enum StatsCommand {
     /// Loss from access logs: requests per time window online and at the target
     Logs(LogsArgs),
+    /// Rates and losses from running copies and intercepts (their --metrics endpoints)
+    Live(LiveArgs),
+}
+
+/// Options of `tcpcopy stats live`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example: tcpcopy stats live 127.0.0.1:9361 http://198.51.100.40:9361/metrics --interval 10s\n\n\
+                  Stops on Ctrl-C (SIGINT) or SIGTERM with a summary line."
+)]
+pub struct LiveArgs {
+    /// The --metrics endpoints of copy and intercept processes: [http://]HOST:PORT[/PATH]
+    /// (the path is /metrics by default); their counters are summed
+    #[arg(value_name = "URL", required = true)]
+    pub urls: Vec<String>,
+
+    /// Time between scrapes and lines, e.g. 5s or 1m
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_interval)]
+    pub interval: Duration,
+
+    /// Print JSON Lines (a record per interval, then the summary) instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `tcpcopy stats logs`.
@@ -278,6 +301,15 @@ fn parse_window(text: &str) -> Result<NonZeroU32, String> {
         .ok()
         .and_then(NonZeroU32::new)
         .ok_or_else(|| format!("`{text}` must be at least 1s and at most {}s", u32::MAX))
+}
+
+/// A `stats live --interval`: a humantime duration of at least 100 ms.
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(text).map_err(|err| err.to_string())?;
+    if interval < Duration::from_millis(100) {
+        return Err(format!("`{text}` is shorter than 100ms"));
+    }
+    Ok(interval)
 }
 
 /// A `--factor`: a finite number above zero.
@@ -619,6 +651,25 @@ mod tests {
             let err = max_loss(bad).unwrap_err().to_string();
             assert!(err.contains("--max-loss") && err.contains(bad), "{err}");
         }
+    }
+
+    #[test]
+    fn live_takes_urls_and_an_interval() {
+        let cli = parse(&["stats", "live", "127.0.0.1:9361", "http://h:9361/metrics"]).unwrap();
+        let Command::Stats(StatsArgs {
+            command: StatsCommand::Live(args),
+        }) = cli.command
+        else {
+            panic!("parsed as {:?}", cli.command)
+        };
+        assert_eq!(args.urls, ["127.0.0.1:9361", "http://h:9361/metrics"]);
+        assert_eq!(args.interval, Duration::from_secs(5));
+        assert!(!args.json);
+        assert!(parse(&["stats", "live"]).is_err(), "a URL is required");
+        let err = parse(&["stats", "live", "h:1", "--interval", "10ms"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--interval"), "{err}");
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! - [`Counters`] and [`Reporter`]: what `copy` and `intercept` count and log.
 //! - [`metrics`]: the same counters, and gauges, served to Prometheus (`--metrics`).
 //! - `logs`: `tcpcopy stats logs`, the loss between access logs.
+//! - `live`: `tcpcopy stats live`, rates and losses scraped from the metrics.
 
 mod counters;
+mod live;
 mod logs;
 pub mod metrics;
 mod reporter;
@@ -27,5 +29,6 @@ pub enum Verdict {
 pub fn run(args: &StatsArgs) -> anyhow::Result<Verdict> {
     match &args.command {
         StatsCommand::Logs(logs) => logs::run(logs),
+        StatsCommand::Live(live) => live::run(live),
     }
 }
