@@ -7,6 +7,8 @@
 //!   by 10 % it must report a loss of about 0.1 and exit 1.
 //! - `--metrics`: copy's and intercept's `/metrics`, scraped during and after a run, must
 //!   equal their totals lines and the requests in the target's log.
+//! - `stats live`, following both endpoints through a run: its lines and its summary count
+//!   every session copy replayed, none lost.
 //!
 //! Topology: `scripts/lab.sh`; nginx's logs: `lab.sh nginx`.
 
@@ -302,4 +304,94 @@ fn scrape(lab: &Lab, host: Host) -> BTreeMap<String, u64> {
             (series.to_owned(), value)
         })
         .collect()
+}
+
+#[test]
+fn stats_live_follows_a_run_and_sums_it_up() {
+    const REQUESTS: usize = 200;
+    let lab = Lab::up("stliv", false).unwrap_or_else(|err| panic!("{err:#}"));
+    let _online = lab.start_nginx(Host::Online).unwrap();
+    let target = lab.start_nginx(Host::Target).unwrap();
+    // On the hosts' own addresses, so that `stats live` on the client reaches both.
+    let copy_metrics = SocketAddrV4::new(Host::Online.addr(), METRICS_PORT).to_string();
+    let intercept_metrics = SocketAddrV4::new(Host::Assistant.addr(), METRICS_PORT).to_string();
+    let mut intercept = lab
+        .start_intercept_with(Mode::Assistant, 80, &["--metrics", &intercept_metrics])
+        .unwrap_or_else(|err| panic!("{err:#}"));
+    let mut copy = lab
+        .start_copy(
+            Host::Online,
+            80,
+            Mode::Assistant,
+            Some(CLIENT_NET),
+            &["--metrics", &copy_metrics],
+        )
+        .unwrap_or_else(|err| panic!("{err:#}"));
+    let copy_url = format!("http://{copy_metrics}/metrics");
+    let live_args = [
+        common::tcpcopy_bin(),
+        "stats",
+        "live",
+        &copy_url,
+        &intercept_metrics,
+        "--interval",
+        "500ms",
+        "--json",
+    ];
+    let mut live = lab.spawn(Host::Client, &live_args).unwrap();
+
+    let load = lab
+        .http_load(
+            Host::Client,
+            Host::Online.socket(80),
+            REQUESTS,
+            Connections::Short,
+        )
+        .unwrap();
+    load.assert_all_ok(REQUESTS, "client requests to the online server");
+    caught_up(CATCH_UP_TIMEOUT, REQUESTS, || target.access_count()).unwrap();
+    let records = |live: &common::Proc| -> Vec<Value> {
+        live.stdout()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}")))
+            .collect()
+    };
+    wait_until(
+        CATCH_UP_TIMEOUT,
+        "stats live to count every session",
+        || {
+            live.ensure_running()?;
+            Ok(records(&live)
+                .last()
+                .is_some_and(|last| last["data"]["sessions"] == REQUESTS as u64))
+        },
+    )
+    .unwrap_or_else(|err| panic!("{err:#}\n{}{}", live.stdout(), live.stderr()));
+
+    let status = live.stop(libc::SIGINT, Duration::from_secs(5)).unwrap();
+    assert_eq!(status.code(), Some(0), "{}", live.stderr());
+    let records = records(&live);
+    let (summary, intervals) = records.split_last().expect("records");
+    assert!(
+        intervals.iter().all(|r| r["type"] == "interval"),
+        "{records:?}"
+    );
+    assert!(
+        intervals
+            .iter()
+            .any(|r| r["data"]["requests_per_second"].as_f64() > Some(0.0)),
+        "{records:?}"
+    );
+    assert_eq!(summary["type"], "summary", "{records:?}");
+    let copy_totals = stop_with_totals(&mut copy, "copy").unwrap();
+    stop_with_totals(&mut intercept, "intercept").unwrap();
+    assert_eq!(summary["data"]["sessions"], copy_totals["sessions_opened"]);
+    assert_eq!(summary["data"]["sessions_lost"], 0);
+    assert_eq!(summary["data"]["loss"], 0.0);
+    let seconds = summary["data"]["seconds"].as_f64().unwrap();
+    let requests = summary["data"]["requests_per_second"].as_f64().unwrap() * seconds;
+    assert!(
+        (requests - copy_totals["requests_sent"] as f64).abs() < 0.5,
+        "the summary's rate × its length is every request: {summary}"
+    );
 }
