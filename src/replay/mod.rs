@@ -59,6 +59,7 @@ const REPORTED: &[Counter] = &[
     Counter::SessionsReset,
     Counter::SessionsTimedOut,
     Counter::SessionsGivenUp,
+    Counter::SessionsAborted,
     Counter::SessionsRebuilt,
     Counter::ResponsesTimedOut,
     Counter::PortsReused,

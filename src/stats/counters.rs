@@ -60,6 +60,8 @@ counters! {
     SessionsTimedOut => "sessions_timed_out",
     /// Sessions reset after too many retransmissions or target closes.
     SessionsGivenUp => "sessions_given_up",
+    /// Sessions still open when copy stopped (reset on the target).
+    SessionsAborted => "sessions_aborted",
     /// Sessions reopened after the target closed with client data pending.
     SessionsRebuilt => "sessions_rebuilt",
     /// Requests or closes released after waiting the whole response timeout.

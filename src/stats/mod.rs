@@ -1,16 +1,19 @@
 //! Counters, periodic reports and the `tcpcopy stats` subcommand.
 //!
 //! - [`Counters`] and [`Reporter`]: what `copy` and `intercept` count and log.
+//! - [`Balance`]: the identity copy's session counters keep.
 //! - [`metrics`]: the same counters, and gauges, served to Prometheus (`--metrics`).
 //! - `logs`: `tcpcopy stats logs`, the loss between access logs.
 //! - `live`: `tcpcopy stats live`, rates and losses scraped from the metrics.
 
+mod balance;
 mod counters;
 mod live;
 mod logs;
 pub mod metrics;
 mod reporter;
 
+pub use balance::{Balance, ENDINGS};
 pub use counters::{Counter, Counters, LocalCounters, Snapshot};
 pub use reporter::Reporter;
 

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
+use tcpcopy::stats::{Balance, Counter, ENDINGS};
 
 use super::counters::last_counters;
 use super::host::Host;
@@ -213,7 +214,25 @@ pub fn stop_with_totals(proc: &mut Proc, label: &str) -> Result<BTreeMap<String,
     let totals = last_counters(&log, &format!("{label} totals"))
         .with_context(|| format!("{} logged no totals:\n{log}", proc.label()))?;
     eprintln!("e2e: {} totals: {totals:?}", proc.label());
+    if label == "copy" {
+        check_session_balance(&totals)
+            .with_context(|| format!("{} totals: {totals:?}", proc.label()))?;
+    }
     Ok(totals)
+}
+
+/// After copy stopped, every session it opened ended in exactly one way
+/// (`tcpcopy::stats::Balance`, docs/measuring-loss.md): checked after every e2e test.
+fn check_session_balance(totals: &BTreeMap<String, u64>) -> Result<()> {
+    let missing: Vec<&str> = std::iter::once(Counter::SessionsOpened)
+        .chain(ENDINGS.iter().copied())
+        .map(Counter::name)
+        .filter(|name| !totals.contains_key(*name))
+        .collect();
+    ensure!(missing.is_empty(), "copy's totals lack {missing:?}");
+    let balance = Balance::of(|counter| totals[counter.name()]);
+    ensure!(balance.holds(), "copy's sessions do not add up: {balance}");
+    Ok(())
 }
 
 /// Stops copy with SIGINT and returns the totals it logs at exit; fails unless it exits 0.
