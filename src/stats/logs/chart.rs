@@ -92,12 +92,16 @@ impl<'a> Chart<'a> {
         (RIGHT - LEFT) / self.comparison.rows.len().max(1) as f64
     }
 
+    /// The windows' length as `--window` writes it: `1m`, `10s`, `1h`.
+    fn window_length(&self) -> String {
+        let seconds = self.comparison.windows.seconds().unsigned_abs();
+        humantime::format_duration(std::time::Duration::from_secs(seconds)).to_string()
+    }
+
     fn titles(&self, svg: &mut String) {
         let comparison = self.comparison;
         let total = &comparison.total;
-        let window = humantime::format_duration(std::time::Duration::from_secs(
-            comparison.windows.seconds().unsigned_abs(),
-        ));
+        let window = self.window_length();
         let counted = if comparison.edges_counted {
             "all windows"
         } else {
@@ -195,9 +199,7 @@ impl<'a> Chart<'a> {
         }
         // Axis titles.
         let middle = (TOP + BOTTOM) / 2.0;
-        let window = humantime::format_duration(std::time::Duration::from_secs(
-            self.comparison.windows.seconds().unsigned_abs(),
-        ));
+        let window = self.window_length();
         let _ = writeln!(
             svg,
             r#"<text x="30" y="{middle}" text-anchor="middle" transform="rotate(-90 30 {middle})">requests per window ({window})</text>"#

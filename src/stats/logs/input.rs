@@ -48,7 +48,7 @@ impl LogReader {
         let read = self
             .reader
             .read_until(b'\n', &mut self.line)
-            .with_context(|| format!("reading after line {}", self.number))?;
+            .with_context(|| format!("after line {}", self.number))?;
         if read == 0 {
             return Ok(None);
         }
@@ -136,7 +136,7 @@ mod tests {
         cut.truncate(cut.len() - 6);
         let path = temp_file("cut.log.gz", &cut);
         let err = format!("{:#}", lines_of(&path).unwrap_err());
-        assert!(err.contains("reading after line"), "{err}");
+        assert!(err.contains("after line"), "{err}");
     }
 
     #[test]
