@@ -205,7 +205,7 @@ fn verdict(comparison: &Comparison, max_loss: Option<f64>) -> Result<Verdict> {
     let Some(loss) = comparison.total.loss else {
         bail!(
             "--max-loss cannot be checked: no window counted in the total has an online \
-             request (the logs may cover only edge windows: see --edges)"
+             request (the logs, or --from and --to, may leave only edge windows: see --edges)"
         );
     };
     Ok(if exceeds(loss, max_loss) {
