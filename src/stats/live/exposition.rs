@@ -190,6 +190,13 @@ untyped_metric 1.5e3 1700000000000
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_read_or_refused_without_panicking(text in "\\PC{0,120}") {
+            let _ = parse(&text);
+        }
+    }
+
     #[test]
     fn readings_sum_endpoints_and_shards_by_role() {
         let mut reading = Reading::default();

@@ -9,7 +9,7 @@
 //!
 //! This file is the loop: the clock, the signals, the prints.
 
-mod exposition;
+pub(super) mod exposition;
 mod rates;
 mod report;
 mod scrape;

@@ -189,6 +189,42 @@ mod tests {
         }
     }
 
+    /// What `--metrics` writes, `stats live` reads back: every counter and gauge, same value.
+    #[test]
+    fn stats_live_reads_back_every_value() {
+        let counters = Arc::new(Counters::default());
+        for (i, &counter) in Counter::ALL.iter().enumerate() {
+            counters.add(counter, 1_000 + i as u64);
+        }
+        let gauges = vec![GaugeFamily {
+            name: "sessions_tracked",
+            help: "Sessions \\ in \"the\" table.",
+            values: GaugeValues::PerShard(vec![5, 6]),
+        }];
+        let registry = Exposition::new(
+            "copy",
+            Arc::clone(&counters),
+            Counter::ALL,
+            Box::new(move || gauges.clone()),
+        )
+        .into_registry();
+        let samples = crate::stats::live::exposition::parse(&render(&registry)).unwrap();
+        let mut reading = crate::stats::live::exposition::Reading::default();
+        reading.add(&samples);
+        for &counter in Counter::ALL {
+            assert_eq!(
+                reading.counter("copy", counter.name()),
+                counters.get(counter) as f64
+            );
+        }
+        let shards: Vec<f64> = samples
+            .iter()
+            .filter(|s| s.name == "tcpcopy_sessions_tracked")
+            .map(|s| s.value)
+            .collect();
+        assert_eq!(shards, [5.0, 6.0]);
+    }
+
     #[test]
     fn every_scrape_reads_the_counters_anew() {
         let counters = Arc::new(Counters::default());
