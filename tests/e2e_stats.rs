@@ -223,6 +223,10 @@ fn stats_metrics_equal_the_totals_and_the_target_log() {
         Some(&1),
         "{during:?}"
     );
+    assert!(
+        during.contains_key("tcpcopy_backlog_bytes{role=\"copy\",shard=\"0\"}"),
+        "{during:?}"
+    );
     let copies = scrape(&lab, Host::Assistant);
     assert_eq!(
         copies.get("tcpcopy_copies_connected{role=\"intercept\"}"),

@@ -173,8 +173,8 @@ pub fn run(args: &CopyArgs) -> Result<()> {
     run_shards(&config, shards, &stop, &counters, &statuses)
 }
 
-/// What `copy --metrics` serves: the reported counters, and per shard the sessions tracked
-/// and the intercepts connected.
+/// What `copy --metrics` serves: the reported counters, and per shard the sessions tracked,
+/// the backlog's depth and the intercepts connected.
 fn exposition(counters: &Arc<Counters>, statuses: &[Arc<ShardStatus>]) -> Exposition {
     let statuses = statuses.to_vec();
     let per_shard = move |read: fn(&ShardStatus) -> &AtomicUsize| {
@@ -191,6 +191,12 @@ fn exposition(counters: &Arc<Counters>, statuses: &[Arc<ShardStatus>]) -> Exposi
                 help: "Sessions in the shard's table, counted against --max-sessions: being \
                        replayed, or closed and in TIME-WAIT.",
                 values: per_shard(|status| &status.sessions_tracked),
+            },
+            GaugeFamily {
+                name: "backlog_bytes",
+                help: "Captured bytes waiting in the shard's backlog (its queue between the \
+                       capture ring and the sessions).",
+                values: per_shard(|status| &status.backlog_bytes),
             },
             GaugeFamily {
                 name: "intercepts_connected",

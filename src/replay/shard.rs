@@ -110,6 +110,8 @@ pub struct ShardStatus {
     pub links_up: AtomicUsize,
     /// Sessions in the shard's table now: being replayed, or closed and in TIME-WAIT.
     pub sessions_tracked: AtomicUsize,
+    /// Captured bytes waiting in the shard's backlog now.
+    pub backlog_bytes: AtomicUsize,
 }
 
 /// One shard and everything it owns.
@@ -466,6 +468,8 @@ impl Shard {
         self.status
             .sessions_tracked
             .store(tracked, Ordering::Relaxed);
+        let waiting = self.backlog.bytes();
+        self.status.backlog_bytes.store(waiting, Ordering::Relaxed);
     }
 
     /// Waits until a descriptor is ready or the next deadline (a session timer, a link retry,
