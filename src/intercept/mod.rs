@@ -98,11 +98,10 @@ pub fn run(args: &InterceptArgs) -> Result<()> {
 /// What `intercept --metrics` serves: the reported counters and the copies connected.
 fn exposition(counters: Arc<Counters>, copies_connected: Arc<AtomicUsize>) -> Exposition {
     let gauges = move || {
-        let connected = copies_connected.load(Ordering::Relaxed);
         vec![GaugeFamily {
             name: "copies_connected",
             help: "Copy connections open now.",
-            values: GaugeValues::Process(i64::try_from(connected).unwrap_or(i64::MAX)),
+            values: GaugeValues::Process(copies_connected.load(Ordering::Relaxed)),
         }]
     };
     Exposition::new("intercept", counters, REPORTED, Box::new(gauges))

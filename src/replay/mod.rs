@@ -180,7 +180,7 @@ fn exposition(counters: &Arc<Counters>, statuses: &[Arc<ShardStatus>]) -> Exposi
     let per_shard = move |read: fn(&ShardStatus) -> &AtomicUsize| {
         let values = statuses
             .iter()
-            .map(|status| i64::try_from(read(status).load(Ordering::Relaxed)).unwrap_or(i64::MAX))
+            .map(|status| read(status).load(Ordering::Relaxed))
             .collect();
         GaugeValues::PerShard(values)
     };

@@ -38,10 +38,10 @@ pub struct GaugeFamily {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GaugeValues {
-    /// One value for the whole process.
-    Process(i64),
-    /// One value per shard, labelled `shard="N"`.
-    PerShard(Vec<i64>),
+    /// One count for the whole process.
+    Process(usize),
+    /// One count per shard, labelled `shard="N"`.
+    PerShard(Vec<usize>),
 }
 
 /// Reads the gauges of a process at scrape time.
@@ -103,7 +103,7 @@ impl Collector for Exposition {
             metric.encode(family)?;
         }
         for gauge in (self.read_gauges)() {
-            let kind = ConstGauge::new(0i64).metric_type();
+            let kind = ConstGauge::new(0usize).metric_type();
             let mut family = encoder.encode_descriptor(gauge.name, gauge.help, None, kind)?;
             match gauge.values {
                 GaugeValues::Process(value) => ConstGauge::new(value).encode(family)?,
