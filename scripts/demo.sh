@@ -5,7 +5,8 @@
 # host and on the target, `tcpcopy intercept` on the assistant and
 # `tcpcopy copy` on the online host, sends REQUESTS short HTTP requests from
 # the client to the online host, then prints how many requests each nginx
-# logged. Tears everything down on exit, also after an error.
+# logged and the loss report of `tcpcopy stats logs` on both access logs.
+# Tears everything down on exit, also after an error.
 #
 # Usage: sudo scripts/demo.sh            (REQUESTS=N, default 100, at most 10000)
 set -euo pipefail
@@ -53,3 +54,7 @@ count() {
 echo "client: $ok of $REQUESTS requests answered"
 echo "online access log: $(count "$work/nginx-online/access.log") requests"
 echo "target access log: $(count "$work/nginx-target/access.log") requests"
+echo "the loss, from both access logs (tcpcopy stats logs, whole run):"
+"$tcpcopy" stats logs --window 10s --edges \
+    --online "$work/nginx-online/access.combined.log" \
+    --target "$work/nginx-target/access.combined.log" || true

@@ -263,7 +263,9 @@ lab_exec() {
 
 # Writes DIR/nginx.conf for HOST's address and runs nginx in the foreground
 # inside HOST (exec: the caller's pid is nginx's). Every request gets a line
-# in DIR/access.log ("ADDR:PORT METHOD URI STATUS REQUEST_LENGTH BYTES_SENT"):
+# in DIR/access.log ("ADDR:PORT METHOD URI STATUS REQUEST_LENGTH BYTES_SENT")
+# and one in DIR/access.combined.log (nginx's combined format, with the time,
+# for `tcpcopy stats logs`):
 #   /files/big.bin  a static file of NGINX_BIG_FILE_BYTES zero bytes;
 #   /upload         reads the whole request body (up to 4 MB: proxied to a
 #                   loopback-only server, so $request_length counts every
@@ -295,6 +297,7 @@ http {
     log_format replay '\$remote_addr:\$remote_port \$request_method \$uri \$status '
                       '\$request_length \$bytes_sent';
     access_log $dir/access.log replay;
+    access_log $dir/access.combined.log combined;
     client_body_temp_path $dir/tmp/body;
     proxy_temp_path $dir/tmp/proxy;
     fastcgi_temp_path $dir/tmp/fastcgi;

@@ -3,7 +3,8 @@
 //! Values with a syntax of their own (`-x`, `-c`, `-s`) are parsed by the types that use
 //! them, so every flag error names the flag and the value.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -391,19 +392,153 @@ pub fn mib_to_bytes(mib: u16) -> i32 {
     i32::from(mib) << 20
 }
 
-/// How often a long-running subcommand logs its counters.
+/// How a long-running subcommand reports its counters.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// Time between counter reports in the log, e.g. 5s or 1m (0s turns them off; the
     /// totals are always logged at exit)
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
     pub stats_interval: Duration,
+
+    /// Serve the counters and gauges as `GET /metrics` (Prometheus text format) on
+    /// ADDR:PORT, e.g. 127.0.0.1:9361. Nothing listens without it
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Options of `tcpcopy stats`.
 #[derive(Debug, Args)]
 #[command(after_help = STATS_EXAMPLES)]
-pub struct StatsArgs {}
+pub struct StatsArgs {
+    #[command(subcommand)]
+    pub command: StatsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StatsCommand {
+    /// Loss from access logs: requests per time window online and at the target
+    Logs(LogsArgs),
+    /// Rates and losses from running copies and intercepts (their --metrics endpoints)
+    Live(LiveArgs),
+}
+
+/// Options of `tcpcopy stats live`.
+#[derive(Debug, Args)]
+#[command(after_help = STATS_LIVE_EXAMPLES)]
+pub struct LiveArgs {
+    /// The --metrics endpoints of copy and intercept processes: [http://]HOST:PORT[/PATH]
+    /// (the path is /metrics by default); their counters are summed
+    #[arg(value_name = "URL", required = true)]
+    pub urls: Vec<String>,
+
+    /// Time between scrapes and lines, e.g. 5s or 1m
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_interval)]
+    pub interval: Duration,
+
+    /// Print JSON Lines (a record per interval, then the summary) instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `tcpcopy stats logs`.
+#[derive(Debug, Args)]
+#[command(after_help = STATS_LOGS_EXAMPLES)]
+pub struct LogsArgs {
+    /// Access logs of the online hosts, one or more, repeatable: nginx or Apache common or
+    /// combined format (or what --time-field/--time-format describe), gzip-compressed or not
+    #[arg(long, value_name = "FILE", num_args = 1.., required = true)]
+    pub online: Vec<PathBuf>,
+
+    /// Access logs of the target, one or more, repeatable
+    #[arg(long, value_name = "FILE", num_args = 1.., required = true)]
+    pub target: Vec<PathBuf>,
+
+    /// Length of a window, in whole seconds: e.g. 10s, 1m, 1h
+    #[arg(long = "window", value_name = "DURATION", default_value = "1m", value_parser = parse_window)]
+    pub window_seconds: NonZeroU32,
+
+    /// How many times the target receives the online traffic (2 for a test that doubles it)
+    #[arg(long, value_name = "N", default_value_t = 1.0, value_parser = parse_factor)]
+    pub factor: f64,
+
+    /// Count the first and last windows, which the logs cover only in part, in the total
+    #[arg(long)]
+    pub edges: bool,
+
+    /// Only requests at or after TIME (RFC 3339, e.g. 2026-10-10T11:08:00+08:00)
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<jiff::Timestamp>,
+
+    /// Only requests before TIME (RFC 3339)
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<jiff::Timestamp>,
+
+    /// Exit 1 when the total loss is above RATE: a fraction (0.01) or a percentage (1%)
+    #[arg(long, value_name = "RATE", value_parser = parse_loss_rate)]
+    pub max_loss: Option<f64>,
+
+    /// Print JSON Lines (a record per window, then the total) instead of a table
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also write a chart of the windows to FILE (SVG)
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+
+    /// strftime format of the time field [default: %d/%b/%Y:%H:%M:%S %z, the
+    /// `[10/Oct/2026:13:55:36 +0000]` of the common and combined formats]; times without
+    /// %z or %:z are read as UTC
+    #[arg(long, value_name = "FORMAT")]
+    pub time_format: Option<String>,
+
+    /// The time field starts at the Nth space-separated field of a line (1 is the first; a
+    /// leading `[` or `"` is skipped) [default: just after the first `[`]
+    #[arg(long, value_name = "N")]
+    pub time_field: Option<NonZeroUsize>,
+}
+
+/// A `--window`: a humantime duration of whole seconds, at least one.
+fn parse_window(text: &str) -> Result<NonZeroU32, String> {
+    let duration = humantime::parse_duration(text).map_err(|err| err.to_string())?;
+    if duration.subsec_nanos() != 0 {
+        return Err(format!("`{text}` is not a whole number of seconds"));
+    }
+    u32::try_from(duration.as_secs())
+        .ok()
+        .and_then(NonZeroU32::new)
+        .ok_or_else(|| format!("`{text}` must be at least 1s and at most {}s", u32::MAX))
+}
+
+/// A `stats live --interval`: a humantime duration of at least 100 ms.
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(text).map_err(|err| err.to_string())?;
+    if interval < Duration::from_millis(100) {
+        return Err(format!("`{text}` is shorter than 100ms"));
+    }
+    Ok(interval)
+}
+
+/// A `--factor`: a finite number above zero.
+fn parse_factor(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(factor) if factor.is_finite() && factor > 0.0 => Ok(factor),
+        _ => Err(format!("`{text}` is not a number above 0")),
+    }
+}
+
+/// A `--max-loss`: a fraction (`0.01`) or a percentage (`1%`), from 0 to 1.
+fn parse_loss_rate(text: &str) -> Result<f64, String> {
+    let (number, scale) = match text.strip_suffix('%') {
+        Some(percent) => (percent, 100.0),
+        None => (text, 1.0),
+    };
+    match number.trim().parse::<f64>() {
+        Ok(rate) if (0.0..=scale).contains(&rate) => Ok(rate / scale),
+        _ => Err(format!(
+            "`{text}` is not a loss rate from 0 to 1 (or 0% to 100%)"
+        )),
+    }
+}
 
 /// Options of `tcpcopy completions`.
 #[derive(Debug, Args)]
@@ -493,10 +628,26 @@ Examples:
   tcpcopy intercept --nfqueue 0";
 
 const STATS_EXAMPLES: &str = "\
-Example:
-  # until `stats` is built, the counters are in the logs of copy and intercept
-  tcpcopy --log-format json -l copy.log copy -i eth0 -x 80-198.51.100.30:80 -s 198.51.100.40
-  jq -c 'select(.fields.counters) | .fields.counters' copy.log";
+Examples:
+  # loss per minute: two online hosts against the target, exit 1 above 1 % loss
+  tcpcopy stats logs --online host13.log host14.log.gz --target access.log --max-loss 1%
+  # live rates from running copies and intercepts (started with --metrics)
+  tcpcopy stats live 127.0.0.1:9361 198.51.100.40:9361";
+
+const STATS_LOGS_EXAMPLES: &str = "\
+Examples:
+  # one minute of two online hosts against the target; exit 1 above 1 % loss
+  tcpcopy stats logs --online host13.log host14.log.gz --target access.log --max-loss 1%
+  # a ×2 stress test, 10 s windows, as JSON Lines and a chart
+  tcpcopy stats logs --online a.log --target t.log --factor 2 --window 10s --json --svg loss.svg
+
+Exit status: 0, or 1 when the total loss is above --max-loss, 2 on a usage or input error.";
+
+const STATS_LIVE_EXAMPLES: &str = "\
+Examples:
+  tcpcopy stats live 127.0.0.1:9361 http://198.51.100.40:9361/metrics --interval 10s
+
+Stops on Ctrl-C (SIGINT) or SIGTERM with a summary line.";
 
 const COMPLETIONS_EXAMPLES: &str = "\
 Examples:
@@ -547,6 +698,23 @@ mod tests {
         assert_eq!(args.mtu, 1500);
         assert_eq!(args.buffer_mib, None);
         assert!(args.client_ips.is_none());
+        assert_eq!(args.report.metrics, None, "nothing listens unless asked");
+    }
+
+    #[test]
+    fn metrics_needs_an_address_and_a_port() {
+        let base = ["copy", "-i", "eth0", "-x", "80-198.51.100.30:80", "-s", "h"];
+        let args = copy(&[&base[..], &["--metrics", "127.0.0.1:9361"]].concat());
+        assert_eq!(args.report.metrics, Some("127.0.0.1:9361".parse().unwrap()));
+        let err = parse(&[&base[..], &["--metrics", "9361"]].concat())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--metrics"), "{err}");
+        let cli = parse(&["intercept", "--nfqueue", "0", "--metrics", "[::1]:9362"]).unwrap();
+        let Command::Intercept(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.report.metrics, Some("[::1]:9362".parse().unwrap()));
     }
 
     #[test]
@@ -881,12 +1049,21 @@ mod tests {
 
     #[test]
     fn log_flags_are_global() {
-        let cli = parse(&["stats"]).unwrap();
+        let cli = parse(&["stats", "live", "127.0.0.1:9361"]).unwrap();
         assert_eq!((cli.log_format, cli.log_file), (LogFormat::Text, None));
-        let cli = parse(&["--log-format", "json", "stats", "-l", "/var/log/t.log"]).unwrap();
+        let cli = parse(&[
+            "--log-format",
+            "json",
+            "stats",
+            "live",
+            "-l",
+            "/var/log/t.log",
+            "127.0.0.1:9361",
+        ])
+        .unwrap();
         assert_eq!(cli.log_format, LogFormat::Json);
         assert_eq!(cli.log_file, Some(PathBuf::from("/var/log/t.log")));
-        let err = parse(&["stats", "--log-format", "xml"])
+        let err = parse(&["stats", "live", "127.0.0.1:9361", "--log-format", "xml"])
             .unwrap_err()
             .to_string();
         assert!(err.contains("--log-format") && err.contains("xml"), "{err}");
@@ -908,10 +1085,154 @@ mod tests {
 
     #[test]
     fn verbosity_flags() {
-        let cli = parse(&["-vv", "stats"]).unwrap();
+        let cli = parse(&["-vv", "stats", "logs", "--online", "a", "--target", "b"]).unwrap();
         assert_eq!(cli.verbose, 2);
-        let cli = parse(&["stats", "-q"]).unwrap();
+        let cli = parse(&["stats", "logs", "--online", "a", "--target", "b", "-q"]).unwrap();
         assert_eq!(cli.quiet, 1);
-        assert!(parse(&["-v", "-q", "stats"]).is_err());
+        assert!(
+            parse(&[
+                "-v", "-q", "stats", "logs", "--online", "a", "--target", "b"
+            ])
+            .is_err()
+        );
+    }
+
+    fn logs(args: &[&str]) -> Result<LogsArgs, clap::Error> {
+        let cli = parse(&[&["stats", "logs"], args].concat())?;
+        let Command::Stats(StatsArgs {
+            command: StatsCommand::Logs(logs),
+        }) = cli.command
+        else {
+            panic!("parsed as {:?}", cli.command)
+        };
+        Ok(logs)
+    }
+
+    #[test]
+    fn logs_defaults() {
+        let args = logs(&["--online", "a.log", "--target", "t.log"]).unwrap();
+        assert_eq!(args.online, [PathBuf::from("a.log")]);
+        assert_eq!(args.target, [PathBuf::from("t.log")]);
+        assert_eq!(args.window_seconds.get(), 60);
+        assert_eq!(args.factor, 1.0);
+        assert!(!args.edges && !args.json);
+        assert_eq!((args.max_loss, args.from, args.to), (None, None, None));
+        assert_eq!((args.time_format, args.time_field), (None, None));
+    }
+
+    #[test]
+    fn logs_files_may_be_listed_and_repeated() {
+        let args = logs(&[
+            "--online", "a.log", "b.log.gz", "--target", "t.log", "--online", "c.log",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.online,
+            ["a.log", "b.log.gz", "c.log"].map(PathBuf::from)
+        );
+        assert!(
+            logs(&["--online", "a.log"]).is_err(),
+            "--target is required"
+        );
+        assert!(
+            logs(&["--target", "t.log"]).is_err(),
+            "--online is required"
+        );
+        assert!(
+            logs(&["--online", "--target", "t.log"]).is_err(),
+            "a file is required"
+        );
+    }
+
+    #[test]
+    fn logs_window_is_whole_seconds() {
+        let window = |text| logs(&["--online", "a", "--target", "b", "--window", text]);
+        assert_eq!(window("10s").unwrap().window_seconds.get(), 10);
+        assert_eq!(window("1h").unwrap().window_seconds.get(), 3600);
+        for bad in ["0s", "1500ms", "soon"] {
+            let err = window(bad).unwrap_err().to_string();
+            assert!(err.contains("--window") && err.contains(bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn logs_factor_is_above_zero() {
+        let factor = |text| {
+            logs(&[
+                "--online",
+                "a",
+                "--target",
+                "b",
+                &format!("--factor={text}"),
+            ])
+        };
+        assert_eq!(factor("2").unwrap().factor, 2.0);
+        assert_eq!(factor("0.5").unwrap().factor, 0.5);
+        for bad in ["0", "-1", "inf", "NaN", "two"] {
+            let err = factor(bad).unwrap_err().to_string();
+            assert!(err.contains("--factor"), "{err}");
+        }
+    }
+
+    #[test]
+    fn logs_max_loss_is_a_fraction_or_a_percentage() {
+        let max_loss = |text| {
+            logs(&[
+                "--online",
+                "a",
+                "--target",
+                "b",
+                &format!("--max-loss={text}"),
+            ])
+        };
+        assert_eq!(max_loss("0").unwrap().max_loss, Some(0.0));
+        assert_eq!(max_loss("0.01").unwrap().max_loss, Some(0.01));
+        assert_eq!(max_loss("0.25%").unwrap().max_loss, Some(0.0025));
+        for bad in ["-0.1", "1.5", "101%", "low"] {
+            let err = max_loss(bad).unwrap_err().to_string();
+            assert!(err.contains("--max-loss") && err.contains(bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn live_takes_urls_and_an_interval() {
+        let cli = parse(&["stats", "live", "127.0.0.1:9361", "http://h:9361/metrics"]).unwrap();
+        let Command::Stats(StatsArgs {
+            command: StatsCommand::Live(args),
+        }) = cli.command
+        else {
+            panic!("parsed as {:?}", cli.command)
+        };
+        assert_eq!(args.urls, ["127.0.0.1:9361", "http://h:9361/metrics"]);
+        assert_eq!(args.interval, Duration::from_secs(5));
+        assert!(!args.json);
+        assert!(parse(&["stats", "live"]).is_err(), "a URL is required");
+        let err = parse(&["stats", "live", "h:1", "--interval", "10ms"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--interval"), "{err}");
+    }
+
+    #[test]
+    fn logs_from_and_to_are_rfc3339() {
+        let args = logs(&[
+            "--online",
+            "a",
+            "--target",
+            "b",
+            "--from",
+            "2026-10-10T11:08:00+08:00",
+            "--to",
+            "2026-10-10T03:09:00Z",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.from.unwrap().as_second() + 60,
+            args.to.unwrap().as_second()
+        );
+        let err = logs(&["--online", "a", "--target", "b", "--from", "11:08"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--from"), "{err}");
     }
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tcpcopy::cli::{Cli, Command};
 use tcpcopy::pid_file::PidFile;
+use tcpcopy::stats::Verdict;
 use tcpcopy::{cli_render, logging};
 
 fn main() -> ExitCode {
@@ -31,7 +32,11 @@ fn main() -> ExitCode {
         }
     };
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Verdict::Passed) => ExitCode::SUCCESS,
+        Ok(Verdict::Failed(why)) => {
+            eprintln!("tcpcopy: {why}");
+            ExitCode::from(1)
+        }
         Err(err) => {
             eprintln!("tcpcopy: {err:#}");
             ExitCode::from(2)
@@ -40,18 +45,19 @@ fn main() -> ExitCode {
 }
 
 /// Logging, the pid file (removed when this returns), then the subcommand.
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<Verdict> {
     logging::init(&logging::Config {
         level: logging::level(cli.verbose, cli.quiet),
         format: cli.log_format,
         file: cli.log_file,
     })?;
     let _pid_file = cli.pid_file.as_deref().map(PidFile::create).transpose()?;
+    let passed = |()| Verdict::Passed;
     match cli.command {
-        Command::Copy(args) => tcpcopy::replay::run(&args),
-        Command::Intercept(args) => tcpcopy::intercept::run(&args),
+        Command::Copy(args) => tcpcopy::replay::run(&args).map(passed),
+        Command::Intercept(args) => tcpcopy::intercept::run(&args).map(passed),
         Command::Stats(args) => tcpcopy::stats::run(&args),
-        Command::Completions(args) => cli_render::print_completions(args.shell),
-        Command::Man(args) => cli_render::write_man_pages(&args.dir),
+        Command::Completions(args) => cli_render::print_completions(args.shell).map(passed),
+        Command::Man(args) => cli_render::write_man_pages(&args.dir).map(passed),
     }
 }

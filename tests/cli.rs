@@ -62,3 +62,61 @@ fn version_and_help_go_to_stdout_and_succeed() {
     assert_eq!(code, Some(0));
     assert!(stdout.contains("--intercept"), "{stdout}");
 }
+
+/// Writes `lines` requests at 11:08:00..11:08:59 (+0800) to a log named `name` in a scratch
+/// directory, and returns its path.
+fn access_log(name: &str, lines: usize) -> String {
+    let dir = std::env::temp_dir().join(format!("tcpcopy-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    let text: String = (0..lines)
+        .map(|i| {
+            let second = i * 59 / (lines - 1);
+            format!(
+                "198.51.100.10 - - [10/Oct/2026:11:08:{second:02} +0800] \"GET /{i} HTTP/1.1\" 200 3\n"
+            )
+        })
+        .collect();
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("writing a log");
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn stats_logs_exits_1_above_max_loss_and_2_on_bad_input() {
+    let online = access_log("online.log", 1_000);
+    let target = access_log("target.log", 990);
+    let logs = |extra: &[&str]| {
+        tcpcopy(
+            &[
+                &["stats", "logs", "--online", &online, "--target", &target],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    let (code, stdout, _) = logs(&["--max-loss", "1%"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        stdout.lines().last(),
+        Some("total online=1000 target=990 loss=0.0100")
+    );
+    let (code, _, stderr) = logs(&["--max-loss", "0.005"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("tcpcopy: total loss 0.0100 is above --max-loss 0.0050"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = logs(&["--time-format", "%H:%M"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.starts_with("tcpcopy: --time-format"), "{stderr}");
+    let (code, _, stderr) = tcpcopy(&[
+        "stats",
+        "logs",
+        "--online",
+        &online,
+        "--target",
+        "/nonexistent.log",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("/nonexistent.log"), "{stderr}");
+}

@@ -161,7 +161,10 @@ fn two_instances_with_the_same_flags_are_told_apart_by_intercept() {
     let logged = settled(CATCH_UP, || test.target.access_count(), |&n| n >= expected).unwrap();
     let totals = test.stop_copies();
 
-    assert_eq!(logged, expected, "both instances' requests at the target: {totals:?}");
+    assert_eq!(
+        logged, expected,
+        "both instances' requests at the target: {totals:?}"
+    );
     let clients: HashSet<_> = test
         .target
         .access_entries()
@@ -173,7 +176,10 @@ fn two_instances_with_the_same_flags_are_told_apart_by_intercept() {
     let moved: u64 = totals.iter().map(|t| t["ports_held_by_other_copy"]).sum();
     assert!(moved > 0, "the collisions were seen: {totals:?}");
     for instance in &totals {
-        assert_eq!(instance["sessions_opened"], CONNECTIONS as u64, "{instance:?}");
+        assert_eq!(
+            instance["sessions_opened"], CONNECTIONS as u64,
+            "{instance:?}"
+        );
         assert_eq!(instance["sessions_reset"], 0, "{instance:?}");
     }
 }

@@ -172,7 +172,7 @@ fn a_captured_connection_is_replayed_with_the_targets_sequence_numbers() {
         feed: Feed::Offline(Box::new(feed)),
         sink: Box::new(sink.clone()),
     };
-    run_shards(&config, vec![shard], &stop, &counters).unwrap();
+    run_shards(&config, vec![shard], &stop, &counters, &[Arc::default()]).unwrap();
 
     let registrations = intercept.join().unwrap();
     assert_eq!(

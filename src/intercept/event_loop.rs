@@ -10,7 +10,7 @@ use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -46,6 +46,8 @@ pub struct EventLoop {
     sources: Vec<Box<dyn ReplySource>>,
     switchboard: Switchboard,
     counters: Arc<Counters>,
+    /// Copy connections open now, for `--metrics` (stored at the end of each loop turn).
+    copies_connected: Arc<AtomicUsize>,
 }
 
 impl EventLoop {
@@ -62,7 +64,13 @@ impl EventLoop {
             sources,
             switchboard: Switchboard::new(ConnectionLimits::default(), Arc::clone(&counters)),
             counters,
+            copies_connected: Arc::default(),
         })
+    }
+
+    /// How many copy connections are open, as of the last loop turn.
+    pub fn copies_connected(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.copies_connected)
     }
 
     /// Runs turns until `stop` is set or a source fails.
@@ -98,6 +106,8 @@ impl EventLoop {
                 }
             }
             self.switchboard.end_turn();
+            self.copies_connected
+                .store(self.switchboard.connection_count(), Ordering::Relaxed);
             if now >= next_expiry {
                 self.switchboard.expire(now);
                 self.update_kernel_dropped();

@@ -26,12 +26,13 @@ mod switchboard;
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 
 use crate::capture::{self, LiveCapture};
 use crate::cli::InterceptArgs;
+use crate::stats::metrics::{Exposition, GaugeFamily, GaugeValues, MetricsServer};
 use crate::stats::{Counter, Counters, Reporter};
 
 pub use router::{ConnId, Router, RouterLimits};
@@ -84,7 +85,27 @@ pub fn run(args: &InterceptArgs) -> Result<()> {
         REPORTED,
         args.report.stats_interval,
     );
-    EventLoop::new(listener, sources, counters)?.run(&stop)
+    let mut event_loop = EventLoop::new(listener, sources, Arc::clone(&counters))?;
+    let _metrics = match args.report.metrics {
+        Some(addr) => Some(MetricsServer::start(
+            addr,
+            exposition(counters, event_loop.copies_connected()),
+        )?),
+        None => None,
+    };
+    event_loop.run(&stop)
+}
+
+/// What `intercept --metrics` serves: the reported counters and the copies connected.
+fn exposition(counters: Arc<Counters>, copies_connected: Arc<AtomicUsize>) -> Exposition {
+    let gauges = move || {
+        vec![GaugeFamily {
+            name: "copies_connected",
+            help: "Copy connections open now.",
+            values: GaugeValues::Process(copies_connected.load(Ordering::Relaxed)),
+        }]
+    };
+    Exposition::new("intercept", counters, REPORTED, Box::new(gauges))
 }
 
 fn open_sources(args: &InterceptArgs) -> Result<Vec<Box<dyn ReplySource>>> {

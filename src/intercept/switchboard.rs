@@ -68,8 +68,8 @@ impl Switchboard {
             .map(|(&id, connection)| (id, connection.as_raw_fd(), connection.wants_write()))
     }
 
-    #[cfg(test)]
-    fn connection_count(&self) -> usize {
+    /// How many copy connections are open.
+    pub fn connection_count(&self) -> usize {
         self.connections.len()
     }
 

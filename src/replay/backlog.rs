@@ -72,6 +72,11 @@ impl Backlog {
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty()
     }
+
+    /// Bytes of the frames waiting.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
 }
 
 #[cfg(test)]

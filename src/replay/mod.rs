@@ -39,7 +39,7 @@ pub mod shard;
 pub mod sink;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,7 @@ use crate::cli::CopyArgs;
 use crate::offline_clock::ClockSettings;
 use crate::progress::Progress;
 use crate::session::SessionConfig;
+use crate::stats::metrics::{Exposition, GaugeFamily, GaugeValues, MetricsServer};
 use crate::stats::{Counter, Counters, Reporter};
 
 pub use self::core::ShardCore;
@@ -70,6 +71,7 @@ const REPORTED: &[Counter] = &[
     Counter::SessionsReset,
     Counter::SessionsTimedOut,
     Counter::SessionsGivenUp,
+    Counter::SessionsAborted,
     Counter::SessionsRebuilt,
     Counter::ResponsesTimedOut,
     Counter::PortsReused,
@@ -177,15 +179,58 @@ pub fn run(args: &CopyArgs) -> Result<()> {
         };
         shards.push(ShardInputs { feed, sink });
     }
+    let statuses: Vec<Arc<ShardStatus>> = shards.iter().map(|_| Arc::default()).collect();
     let _reporter = Reporter::start(
         "copy",
         Arc::clone(&counters),
         REPORTED,
         args.report.stats_interval,
     );
-    let result = run_shards(&config, shards, &stop, &counters);
+    let _metrics = match args.report.metrics {
+        Some(addr) => Some(MetricsServer::start(
+            addr,
+            exposition(&counters, &statuses),
+        )?),
+        None => None,
+    };
+    let result = run_shards(&config, shards, &stop, &counters, &statuses);
     drop(progress);
     result
+}
+
+/// What `copy --metrics` serves: the reported counters, and per shard the sessions tracked,
+/// the backlog's depth and the intercepts connected.
+fn exposition(counters: &Arc<Counters>, statuses: &[Arc<ShardStatus>]) -> Exposition {
+    let statuses = statuses.to_vec();
+    let per_shard = move |read: fn(&ShardStatus) -> &AtomicUsize| {
+        let values = statuses
+            .iter()
+            .map(|status| read(status).load(Ordering::Relaxed))
+            .collect();
+        GaugeValues::PerShard(values)
+    };
+    let gauges = move || {
+        vec![
+            GaugeFamily {
+                name: "sessions_tracked",
+                help: "Sessions in the shard's table, counted against --max-sessions: being \
+                       replayed, or closed and in TIME-WAIT.",
+                values: per_shard(|status| &status.sessions_tracked),
+            },
+            GaugeFamily {
+                name: "backlog_bytes",
+                help: "Captured bytes waiting in the shard's backlog (its queue between the \
+                       capture ring and the sessions).",
+                values: per_shard(|status| &status.backlog_bytes),
+            },
+            GaugeFamily {
+                name: "intercepts_connected",
+                help: "Intercepts the shard is connected to now.",
+                values: per_shard(|status| &status.links_up),
+            },
+        ]
+    };
+    Exposition::new("copy", Arc::clone(counters), REPORTED, Box::new(gauges))
 }
 
 /// Everything the shards need besides their captures and sinks.
@@ -200,19 +245,25 @@ pub struct PipelineConfig {
 }
 
 /// Runs one shard per entry of `shards` until `stop` is set or (offline) the files are
-/// replayed and the drain has passed; a shard that fails stops the others.
+/// replayed and the drain has passed; a shard that fails stops the others. Each shard shows
+/// what it does in its entry of `statuses` (one per shard).
 pub fn run_shards(
     config: &PipelineConfig,
     shards: Vec<ShardInputs>,
     stop: &Arc<AtomicBool>,
     counters: &Arc<Counters>,
+    statuses: &[Arc<ShardStatus>],
 ) -> Result<()> {
+    anyhow::ensure!(
+        statuses.len() == shards.len(),
+        "{} shard statuses for {} shards",
+        statuses.len(),
+        shards.len()
+    );
     let now = Instant::now();
     let mut running = Vec::with_capacity(shards.len());
-    let mut statuses = Vec::with_capacity(shards.len());
-    for (index, inputs) in shards.into_iter().enumerate() {
-        let status = Arc::new(ShardStatus::default());
-        statuses.push(Arc::clone(&status));
+    for ((index, inputs), status) in shards.into_iter().enumerate().zip(statuses) {
+        let status = Arc::clone(status);
         let links = config
             .intercepts
             .iter()
@@ -239,7 +290,7 @@ pub fn run_shards(
     // Whichever shard ends first, with an error, stops the others.
     while !running.is_empty() {
         let Some(done) = running.iter().position(|shard| shard.is_finished()) else {
-            warn_no_intercept.check(&statuses);
+            warn_no_intercept.check(statuses);
             thread::sleep(Duration::from_millis(100));
             continue;
         };

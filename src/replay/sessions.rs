@@ -151,6 +151,7 @@ fn count_event(event: Event, counters: &mut LocalCounters) {
         Event::SessionRebuilt => counters.bump(Counter::SessionsRebuilt),
         Event::ResponseTimeout => counters.bump(Counter::ResponsesTimedOut),
         Event::PortReused => counters.bump(Counter::PortsReused),
+        Event::Aborted => counters.bump(Counter::SessionsAborted),
         Event::NotFullSessionSkipped => counters.bump(Counter::SessionsSkipped),
         Event::BufferOverflow { .. } => counters.bump(Counter::BufferOverflows),
         Event::UnsentDataDiscarded { bytes } | Event::LateClientDataDropped { bytes } => {
@@ -469,6 +470,54 @@ impl SessionTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The events that end a session each bump one of the counters that balance
+    /// `sessions_opened` (`stats::ENDINGS`); no other event bumps any of them.
+    #[test]
+    fn each_ending_event_counts_one_ending() {
+        use crate::session::Event;
+        use crate::stats::{Counter, ENDINGS};
+        let events = [
+            Event::Opened { syn_seen: true },
+            Event::Opened { syn_seen: false },
+            Event::FakeHandshake,
+            Event::Established,
+            Event::HandshakeTimeout,
+            Event::RequestSent,
+            Event::ResponseTimeout,
+            Event::Closed,
+            Event::HandshakeRefused,
+            Event::ResetByTarget,
+            Event::FinByTarget,
+            Event::SessionRebuilt,
+            Event::RebuildLimit,
+            Event::IdleTimeout,
+            Event::Retransmitted,
+            Event::FastRetransmit,
+            Event::RetransmitLimit,
+            Event::ZeroWindowProbe,
+            Event::ClientRetransmitDropped { bytes: 3 },
+            Event::OutOfOrderBuffered,
+            Event::BufferOverflow { bytes: 3 },
+            Event::UnsentDataDiscarded { bytes: 3 },
+            Event::PortReused,
+            Event::NotFullSessionSkipped,
+            Event::EmptySessionSkipped,
+            Event::LateTargetPacketReset,
+            Event::Aborted,
+            Event::LateClientDataDropped { bytes: 3 },
+        ];
+        for event in events {
+            let mut counters = LocalCounters::default();
+            count_event(event, &mut counters);
+            let shared = crate::stats::Counters::default();
+            counters.flush_into(&shared);
+            let endings: u64 = ENDINGS.iter().map(|&c| shared.get(c)).sum();
+            let expected = u64::from(event.ends_session());
+            assert_eq!(endings, expected, "{event:?}");
+            assert!(shared.get(Counter::SessionsOpened) <= 1);
+        }
+    }
     use crate::packet::{SeqNum, TcpFlags, TcpOptions};
     use std::net::SocketAddr;
 

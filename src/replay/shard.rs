@@ -94,6 +94,10 @@ pub struct ShardInputs {
 pub struct ShardStatus {
     /// Intercept links up now.
     pub links_up: AtomicUsize,
+    /// Sessions in the shard's table now: being replayed, or closed and in TIME-WAIT.
+    pub sessions_tracked: AtomicUsize,
+    /// Captured bytes waiting in the shard's backlog now.
+    pub backlog_bytes: AtomicUsize,
 }
 
 /// One shard and everything it owns.
@@ -406,6 +410,12 @@ impl Shard {
         }
         let up = self.links.iter().filter(|link| link.is_up()).count();
         self.status.links_up.store(up, Ordering::Relaxed);
+        let tracked = self.core.sessions().len();
+        self.status
+            .sessions_tracked
+            .store(tracked, Ordering::Relaxed);
+        let waiting = self.backlog.bytes();
+        self.status.backlog_bytes.store(waiting, Ordering::Relaxed);
     }
 
     /// Waits until a descriptor is ready or the next deadline (a session timer, a link retry,

@@ -337,6 +337,9 @@ impl Session {
             self.state,
             State::SynSent | State::Established | State::FinSent
         );
+        if open || self.state == State::TargetReset {
+            out.event(Event::Aborted);
+        }
         if self.state != State::Finished {
             self.end(now, true, out);
             self.timers.stop_all();

@@ -81,21 +81,44 @@ pub enum Event {
         /// Bytes lost to the replay.
         bytes: usize,
     },
-    /// The client's 4-tuple started a new connection (new SYN or a sequence jump); the old one
-    /// was reset and a new session started.
+    /// The client's 4-tuple started a new connection (new SYN or a sequence jump) while the
+    /// old session was still open; the old one was reset and a new session started.
     PortReused,
     /// The session started mid-stream and `only_full_sessions` is set; nothing was replayed.
     NotFullSessionSkipped,
-    /// The session closed before any data or SYN was seen; nothing was replayed.
+    /// The session closed, or stayed idle for the idle timeout, before any data or SYN was
+    /// seen; nothing was replayed.
     EmptySessionSkipped,
     /// A target packet arrived after the session ended and was answered with RST.
     LateTargetPacketReset,
+    /// copy stopped while the session was open; the target's end was reset.
+    Aborted,
     /// Client data arrived during time-wait, after the session ended, and was dropped (once
     /// the session is finished, the worker opens a new one for such data).
     LateClientDataDropped {
         /// Payload bytes dropped.
         bytes: usize,
     },
+}
+
+impl Event {
+    /// Whether the event ends an opened session (one that reported [`Event::Opened`]). Every
+    /// opened session reports exactly one of these, which is what makes copy's counters add
+    /// up (docs/measuring-loss.md, "What the counters tell").
+    pub fn ends_session(self) -> bool {
+        matches!(
+            self,
+            Event::Closed
+                | Event::HandshakeTimeout
+                | Event::HandshakeRefused
+                | Event::IdleTimeout
+                | Event::RetransmitLimit
+                | Event::RebuildLimit
+                | Event::BufferOverflow { .. }
+                | Event::PortReused
+                | Event::Aborted
+        )
+    }
 }
 
 /// An [`Output`] that records everything, for tests and debugging.

@@ -37,6 +37,18 @@ fn keep_alive_script(requests: usize) -> ClientScript {
 fn run_to_end(world: &mut World) {
     world.run_for(Duration::from_secs(20));
     assert!(world.session.is_finished(), "events: {:?}", world.events);
+    assert_each_opened_session_ended_once(world);
+}
+
+/// Every session that opened reported exactly one of the events that end one.
+fn assert_each_opened_session_ended_once(world: &World) {
+    let opened = world
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Opened { .. }))
+        .count();
+    let ended = world.events.iter().filter(|e| e.ends_session()).count();
+    assert_eq!(opened, ended, "events: {:?}", world.events);
 }
 
 /// The target got exactly the client's stream, never beyond its window, never twice.
@@ -1091,10 +1103,78 @@ fn abort_resets_an_open_session_and_finishes_it() {
     let (reset, _) = out.transmits.last().expect("an RST");
     assert!(reset.flags.rst(), "{reset}");
 
+    assert_eq!(out.count(Event::Aborted), 1, "{:?}", out.events);
+    world.events.extend(out.events);
+    assert_each_opened_session_ended_once(&world);
+
     // Aborting again sends nothing more.
     let mut again = RecordingOutput::default();
     assert!(!world.session.abort(world.now, &mut again));
-    assert!(again.transmits.is_empty());
+    assert!(again.transmits.is_empty() && again.events.is_empty());
+}
+
+#[test]
+fn aborting_an_ended_session_ends_nothing_more() {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn().ack().send(b"GET /\n").receive(300).fin();
+    let mut world = world(SessionConfig::default(), TargetConfig::default());
+    world.play(&client);
+    world.run_for(ms(500));
+    assert_eq!(
+        world.count(Event::Closed),
+        1,
+        "in TIME-WAIT: {:?}",
+        world.events
+    );
+    let mut out = RecordingOutput::default();
+    assert!(!world.session.abort(world.now, &mut out));
+    assert_eq!(
+        out.count(Event::Aborted),
+        0,
+        "it had ended: {:?}",
+        out.events
+    );
+}
+
+#[test]
+fn a_new_syn_after_the_session_ended_is_no_port_reuse() {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn().ack().send(b"GET /old\n").receive(300).fin();
+    let mut next = ClientScript::new(CLIENT_ISN + 5_000_000);
+    next.syn().ack().send(b"GET /new\n").receive(300).fin();
+    let mut world = world(SessionConfig::default(), TargetConfig::default());
+    world.play(&client);
+    world.run_for(ms(500));
+    world.play(&next);
+    run_to_end(&mut world);
+
+    assert_eq!(
+        world.count(Event::PortReused),
+        0,
+        "the old session had closed"
+    );
+    assert_eq!(world.count(Event::Opened { syn_seen: true }), 2);
+    assert_eq!(world.count(Event::Closed), 2);
+    assert_eq!(world.target.stream, b"GET /old\nGET /new\n");
+}
+
+#[test]
+fn a_session_that_never_opens_is_skipped_when_idle() {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.ack();
+    let config = SessionConfig {
+        idle_timeout: Duration::from_secs(5),
+        ..SessionConfig::default()
+    };
+    let mut world = world(config, TargetConfig::default());
+    world.play(&client);
+    run_to_end(&mut world);
+
+    assert_eq!(
+        world.events,
+        [Event::EmptySessionSkipped],
+        "nothing was replayed"
+    );
 }
 
 #[test]

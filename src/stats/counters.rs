@@ -6,10 +6,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 macro_rules! counters {
-    ($( $(#[$doc:meta])* $variant:ident => $name:literal, )*) => {
+    ($( $(#[doc = $doc:literal])* $variant:ident => $name:literal, )*) => {
         /// Everything tcpcopy counts.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum Counter { $( $(#[$doc])* $variant, )* }
+        pub enum Counter { $( $(#[doc = $doc])* $variant, )* }
 
         impl Counter {
             /// Every counter, in report order.
@@ -18,6 +18,12 @@ macro_rules! counters {
             /// The counter's name in logs and reports.
             pub fn name(self) -> &'static str {
                 match self { $( Counter::$variant => $name, )* }
+            }
+
+            /// What the counter counts: its doc comment, on one line (the metrics' help).
+            pub fn help(self) -> &'static str {
+                // Each doc line starts with the space after `///`: joined, they read as one.
+                match self { $( Counter::$variant => concat!($($doc),*).trim_ascii_start(), )* }
             }
         }
     };
@@ -54,6 +60,8 @@ counters! {
     SessionsTimedOut => "sessions_timed_out",
     /// Sessions reset after too many retransmissions or target closes.
     SessionsGivenUp => "sessions_given_up",
+    /// Sessions still open when copy stopped (reset on the target).
+    SessionsAborted => "sessions_aborted",
     /// Sessions reopened after the target closed with client data pending.
     SessionsRebuilt => "sessions_rebuilt",
     /// Requests or closes released after waiting the whole response timeout.
@@ -249,6 +257,17 @@ mod tests {
             snap.format(&[Counter::Captured, Counter::Sent]),
             "captured 1, sent 3"
         );
+    }
+
+    #[test]
+    fn help_is_the_doc_comment_on_one_line() {
+        assert_eq!(Counter::Captured.help(), "Frames the capture delivered.");
+        assert_eq!(
+            Counter::RepliesUnmatched.help(),
+            "Reply headers for a flow the receiving shard has no session for (it ended, or was \
+             never opened there)."
+        );
+        assert!(Counter::ALL.iter().all(|c| !c.help().is_empty()));
     }
 
     #[test]

@@ -1,16 +1,37 @@
 //! Counters, periodic reports and the `tcpcopy stats` subcommand.
+//!
+//! - [`Counters`] and [`Reporter`]: what `copy` and `intercept` count and log.
+//! - [`Balance`]: the identity copy's session counters keep.
+//! - [`metrics`]: the same counters, and gauges, served to Prometheus (`--metrics`).
+//! - `logs`: `tcpcopy stats logs`, the loss between access logs.
+//! - `live`: `tcpcopy stats live`, rates and losses scraped from the metrics.
 
+mod balance;
 mod counters;
+mod live;
+mod logs;
+pub mod metrics;
 mod reporter;
 
+pub use balance::{Balance, ENDINGS};
 pub use counters::{Counter, Counters, LocalCounters, Snapshot};
 pub use reporter::Reporter;
 
-use crate::cli::StatsArgs;
+use crate::cli::{StatsArgs, StatsCommand};
 
-/// `tcpcopy stats`: not built yet.
-pub fn run(_args: &StatsArgs) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "`stats` is not built yet; copy and intercept log their counters every --stats-interval and at exit"
-    )
+/// How a report came out against its threshold (`--max-loss`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within the threshold, or none was given: exit 0.
+    Passed,
+    /// Beyond it, and why: exit 1.
+    Failed(String),
+}
+
+/// `tcpcopy stats`.
+pub fn run(args: &StatsArgs) -> anyhow::Result<Verdict> {
+    match &args.command {
+        StatsCommand::Logs(logs) => logs::run(logs),
+        StatsCommand::Live(live) => live::run(live),
+    }
 }

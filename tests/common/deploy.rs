@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
+use tcpcopy::stats::{Balance, Counter, ENDINGS};
 
 use super::counters::last_counters;
 use super::host::Host;
@@ -81,6 +82,11 @@ impl Lab {
     /// Starts intercept where `mode` puts it, catching the target's replies from `port`, and
     /// waits until it catches replies and listens for copies.
     pub fn start_intercept(&self, mode: Mode, port: u16) -> Result<Proc> {
+        self.start_intercept_with(mode, port, &[])
+    }
+
+    /// [`Lab::start_intercept`] with `extra` options.
+    pub fn start_intercept_with(&self, mode: Mode, port: u16, extra: &[&str]) -> Result<Proc> {
         let host = mode.intercept_host();
         let port = port.to_string();
         let bin = super::tcpcopy_bin();
@@ -93,7 +99,7 @@ impl Lab {
                 let args = [bin, "intercept", "-i", "eth0", "-F", &filter];
                 self.spawn(
                     host,
-                    &[&args[..], &["--stats-interval", STATS_INTERVAL]].concat(),
+                    &[&args[..], &["--stats-interval", STATS_INTERVAL], extra].concat(),
                 )?
             }
             Mode::Target => {
@@ -124,7 +130,7 @@ impl Lab {
                     "--stats-interval",
                     STATS_INTERVAL,
                 ];
-                self.spawn(host, &args)?
+                self.spawn(host, &[&args[..], extra].concat())?
             }
         };
         wait_until(READY_TIMEOUT, "intercept to get ready", || {
@@ -208,7 +214,25 @@ pub fn stop_with_totals(proc: &mut Proc, label: &str) -> Result<BTreeMap<String,
     let totals = last_counters(&log, &format!("{label} totals"))
         .with_context(|| format!("{} logged no totals:\n{log}", proc.label()))?;
     eprintln!("e2e: {} totals: {totals:?}", proc.label());
+    if label == "copy" {
+        check_session_balance(&totals)
+            .with_context(|| format!("{} totals: {totals:?}", proc.label()))?;
+    }
     Ok(totals)
+}
+
+/// After copy stopped, every session it opened ended in exactly one way
+/// (`tcpcopy::stats::Balance`, docs/measuring-loss.md): checked after every e2e test.
+fn check_session_balance(totals: &BTreeMap<String, u64>) -> Result<()> {
+    let missing: Vec<&str> = std::iter::once(Counter::SessionsOpened)
+        .chain(ENDINGS.iter().copied())
+        .map(Counter::name)
+        .filter(|name| !totals.contains_key(*name))
+        .collect();
+    ensure!(missing.is_empty(), "copy's totals lack {missing:?}");
+    let balance = Balance::of(|counter| totals[counter.name()]);
+    ensure!(balance.holds(), "copy's sessions do not add up: {balance}");
+    Ok(())
 }
 
 /// Stops copy with SIGINT and returns the totals it logs at exit; fails unless it exits 0.

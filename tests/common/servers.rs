@@ -46,6 +46,11 @@ impl Nginx {
         self.dir.join("access.log")
     }
 
+    /// The same requests in nginx's combined format, with their times.
+    pub fn combined_log_path(&self) -> PathBuf {
+        self.dir.join("access.combined.log")
+    }
+
     /// The client address of every request nginx has logged so far, in order.
     pub fn client_addrs(&self) -> Result<Vec<IpAddr>> {
         Ok(self

@@ -155,7 +155,8 @@ impl Session {
                 > self.config.port_reuse_jump
     }
 
-    /// The client's port was reused: end the old replay and start a new one.
+    /// The client's port was reused: end the old replay, if it is still open, and start a
+    /// new one.
     pub(super) fn restart(
         &mut self,
         now: Instant,
@@ -164,9 +165,9 @@ impl Session {
         out: &mut impl Output,
     ) {
         if self.state != State::TimeWait {
+            out.event(Event::PortReused);
             self.end(now, true, out);
         }
-        out.event(Event::PortReused);
         *self = Session::new(Arc::clone(&self.config), now, self.client, self.target);
         self.note_client(now, segment);
         self.open(now, segment, payload, out);

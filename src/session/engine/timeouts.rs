@@ -16,7 +16,7 @@ impl Session {
             (State::TimeWait, Timer::TimeWait) => self.set_state(State::Finished),
             (State::TimeWait, _) => {}
             (State::Unopened, Timer::Idle) => {
-                out.event(Event::IdleTimeout);
+                out.event(Event::EmptySessionSkipped);
                 self.set_state(State::Finished);
             }
             (_, Timer::Idle) => {

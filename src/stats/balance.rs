@@ -1,0 +1,91 @@
+//! The identity copy's session counters keep: every session copy opened ended in exactly
+//! one way, so once copy has stopped, `sessions_opened` is the sum of its [`ENDINGS`].
+//! Each ending names where a session was lost (docs/measuring-loss.md, "What the counters
+//! tell"). Pure.
+
+use std::fmt;
+
+use super::Counter;
+
+/// The counters of the ways an opened session ends, one event each
+/// ([`crate::session::Event::ends_session`]).
+pub const ENDINGS: &[Counter] = &[
+    Counter::SessionsClosed,
+    Counter::HandshakesFailed,
+    Counter::HandshakesRefused,
+    Counter::SessionsTimedOut,
+    Counter::SessionsGivenUp,
+    Counter::BufferOverflows,
+    Counter::PortsReused,
+    Counter::SessionsAborted,
+];
+
+/// Sessions opened against the sum of their endings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Balance {
+    pub opened: u64,
+    /// Each ending and its count, in [`ENDINGS`] order.
+    pub endings: Vec<(Counter, u64)>,
+}
+
+impl Balance {
+    /// The balance of the counters `value` gives (e.g. a snapshot, or a `totals` line).
+    pub fn of(value: impl Fn(Counter) -> u64) -> Balance {
+        Balance {
+            opened: value(Counter::SessionsOpened),
+            endings: ENDINGS.iter().map(|&c| (c, value(c))).collect(),
+        }
+    }
+
+    pub fn ended(&self) -> u64 {
+        self.endings.iter().map(|(_, n)| n).sum()
+    }
+
+    /// True when every opened session has ended, each once: what holds after copy stopped.
+    pub fn holds(&self) -> bool {
+        self.opened == self.ended()
+    }
+}
+
+impl fmt::Display for Balance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sessions_opened {} = ", self.opened)?;
+        for (i, (counter, n)) in self.endings.iter().enumerate() {
+            let plus = if i == 0 { "" } else { " + " };
+            write!(f, "{plus}{} {n}", counter.name())?;
+        }
+        write!(f, " (= {})", self.ended())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Counters;
+
+    #[test]
+    fn opened_sessions_are_the_sum_of_their_endings() {
+        let counters = Counters::default();
+        counters.add(Counter::SessionsOpened, 10);
+        counters.add(Counter::SessionsClosed, 7);
+        counters.add(Counter::HandshakesRefused, 2);
+        let balance = Balance::of(|c| counters.get(c));
+        assert!(!balance.holds(), "one is still open");
+        assert_eq!(balance.ended(), 9);
+        counters.add(Counter::SessionsAborted, 1);
+        let balance = Balance::of(|c| counters.get(c));
+        assert!(balance.holds());
+        assert_eq!(
+            balance.to_string(),
+            "sessions_opened 10 = sessions_closed 7 + handshakes_failed 0 + handshakes_refused 2 \
+             + sessions_timed_out 0 + sessions_given_up 0 + buffer_overflows 0 + ports_reused 0 \
+             + sessions_aborted 1 (= 10)"
+        );
+    }
+
+    #[test]
+    fn reset_and_rebuilt_sessions_carry_on_so_they_are_no_ending() {
+        assert!(!ENDINGS.contains(&Counter::SessionsReset));
+        assert!(!ENDINGS.contains(&Counter::SessionsRebuilt));
+    }
+}
