@@ -8,7 +8,13 @@
 # logged and the loss report of `tcpcopy stats logs` on both access logs.
 # Tears everything down on exit, also after an error.
 #
-# Usage: sudo scripts/demo.sh            (REQUESTS=N, default 100, at most 10000)
+# Installs the Debian packages it needs first (scripts/packages.sh, the list CI
+# uses; on other systems it lists them).
+#
+# Usage: sudo scripts/demo.sh [--check]  (REQUESTS=N, default 100, at most 10000;
+#        as root, without sudo: scripts/demo.sh)
+# --check: exit 1 unless every request was answered, both access logs hold exactly
+# REQUESTS requests and the loss report says 0 (scripts/test.sh runs it so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,10 +28,20 @@ die() {
     exit 2
 }
 
+check=false
+case ${1:-} in
+    --check) check=true ;;
+    "") ;;
+    *) die "unknown argument '$1' (usage: scripts/demo.sh [--check])" ;;
+esac
+
 [[ $(id -u) -eq 0 ]] || die "needs root (network namespaces, raw sockets): run sudo scripts/demo.sh"
 if ! [[ $REQUESTS =~ ^[0-9]+$ ]] || ((REQUESTS < 1 || REQUESTS > MAX_REQUESTS)); then
     die "REQUESTS must be 1..$MAX_REQUESTS, not '$REQUESTS'"
 fi
+# shellcheck source=scripts/packages.sh
+. scripts/packages.sh
+install_packages
 $LAB check
 
 cargo build --release --bin tcpcopy
@@ -51,10 +67,18 @@ sleep 2
 count() {
     if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi
 }
+online=$(count "$work/nginx-online/access.log")
+target=$(count "$work/nginx-target/access.log")
 echo "client: $ok of $REQUESTS requests answered"
-echo "online access log: $(count "$work/nginx-online/access.log") requests"
-echo "target access log: $(count "$work/nginx-target/access.log") requests"
+echo "online access log: $online requests"
+echo "target access log: $target requests"
 echo "the loss, from both access logs (tcpcopy stats logs, whole run):"
-"$tcpcopy" stats logs --window 10s --edges \
+chart=$work/loss.svg
+report=0
+"$tcpcopy" stats logs --window 10s --edges --max-loss 0 --svg "$chart" \
     --online "$work/nginx-online/access.combined.log" \
-    --target "$work/nginx-target/access.combined.log" || true
+    --target "$work/nginx-target/access.combined.log" || report=$?
+echo "the chart of it: $chart"
+if $check && ! ((ok == REQUESTS && online == REQUESTS && target == REQUESTS && report == 0)); then
+    die "check failed: $ok answered, $online online, $target at the target of $REQUESTS; stats logs exited $report"
+fi

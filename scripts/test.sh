@@ -3,9 +3,10 @@
 # formatting, lints, unit and integration tests, the Debian package, then the network-namespace
 # end-to-end tests (tests/e2e_*.rs), one at a time.
 #
-# Usage: sudo scripts/test.sh
-# The e2e tests build a lab (scripts/lab.sh), so they need root; they never
-# skip. Set CARGO_BUILD_JOBS=1 on a busy machine.
+# Usage: sudo scripts/test.sh   (as root: scripts/test.sh)
+# Installs the Debian packages it needs first (scripts/packages.sh; on other
+# systems it lists them). The e2e tests build a lab (scripts/lab.sh), so they
+# need root; they never skip. Set CARGO_BUILD_JOBS=1 on a busy machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,9 @@ if [[ $(id -u) -ne 0 ]]; then
     echo "test.sh: the e2e tests need root (network namespaces, raw sockets): run sudo scripts/test.sh" >&2
     exit 2
 fi
+# shellcheck source=scripts/packages.sh
+. scripts/packages.sh
+install_packages
 scripts/lab.sh check
 
 cargo fmt --check
@@ -49,3 +53,6 @@ if ((${#e2e[@]} > 0)); then
     # machine is one), so both shard counts are checked on every run.
     TCPCOPY_E2E_WORKERS=2 cargo test --release --no-fail-fast --test e2e_http --test e2e_services -- --test-threads=1
 fi
+
+# The README's demo, checking its own output: every request at the target, loss 0.
+scripts/demo.sh --check

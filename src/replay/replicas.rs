@@ -237,6 +237,40 @@ mod tests {
         assert_eq!(book.len(), claimed.len());
     }
 
+    proptest::proptest! {
+        /// Any mix of copies, shifts, pools and clients (ports reused across clients, as
+        /// behind NAT), with sessions ending and their ports taken again: no two live
+        /// sessions ever share a flow, and a free flow is always found.
+        #[test]
+        fn claims_never_collide(
+            copies in 1u16..6,
+            shifts in proptest::collection::vec(0u16..4, 1..3),
+            pooled in proptest::bool::ANY,
+            clients in proptest::collection::vec((0u8..4, 40_000u16..40_050), 1..60),
+            ended in proptest::collection::vec(proptest::bool::ANY, 60),
+        ) {
+            let pool = pooled.then(|| "203.0.113.1,203.0.113.2".parse().unwrap());
+            let book = PortBook::default();
+            let mut live = HashSet::new();
+            for (i, &(host, port)) in clients.iter().enumerate() {
+                let client = SocketAddr::from(([198, 51, 100, host + 10], port));
+                for &shift in &shifts {
+                    let plan = ReplicaPlan::new(copies, shift, pool.clone());
+                    for replica in 0..copies {
+                        let got = plan.claim(&book, client, addr(TARGET), replica);
+                        let flow = Flow { client: got.unwrap().client, target: addr(TARGET) };
+                        proptest::prop_assert!(live.insert(flow), "{:?} twice", flow);
+                        if ended[i % ended.len()] {
+                            book.release(&flow);
+                            live.remove(&flow);
+                        }
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(book.len(), live.len());
+        }
+    }
+
     #[test]
     fn ports_wrap_into_the_unprivileged_range() {
         assert_eq!(unprivileged(1024), 1024);

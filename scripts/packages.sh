@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# packages.sh: the Debian packages tcpcopy's build, demo and tests need, in one list that
+# .ci/run, scripts/demo.sh and scripts/test.sh all read (source it, then call
+# install_packages). A Rust toolchain (1.85 or newer) is expected to be there already.
+
+TCPCOPY_PACKAGES=(
+    # build: the pcap crate links libpcap, found through pkg-config
+    build-essential pkg-config libpcap-dev
+    # the network-namespace lab (scripts/lab.sh)
+    iproute2 ethtool procps kmod
+    # target mode (NFQUEUE rules) and captures
+    iptables tcpdump
+    # servers and clients the e2e tests and the demo run inside the lab
+    nginx-light memcached redis-server curl wrk hping3 tcpreplay
+    # the Debian package's checks (scripts/check-deb.sh)
+    lintian man-db systemd
+)
+
+# Installs the packages of TCPCOPY_PACKAGES that are missing, saying which first. On a
+# system without apt-get it prints the list to install and fails. Runs in a subshell so
+# its guard against starting services is removed whatever happens.
+install_packages() (
+    set -euo pipefail
+    local missing=() package
+    for package in "${TCPCOPY_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' ||
+            missing+=("$package")
+    done
+    ((${#missing[@]} > 0)) || return 0
+    if ! command -v apt-get >/dev/null; then
+        echo "packages.sh: not a Debian or Ubuntu system; install the equivalents of:" >&2
+        echo "  ${missing[*]}" >&2
+        return 1
+    fi
+    echo "packages.sh: installing ${missing[*]}"
+    # Installing nginx, memcached and redis would start their system services in the
+    # root namespace; the lab starts its own instances inside its namespaces. A
+    # policy-rc.d that forbids starts keeps them off (and keeps nginx's postinst from
+    # failing when port 80 is taken). One already present is left as it is.
+    local policy=/usr/sbin/policy-rc.d
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        trap 'rm -f "$policy"' EXIT
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends "${missing[@]}" </dev/null
+)
