@@ -34,6 +34,32 @@ pub struct NfQueueSource {
     passlist: Vec<IpAddr>,
 }
 
+/// Says why queue `number` could not be bound. The kernel answers EPERM both without
+/// CAP_NET_ADMIN and when another process has bound the queue; which one it is shows in
+/// our own capabilities.
+fn bind_error(number: u16, err: std::io::Error) -> anyhow::Error {
+    let why = match err.kind() {
+        ErrorKind::PermissionDenied if has_net_admin() == Some(true) => {
+            "another process (another intercept?) has bound it"
+        }
+        ErrorKind::PermissionDenied => "intercept needs root or CAP_NET_ADMIN",
+        _ => "the kernel refused",
+    };
+    anyhow::Error::new(err).context(format!("cannot bind NFQUEUE queue {number}: {why}"))
+}
+
+/// Whether this process holds CAP_NET_ADMIN (bit 12 of `CapEff` in /proc/self/status);
+/// `None` when that cannot be read.
+fn has_net_admin() -> Option<bool> {
+    const CAP_NET_ADMIN: u32 = 12;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let effective = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))?;
+    let bits = u64::from_str_radix(effective.trim(), 16).ok()?;
+    Some(bits >> CAP_NET_ADMIN & 1 == 1)
+}
+
 impl NfQueueSource {
     /// Binds queue `number`, fail closed, holding at most `max_len` packets when given (the
     /// kernel's 1024 otherwise). Call before any other thread runs: the queue's descriptor is
@@ -48,9 +74,7 @@ impl NfQueueSource {
                 anyhow::Error::new(err).context("cannot open a netfilter queue socket")
             }
         })?;
-        queue.bind(number).with_context(|| {
-            format!("cannot bind NFQUEUE queue {number} (is another intercept bound to it?)")
-        })?;
+        queue.bind(number).map_err(|err| bind_error(number, err))?;
         queue
             .set_copy_range(number, COPY_RANGE)
             .context("cannot set the NFQUEUE copy range")?;
@@ -165,5 +189,17 @@ impl ReplySource for NfQueueSource {
 
     fn kernel_dropped(&mut self) -> Option<u64> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_capability_check_reads_this_process() {
+        assert!(has_net_admin().is_some(), "/proc/self/status has CapEff");
+        let err = bind_error(3, std::io::Error::from_raw_os_error(libc::EPERM)).to_string();
+        assert!(err.starts_with("cannot bind NFQUEUE queue 3: "), "{err}");
     }
 }
