@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use common::{
-    CLIENT_NET6, Connections, HTTP_PORT, Host, Lab, Mode, Proc, READY_TIMEOUT,
+    CLIENT_NET6, Connections, Family, HTTP_PORT, Host, Lab, Mode, Proc, READY_TIMEOUT,
     has_bound_packet_socket, intercept_connections, settled, stop_copy, stop_with_totals,
     wait_for_log, wait_until,
 };
@@ -27,10 +27,6 @@ use common::{
 const CONNECTIONS: usize = 200;
 /// How long the target may take to log every replayed request once the client is done.
 const CATCH_UP: Duration = Duration::from_secs(60);
-/// The NFQUEUE queue of target mode.
-const QUEUE: &str = "0";
-/// The lab's IPv6 net: in target mode the copies carry these (real) client addresses.
-const HOSTS_NET6: &str = "2001:db8::/64";
 
 #[test]
 fn ipv6_in_assistant_mode() {
@@ -46,7 +42,9 @@ fn replay_ipv6(name: &str, mode: Mode) {
     let lab = Lab::up_ipv6(name).unwrap_or_else(|err| panic!("{err:#}"));
     let _online = lab.start_nginx(Host::Online).unwrap();
     let target = lab.start_nginx(Host::Target).unwrap();
-    let mut intercept = start_intercept(&lab, mode);
+    let mut intercept = lab
+        .start_intercept_for(mode, HTTP_PORT, Family::Ipv6, &[])
+        .unwrap();
     let mut copy = start_copy(&lab, mode);
     // TCP only: the target's neighbour solicitations are multicast the bridge floods.
     let from_target = format!("ip6 and tcp and src host {}", Host::Target.addr6());
@@ -102,66 +100,6 @@ fn replay_ipv6(name: &str, mode: Mode) {
         leaked.captured, 0,
         "packets from the target reached the IPv6 client: {leaked:?}"
     );
-}
-
-/// intercept where `mode` puts it, catching the target's IPv6 replies from port 80.
-fn start_intercept(lab: &Lab, mode: Mode) -> Proc {
-    let bin = common::tcpcopy_bin();
-    let mut intercept = match mode {
-        Mode::Assistant => {
-            let filter = format!(
-                "tcp and src host {} and src port {HTTP_PORT}",
-                Host::Target.addr6()
-            );
-            let args = [bin, "intercept", "-i", "eth0", "-F", &filter];
-            lab.spawn(
-                Host::Assistant,
-                &[&args[..], &["--stats-interval", "1s"]].concat(),
-            )
-            .unwrap()
-        }
-        Mode::Target => {
-            // The rule first: until intercept binds the queue, the kernel drops what it
-            // queues, so no reply ever reaches the real client.
-            let port = HTTP_PORT.to_string();
-            let rule = [
-                "ip6tables",
-                "-I",
-                "OUTPUT",
-                "-p",
-                "tcp",
-                "--sport",
-                &port,
-                "-d",
-                HOSTS_NET6,
-                "-j",
-                "NFQUEUE",
-                "--queue-num",
-                QUEUE,
-            ];
-            lab.run_ok(Host::Target, &rule).unwrap();
-            let args = [
-                bin,
-                "intercept",
-                "--nfqueue",
-                QUEUE,
-                "--stats-interval",
-                "1s",
-            ];
-            lab.spawn(Host::Target, &args).unwrap()
-        }
-    };
-    wait_until(READY_TIMEOUT, "intercept to get ready", || {
-        intercept.ensure_running()?;
-        let log = intercept.stderr();
-        let catching = match mode {
-            Mode::Assistant => has_bound_packet_socket(intercept.pid())?,
-            Mode::Target => log.contains("reading replies from NFQUEUE"),
-        };
-        Ok(catching && log.contains("waiting for copy connections"))
-    })
-    .unwrap();
-    intercept
 }
 
 /// copy on the online host, replaying its IPv6 port 80 to the target's, connected to the

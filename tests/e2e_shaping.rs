@@ -75,12 +75,27 @@ impl Shaped {
         load.assert_all_ok(connections, "client requests to the online server");
     }
 
+    /// How many distinct client ends (address and port) the target logged requests from.
+    fn distinct_target_clients(&self) -> usize {
+        let entries = self.target.access_entries().unwrap();
+        let clients: HashSet<_> = entries.iter().map(|entry| entry.client).collect();
+        clients.len()
+    }
+
     /// Stops every copy and returns their exit totals.
     fn stop_copies(&mut self) -> Vec<BTreeMap<String, u64>> {
         self.copies
             .iter_mut()
             .map(|copy| stop_copy(copy).unwrap())
             .collect()
+    }
+}
+
+/// Every copy instance opened `sessions` sessions and the target reset none.
+fn assert_each_opened_without_resets(totals: &[BTreeMap<String, u64>], sessions: usize) {
+    for instance in totals {
+        assert_eq!(instance["sessions_opened"], sessions as u64, "{instance:?}");
+        assert_eq!(instance["sessions_reset"], 0, "{instance:?}");
     }
 }
 
@@ -102,14 +117,12 @@ fn three_copies_of_every_session_each_on_its_own_port() {
         entries.iter().all(|entry| entry.status == 200),
         "{entries:?}"
     );
-    let clients: HashSet<_> = entries.iter().map(|entry| entry.client).collect();
     assert_eq!(
-        clients.len(),
+        test.distinct_target_clients(),
         expected,
         "every replica from its own address and port"
     );
-    assert_eq!(totals["sessions_opened"], expected as u64, "{totals:?}");
-    assert_eq!(totals["sessions_reset"], 0, "{totals:?}");
+    assert_each_opened_without_resets(std::slice::from_ref(&totals), expected);
     assert_eq!(totals["handshakes_refused"], 0, "{totals:?}");
     assert_eq!(totals["sessions_no_port"], 0, "{totals:?}");
     assert!(totals.contains_key("ports_remapped"), "{totals:?}");
@@ -131,22 +144,12 @@ fn two_instances_with_their_own_port_shift_give_four_times() {
         logged, expected,
         "2 instances × 2 replicas per client request"
     );
-    let clients: HashSet<_> = test
-        .target
-        .access_entries()
-        .unwrap()
-        .iter()
-        .map(|entry| entry.client)
-        .collect();
-    assert_eq!(clients.len(), expected, "no two sessions shared a 4-tuple");
-    for instance in &totals {
-        assert_eq!(
-            instance["sessions_opened"],
-            2 * CONNECTIONS as u64,
-            "{instance:?}"
-        );
-        assert_eq!(instance["sessions_reset"], 0, "{instance:?}");
-    }
+    assert_eq!(
+        test.distinct_target_clients(),
+        expected,
+        "no two sessions shared a 4-tuple"
+    );
+    assert_each_opened_without_resets(&totals, 2 * CONNECTIONS);
 }
 
 #[test]
@@ -165,23 +168,14 @@ fn two_instances_with_the_same_flags_are_told_apart_by_intercept() {
         logged, expected,
         "both instances' requests at the target: {totals:?}"
     );
-    let clients: HashSet<_> = test
-        .target
-        .access_entries()
-        .unwrap()
-        .iter()
-        .map(|entry| entry.client)
-        .collect();
-    assert_eq!(clients.len(), expected, "no two sessions shared a 4-tuple");
+    assert_eq!(
+        test.distinct_target_clients(),
+        expected,
+        "no two sessions shared a 4-tuple"
+    );
     let moved: u64 = totals.iter().map(|t| t["ports_held_by_other_copy"]).sum();
     assert!(moved > 0, "the collisions were seen: {totals:?}");
-    for instance in &totals {
-        assert_eq!(
-            instance["sessions_opened"], CONNECTIONS as u64,
-            "{instance:?}"
-        );
-        assert_eq!(instance["sessions_reset"], 0, "{instance:?}");
-    }
+    assert_each_opened_without_resets(&totals, CONNECTIONS);
 }
 
 #[test]

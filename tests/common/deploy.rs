@@ -40,6 +40,25 @@ const QUEUE_BOUND_LOG: &str = "reading replies from NFQUEUE";
 const QUEUE: &str = "0";
 /// The lab hosts' net: in target mode the copies carry these (real) client addresses.
 const HOSTS_NET: &str = "198.51.100.0/24";
+/// The same, in an IPv6 lab.
+const HOSTS_NET6: &str = "2001:db8::/64";
+
+/// The address family a deployment replays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+impl Family {
+    /// `host`'s address in this family.
+    pub fn addr(self, host: Host) -> std::net::IpAddr {
+        match self {
+            Family::Ipv4 => host.addr().into(),
+            Family::Ipv6 => host.addr6().into(),
+        }
+    }
+}
 
 /// Where the target's replies are caught.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +106,18 @@ impl Lab {
 
     /// [`Lab::start_intercept`] with `extra` options.
     pub fn start_intercept_with(&self, mode: Mode, port: u16, extra: &[&str]) -> Result<Proc> {
+        self.start_intercept_for(mode, port, Family::Ipv4, extra)
+    }
+
+    /// [`Lab::start_intercept_with`] for the target's replies of `family` (IPv6 in a lab
+    /// built with `Lab::up_ipv6`).
+    pub fn start_intercept_for(
+        &self,
+        mode: Mode,
+        port: u16,
+        family: Family,
+        extra: &[&str],
+    ) -> Result<Proc> {
         let host = mode.intercept_host();
         let port = port.to_string();
         let bin = super::tcpcopy_bin();
@@ -94,7 +125,7 @@ impl Lab {
             Mode::Assistant => {
                 let filter = format!(
                     "tcp and src host {} and src port {port}",
-                    Host::Target.addr()
+                    family.addr(Host::Target)
                 );
                 let args = [bin, "intercept", "-i", "eth0", "-F", &filter];
                 self.spawn(
@@ -105,8 +136,12 @@ impl Lab {
             Mode::Target => {
                 // The rule first: until intercept binds the queue, the kernel drops what it
                 // queues, so no reply ever reaches a real client.
+                let (tables, hosts_net) = match family {
+                    Family::Ipv4 => ("iptables", HOSTS_NET),
+                    Family::Ipv6 => ("ip6tables", HOSTS_NET6),
+                };
                 let rule = [
-                    "iptables",
+                    tables,
                     "-I",
                     "OUTPUT",
                     "-p",
@@ -114,7 +149,7 @@ impl Lab {
                     "--sport",
                     &port,
                     "-d",
-                    HOSTS_NET,
+                    hosts_net,
                     "-j",
                     "NFQUEUE",
                     "--queue-num",

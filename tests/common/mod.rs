@@ -37,7 +37,7 @@ pub use capture::{Capture, CaptureSummary, TcpPacket};
 pub use client::{Connections, LoadReport};
 pub use counters::{counter, last_counters};
 pub use deploy::{
-    EXIT_TIMEOUT, Mode, READY_TIMEOUT, intercept_connections, stop_copy, stop_with_totals,
+    EXIT_TIMEOUT, Family, Mode, READY_TIMEOUT, intercept_connections, stop_copy, stop_with_totals,
     wait_for_log,
 };
 pub use held::HeldHttp;
