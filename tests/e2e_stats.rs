@@ -264,6 +264,14 @@ fn stats_metrics_equal_the_totals_and_the_target_log() {
         copy_last["tcpcopy_requests_sent_total{role=\"copy\"}"],
         logged as u64
     );
+    assert_eq!(
+        copy_last["tcpcopy_request_delay_seconds_count{role=\"copy\"}"], logged as u64,
+        "every request's wait after capture is in the histogram"
+    );
+    assert_eq!(
+        copy_last["tcpcopy_request_delay_seconds_bucket{role=\"copy\",le=\"+Inf\"}"],
+        logged as u64
+    );
 }
 
 /// Every counter of the `ROLE totals` line has the same value in the scrape.
@@ -302,6 +310,8 @@ fn scrape(lab: &Lab, host: Host) -> BTreeMap<String, u64> {
     );
     body.lines()
         .filter(|line| !line.starts_with('#') && !line.is_empty())
+        // Every value is a count but a histogram's sum (seconds).
+        .filter(|line| !line.starts_with("tcpcopy_request_delay_seconds_sum"))
         .map(|line| {
             let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
             let value = value.parse().unwrap_or_else(|err| panic!("{line}: {err}"));

@@ -230,7 +230,7 @@ fn exposition(counters: &Arc<Counters>, statuses: &[Arc<ShardStatus>]) -> Exposi
             },
         ]
     };
-    Exposition::new("copy", Arc::clone(counters), REPORTED, Box::new(gauges))
+    Exposition::new("copy", Arc::clone(counters), REPORTED, Box::new(gauges)).with_request_delays()
 }
 
 /// Everything the shards need besides their captures and sinks.

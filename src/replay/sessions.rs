@@ -140,7 +140,10 @@ fn count_event(event: Event, counters: &mut LocalCounters) {
                 counters.bump(Counter::SessionsMidstream);
             }
         }
-        Event::RequestSent => counters.bump(Counter::RequestsSent),
+        Event::RequestSent { waited } => {
+            counters.bump(Counter::RequestsSent);
+            counters.record_request_delay(waited);
+        }
         Event::Closed => counters.bump(Counter::SessionsClosed),
         Event::ResetByTarget => counters.bump(Counter::SessionsReset),
         Event::HandshakeTimeout => counters.bump(Counter::HandshakesFailed),
@@ -483,7 +486,9 @@ mod tests {
             Event::FakeHandshake,
             Event::Established,
             Event::HandshakeTimeout,
-            Event::RequestSent,
+            Event::RequestSent {
+                waited: std::time::Duration::ZERO,
+            },
             Event::ResponseTimeout,
             Event::Closed,
             Event::HandshakeRefused,
@@ -811,5 +816,30 @@ mod tests {
         table.on_flow_taken(now, moved[0]);
         assert!(table.emitted().new_flows.is_empty());
         assert_eq!(table.live_flows().collect::<Vec<_>>(), moved);
+    }
+
+    #[test]
+    fn each_request_records_how_long_it_waited_after_capture() {
+        let mut table = table(10);
+        let t0 = Instant::now();
+        table.on_client(t0, &syn(40000), &[], false);
+        let mut data = syn(40000);
+        data.flags = TcpFlags::ACK | TcpFlags::PSH;
+        data.seq = SeqNum(2);
+        data.payload_len = 5;
+        table.on_client(t0, &data, b"hello", false);
+        // The request waits for the handshake: 7 ms.
+        let mut syn_ack = syn(40000);
+        std::mem::swap(&mut syn_ack.src, &mut syn_ack.dst);
+        syn_ack.flags = TcpFlags::SYN | TcpFlags::ACK;
+        syn_ack.seq = SeqNum(900);
+        syn_ack.ack = SeqNum(2);
+        table.on_reply(t0 + std::time::Duration::from_millis(7), &syn_ack);
+        let shared = crate::stats::Counters::default();
+        table.emitted().counters.flush_into(&shared);
+        let delays = shared.request_delays();
+        assert_eq!(delays.count(), 1);
+        assert_eq!(delays.sum_us, 7_000);
+        assert_eq!(shared.get(Counter::RequestsSent), 1);
     }
 }

@@ -409,7 +409,7 @@ impl Session {
             return;
         }
         if !payload.is_empty() {
-            match self.queue.insert(segment.seq, payload, segment.ack) {
+            match self.queue.insert(now, segment.seq, payload, segment.ack) {
                 Ok(inserted) => {
                     if inserted.duplicate > 0 {
                         out.event(Event::ClientRetransmitDropped {

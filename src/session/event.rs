@@ -4,6 +4,8 @@
 //! implements it over its packet buffers and counters. [`RecordingOutput`] keeps everything in
 //! memory for tests.
 
+use std::time::Duration;
+
 use crate::packet::Segment;
 
 /// Where a session puts its packets and events.
@@ -30,8 +32,8 @@ pub enum Event {
     Established,
     /// No SYN-ACK within the handshake timeout; the session ended.
     HandshakeTimeout,
-    /// A new request was released to the target.
-    RequestSent,
+    /// A new request was released to the target, `waited` after copy read its first byte.
+    RequestSent { waited: Duration },
     /// A request or close was held for the previous response longer than the response
     /// timeout (no answer, or an answer that never paused); released anyway.
     ResponseTimeout,

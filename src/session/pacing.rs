@@ -254,6 +254,7 @@ mod tests {
         RequestStart {
             seq: SeqNum(seq),
             online_answer: NonZeroU32::new(online),
+            captured_at: Instant::now(),
         }
     }
 

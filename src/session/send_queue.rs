@@ -13,6 +13,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::num::NonZeroU32;
+use std::time::Instant;
 
 use crate::packet::SeqNum;
 
@@ -69,6 +70,8 @@ impl std::error::Error for QueueFull {}
 struct Chunk {
     seq: SeqNum,
     ack: SeqNum,
+    /// When copy read it.
+    captured_at: Instant,
     bytes: Vec<u8>,
 }
 
@@ -102,6 +105,8 @@ pub struct RequestStart {
     /// greeted) with. `None` when the request follows no response: a first request sent
     /// without a greeting, or the first payload of a capture that began mid-stream.
     pub online_answer: Option<NonZeroU32>,
+    /// When copy read its first byte.
+    pub captured_at: Instant,
 }
 
 impl RequestStart {
@@ -157,9 +162,10 @@ impl SendQueue {
         }
     }
 
-    /// Stores a client segment's payload, trimming what the queue already has.
+    /// Stores a client segment's payload, read at `now`, trimming what the queue already has.
     pub fn insert(
         &mut self,
+        now: Instant,
         seq: SeqNum,
         payload: &[u8],
         ack: SeqNum,
@@ -170,10 +176,10 @@ impl SendQueue {
         };
         if seq == self.end() {
             self.check_room(payload.len())?;
-            self.append(seq, payload, ack, &mut inserted);
+            self.append(now, seq, payload, ack, &mut inserted);
             self.join_out_of_order(&mut inserted);
         } else {
-            self.keep_out_of_order(seq, payload, ack, &mut inserted)?;
+            self.keep_out_of_order(now, seq, payload, ack, &mut inserted)?;
         }
         Ok(inserted)
     }
@@ -240,7 +246,14 @@ impl SendQueue {
         Ok(())
     }
 
-    fn append(&mut self, seq: SeqNum, payload: &[u8], ack: SeqNum, inserted: &mut Inserted) {
+    fn append(
+        &mut self,
+        captured_at: Instant,
+        seq: SeqNum,
+        payload: &[u8],
+        ack: SeqNum,
+        inserted: &mut Inserted,
+    ) {
         // Every earlier payload's ACK, or the handshake ACK, is at most `last_ack`, and a
         // payload whose ACK passes it starts a request: so `last_ack` is the ACK the previous
         // request started with, and the distance is exactly the answer in between. Serial
@@ -251,8 +264,11 @@ impl SendQueue {
             .and_then(|last| u32::try_from(ack.distance_from(last)).ok())
             .and_then(NonZeroU32::new);
         if online_answer.is_some() || !self.started {
-            self.request_starts
-                .push_back(RequestStart { seq, online_answer });
+            self.request_starts.push_back(RequestStart {
+                seq,
+                online_answer,
+                captured_at,
+            });
         }
         self.started = true;
         self.last_ack = Some(self.last_ack.map_or(ack, |last| last.max(ack)));
@@ -269,13 +285,14 @@ impl SendQueue {
             let chunk = self.out_of_order.remove(0);
             self.out_of_order_bytes -= chunk.bytes.len();
             if let Some((seq, rest)) = self.trim_delivered(chunk.seq, &chunk.bytes, inserted) {
-                self.append(seq, rest, chunk.ack, inserted);
+                self.append(chunk.captured_at, seq, rest, chunk.ack, inserted);
             }
         }
     }
 
     fn keep_out_of_order(
         &mut self,
+        captured_at: Instant,
         seq: SeqNum,
         payload: &[u8],
         ack: SeqNum,
@@ -306,6 +323,7 @@ impl SendQueue {
             Chunk {
                 seq,
                 ack,
+                captured_at,
                 bytes: payload.to_vec(),
             },
         );
@@ -320,6 +338,12 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// One moment for every insert, so request starts compare equal.
+    fn t0() -> Instant {
+        static T0: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+        *T0
+    }
+
     const ACK: SeqNum = SeqNum(7000);
 
     fn queue(start: u32) -> SendQueue {
@@ -329,9 +353,9 @@ mod tests {
     #[test]
     fn in_order_segments_append() {
         let mut q = queue(100);
-        let got = q.insert(SeqNum(100), b"hello ", ACK).unwrap();
+        let got = q.insert(t0(), SeqNum(100), b"hello ", ACK).unwrap();
         assert_eq!(got.in_order, 6);
-        q.insert(SeqNum(106), b"world", ACK).unwrap();
+        q.insert(t0(), SeqNum(106), b"world", ACK).unwrap();
         assert_eq!(q.end(), SeqNum(111));
         assert_eq!(q.bytes_at(SeqNum(100), 100), b"hello world");
         assert_eq!(q.bytes_at(SeqNum(106), 3), b"wor");
@@ -342,8 +366,8 @@ mod tests {
     #[test]
     fn retransmissions_and_overlaps_are_trimmed() {
         let mut q = queue(100);
-        q.insert(SeqNum(100), b"abcdef", ACK).unwrap();
-        let dup = q.insert(SeqNum(100), b"abcdef", ACK).unwrap();
+        q.insert(t0(), SeqNum(100), b"abcdef", ACK).unwrap();
+        let dup = q.insert(t0(), SeqNum(100), b"abcdef", ACK).unwrap();
         assert_eq!(
             dup,
             Inserted {
@@ -351,7 +375,7 @@ mod tests {
                 ..Inserted::default()
             }
         );
-        let overlap = q.insert(SeqNum(104), b"efgh", ACK).unwrap();
+        let overlap = q.insert(t0(), SeqNum(104), b"efgh", ACK).unwrap();
         assert_eq!(overlap.duplicate, 2);
         assert_eq!(overlap.in_order, 2);
         assert_eq!(q.bytes_at(SeqNum(100), 100), b"abcdefgh");
@@ -360,11 +384,11 @@ mod tests {
     #[test]
     fn acknowledged_bytes_are_dropped_and_retransmissions_of_them_ignored() {
         let mut q = queue(100);
-        q.insert(SeqNum(100), b"abcdef", ACK).unwrap();
+        q.insert(t0(), SeqNum(100), b"abcdef", ACK).unwrap();
         q.acknowledge(SeqNum(104));
         assert_eq!(q.start(), SeqNum(104));
         assert_eq!(q.bytes_at(SeqNum(104), 10), b"ef");
-        let dup = q.insert(SeqNum(100), b"abcd", ACK).unwrap();
+        let dup = q.insert(t0(), SeqNum(100), b"abcd", ACK).unwrap();
         assert_eq!(dup.duplicate, 4);
         // An ACK beyond what we hold (never happens with a sane target) is clamped.
         q.acknowledge(SeqNum(200));
@@ -377,13 +401,13 @@ mod tests {
     #[test]
     fn out_of_order_data_waits_for_the_gap() {
         let mut q = queue(100);
-        let ahead = q.insert(SeqNum(106), b"world", ACK).unwrap();
+        let ahead = q.insert(t0(), SeqNum(106), b"world", ACK).unwrap();
         assert_eq!(ahead.out_of_order, 5);
         assert_eq!(q.end(), SeqNum(100));
         assert_eq!(q.out_of_order_len(), 5);
-        let dup = q.insert(SeqNum(107), b"or", ACK).unwrap();
+        let dup = q.insert(t0(), SeqNum(107), b"or", ACK).unwrap();
         assert_eq!(dup.duplicate, 2);
-        let filled = q.insert(SeqNum(100), b"hello ", ACK).unwrap();
+        let filled = q.insert(t0(), SeqNum(100), b"hello ", ACK).unwrap();
         assert_eq!(filled.in_order, 11);
         assert_eq!(q.out_of_order_len(), 0);
         assert_eq!(q.bytes_at(SeqNum(100), 100), b"hello world");
@@ -392,9 +416,9 @@ mod tests {
     #[test]
     fn overlapping_out_of_order_chunks_join_trimmed() {
         let mut q = queue(0);
-        q.insert(SeqNum(4), b"efgh", ACK).unwrap();
-        q.insert(SeqNum(2), b"cdef", ACK).unwrap();
-        let filled = q.insert(SeqNum(0), b"abc", ACK).unwrap();
+        q.insert(t0(), SeqNum(4), b"efgh", ACK).unwrap();
+        q.insert(t0(), SeqNum(2), b"cdef", ACK).unwrap();
+        let filled = q.insert(t0(), SeqNum(0), b"abc", ACK).unwrap();
         assert_eq!(filled.in_order, 8);
         assert_eq!(filled.duplicate, 3);
         assert_eq!(q.bytes_at(SeqNum(0), 100), b"abcdefgh");
@@ -403,14 +427,14 @@ mod tests {
     #[test]
     fn caps_refuse_segments() {
         let mut q = SendQueue::new(SeqNum(0), 10, 1);
-        q.insert(SeqNum(0), b"12345678", ACK).unwrap();
+        q.insert(t0(), SeqNum(0), b"12345678", ACK).unwrap();
         assert_eq!(
-            q.insert(SeqNum(8), b"abc", ACK),
+            q.insert(t0(), SeqNum(8), b"abc", ACK),
             Err(QueueFull::Bytes { needed: 3, free: 2 })
         );
-        q.insert(SeqNum(20), b"x", ACK).unwrap();
+        q.insert(t0(), SeqNum(20), b"x", ACK).unwrap();
         assert_eq!(
-            q.insert(SeqNum(30), b"y", ACK),
+            q.insert(t0(), SeqNum(30), b"y", ACK),
             Err(QueueFull::OutOfOrderSegments { max: 1 })
         );
         assert_eq!(
@@ -423,6 +447,7 @@ mod tests {
         Some(RequestStart {
             seq: SeqNum(seq),
             online_answer: NonZeroU32::new(online_answer),
+            captured_at: t0(),
         })
     }
 
@@ -430,13 +455,15 @@ mod tests {
     fn a_forward_client_ack_starts_a_request() {
         let mut q = queue(0);
         q.set_initial_ack(SeqNum(1000));
-        q.insert(SeqNum(0), b"GET /a", SeqNum(1000)).unwrap();
-        q.insert(SeqNum(6), b"\n", SeqNum(1000)).unwrap();
+        q.insert(t0(), SeqNum(0), b"GET /a", SeqNum(1000)).unwrap();
+        q.insert(t0(), SeqNum(6), b"\n", SeqNum(1000)).unwrap();
         assert_eq!(q.next_request_start(), start(0, 0));
         q.release_request();
         assert_eq!(q.next_request_start(), None);
-        q.insert(SeqNum(7), b"GET /b\n", SeqNum(1500)).unwrap();
-        q.insert(SeqNum(14), b"GET /c\n", SeqNum(1400)).unwrap();
+        q.insert(t0(), SeqNum(7), b"GET /b\n", SeqNum(1500))
+            .unwrap();
+        q.insert(t0(), SeqNum(14), b"GET /c\n", SeqNum(1400))
+            .unwrap();
         assert_eq!(q.next_request_start(), start(7, 500));
         q.release_request();
         assert_eq!(q.next_request_start(), None);
@@ -449,18 +476,19 @@ mod tests {
         q.set_initial_ack(SeqNum(server));
         // Later pure ACKs change nothing: the queue sees payloads only.
         q.set_initial_ack(SeqNum(server + 50));
-        q.insert(SeqNum(0), b"GET /a\n", SeqNum(server)).unwrap();
+        q.insert(t0(), SeqNum(0), b"GET /a\n", SeqNum(server))
+            .unwrap();
         q.release_request();
         // The answer's ACK arrived only with the next request; it wraps around zero.
-        q.insert(SeqNum(7), b"GET /b\n", SeqNum(server) + 300u32)
+        q.insert(t0(), SeqNum(7), b"GET /b\n", SeqNum(server) + 300u32)
             .unwrap();
         assert_eq!(q.next_request_start(), start(7, 300));
         q.release_request();
         // A reordered segment with an older ACK starts nothing; the next answer is measured
         // from the ACK the previous request started with.
-        q.insert(SeqNum(21), b"GET /d\n", SeqNum(server) + 1000u32)
+        q.insert(t0(), SeqNum(21), b"GET /d\n", SeqNum(server) + 1000u32)
             .unwrap();
-        q.insert(SeqNum(14), b"GET /c\n", SeqNum(server) + 200u32)
+        q.insert(t0(), SeqNum(14), b"GET /c\n", SeqNum(server) + 200u32)
             .unwrap();
         assert_eq!(q.next_request_start(), start(21, 700));
     }
@@ -469,14 +497,15 @@ mod tests {
     fn a_first_payload_after_a_greeting_follows_a_response() {
         let mut q = queue(0);
         q.set_initial_ack(SeqNum(1000));
-        q.insert(SeqNum(0), b"EHLO x\n", SeqNum(1030)).unwrap();
+        q.insert(t0(), SeqNum(0), b"EHLO x\n", SeqNum(1030))
+            .unwrap();
         assert_eq!(q.next_request_start(), start(0, 30));
     }
 
     #[test]
     fn a_mid_stream_first_payload_is_a_request_that_waits_for_nothing() {
         let mut q = queue(0);
-        q.insert(SeqNum(0), b"GET /\n", SeqNum(1030)).unwrap();
+        q.insert(t0(), SeqNum(0), b"GET /\n", SeqNum(1030)).unwrap();
         assert_eq!(q.next_request_start(), start(0, 0));
     }
 
@@ -484,7 +513,7 @@ mod tests {
     fn works_across_sequence_wrap() {
         let start = u32::MAX - 3;
         let mut q = queue(start);
-        q.insert(SeqNum(start), b"abcdef", ACK).unwrap();
+        q.insert(t0(), SeqNum(start), b"abcdef", ACK).unwrap();
         assert_eq!(q.end(), SeqNum(2));
         q.acknowledge(SeqNum(1));
         assert_eq!(q.bytes_at(SeqNum(1), 10), b"f");
@@ -502,9 +531,9 @@ mod tests {
             for (offset, len) in cuts {
                 let offset = offset % stream.len();
                 let end = (offset + len).min(stream.len());
-                q.insert(SeqNum(start) + offset, &stream[offset..end], ACK).unwrap();
+                q.insert(t0(), SeqNum(start) + offset, &stream[offset..end], ACK).unwrap();
             }
-            q.insert(SeqNum(start), &stream, ACK).unwrap();
+            q.insert(t0(), SeqNum(start), &stream, ACK).unwrap();
             prop_assert_eq!(q.bytes_at(SeqNum(start), usize::MAX), &stream[..]);
             prop_assert_eq!(q.out_of_order_len(), 0);
         }

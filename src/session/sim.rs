@@ -687,6 +687,14 @@ impl World {
         self.events.iter().filter(|e| **e == event).count()
     }
 
+    /// How many requests the session released, whatever they waited.
+    pub fn requests_sent(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e, Event::RequestSent { .. }))
+            .count()
+    }
+
     /// Segments the engine sent with any of `flags`.
     pub fn sent_with(&self, flags: TcpFlags) -> usize {
         self.sent

@@ -76,7 +76,7 @@ fn full_session_with_keep_alive_requests() {
     assert_eq!(world.target.requests, 3);
     assert_eq!(world.count(Event::Opened { syn_seen: true }), 1);
     assert_eq!(world.count(Event::Established), 1);
-    assert_eq!(world.count(Event::RequestSent), 3);
+    assert_eq!(world.requests_sent(), 3);
     assert_eq!(world.count(Event::Closed), 1);
     assert_eq!(world.count(Event::FakeHandshake), 0);
     assert_eq!(world.target.resets_received, 1);
@@ -225,7 +225,7 @@ fn pacing_holds_the_second_request_until_the_first_response_ends() {
     let first_response = world.target.times_of(|log| *log == TargetLog::ResponseSent)[0];
     assert!(second > first_response);
     assert_stream_delivered(&world, &client);
-    assert_eq!(world.count(Event::RequestSent), 2);
+    assert_eq!(world.requests_sent(), 2);
 }
 
 #[test]

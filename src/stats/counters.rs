@@ -4,6 +4,9 @@
 //! into the shared [`Counters`] now and then; reporters read [`Snapshot`]s.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::histogram::{DelayHistogram, DelaySnapshot, LocalDelays};
 
 macro_rules! counters {
     ($( $(#[doc = $doc:literal])* $variant:ident => $name:literal, )*) => {
@@ -124,17 +127,25 @@ counters! {
 #[derive(Debug)]
 pub struct Counters {
     values: Vec<AtomicU64>,
+    /// How long after capture each request went to the target.
+    request_delays: DelayHistogram,
 }
 
 impl Default for Counters {
     fn default() -> Self {
         Counters {
             values: Counter::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            request_delays: DelayHistogram::default(),
         }
     }
 }
 
 impl Counters {
+    /// How long after capture the requests went to the target, so far.
+    pub fn request_delays(&self) -> DelaySnapshot {
+        self.request_delays.snapshot()
+    }
+
     pub fn add(&self, counter: Counter, n: u64) {
         self.values[counter as usize].fetch_add(n, Ordering::Relaxed);
     }
@@ -163,6 +174,7 @@ impl Counters {
 #[derive(Debug, Clone)]
 pub struct LocalCounters {
     values: Vec<u64>,
+    request_delays: LocalDelays,
     pending: u64,
 }
 
@@ -170,6 +182,7 @@ impl Default for LocalCounters {
     fn default() -> Self {
         LocalCounters {
             values: vec![0; Counter::ALL.len()],
+            request_delays: LocalDelays::default(),
             pending: 0,
         }
     }
@@ -186,6 +199,12 @@ impl LocalCounters {
 
     pub fn bump(&mut self, counter: Counter) {
         self.add(counter, 1);
+    }
+
+    /// A request went to the target `wait` after copy read it.
+    pub fn record_request_delay(&mut self, wait: Duration) {
+        self.request_delays.record(wait);
+        self.pending += 1;
     }
 
     /// True when enough has accumulated to be worth a flush.
@@ -212,6 +231,10 @@ impl LocalCounters {
                 }
             }
         }
+        for target in targets {
+            self.request_delays.add_into(&target.request_delays);
+        }
+        self.request_delays.clear();
         self.pending = 0;
     }
 }

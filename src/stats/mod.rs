@@ -8,6 +8,7 @@
 
 mod balance;
 mod counters;
+mod histogram;
 mod live;
 mod logs;
 pub mod metrics;
@@ -15,6 +16,7 @@ mod reporter;
 
 pub use balance::{Balance, ENDINGS};
 pub use counters::{Counter, Counters, LocalCounters, Snapshot};
+pub use histogram::{BOUNDS_US, DelaySnapshot};
 pub use reporter::Reporter;
 
 use crate::cli::{StatsArgs, StatsCommand};

@@ -65,7 +65,9 @@ impl Session {
                         break;
                     }
                     self.queue.release_request();
-                    out.event(Event::RequestSent);
+                    out.event(Event::RequestSent {
+                        waited: now.saturating_duration_since(start.captured_at),
+                    });
                     continue;
                 }
                 if start.seq > self.snd.nxt {

@@ -15,12 +15,13 @@ use std::fmt;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use super::{Counter, Counters};
+use super::{BOUNDS_US, Counter, Counters, DelaySnapshot};
 
 pub use server::MetricsServer;
 
@@ -54,6 +55,7 @@ pub struct Exposition {
     counters: Arc<Counters>,
     shown: &'static [Counter],
     read_gauges: ReadGauges,
+    request_delays: bool,
 }
 
 impl fmt::Debug for Exposition {
@@ -77,6 +79,16 @@ impl Exposition {
             counters,
             shown,
             read_gauges,
+            request_delays: false,
+        }
+    }
+
+    /// Also exposes `tcpcopy_request_delay_seconds`, the histogram of how long after capture
+    /// each request went to the target (copy).
+    pub fn with_request_delays(self) -> Exposition {
+        Exposition {
+            request_delays: true,
+            ..self
         }
     }
 
@@ -115,7 +127,36 @@ impl Collector for Exposition {
                 }
             }
         }
+        if self.request_delays {
+            let histogram = DelayHistogramMetric(self.counters.request_delays());
+            let family = encoder.encode_descriptor(
+                "request_delay_seconds",
+                "How long after copy read a request its first byte went to the target.",
+                None,
+                histogram.metric_type(),
+            )?;
+            histogram.encode(family)?;
+        }
         Ok(())
+    }
+}
+
+/// A [`DelaySnapshot`] as a Prometheus histogram, in seconds.
+struct DelayHistogramMetric(DelaySnapshot);
+
+impl EncodeMetric for DelayHistogramMetric {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), fmt::Error> {
+        let bounds = BOUNDS_US
+            .iter()
+            .map(|&us| us as f64 / 1e6)
+            .chain(std::iter::once(f64::INFINITY));
+        let buckets: Vec<(f64, u64)> = bounds.zip(self.0.buckets).collect();
+        let sum = self.0.sum_us as f64 / 1e6;
+        encoder.encode_histogram::<NoLabelSet>(sum, self.0.count(), &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
     }
 }
 
@@ -223,6 +264,36 @@ mod tests {
             .map(|s| s.value)
             .collect();
         assert_eq!(shards, [5.0, 6.0]);
+    }
+
+    #[test]
+    fn request_delays_are_a_histogram_in_seconds() {
+        let counters = Arc::new(Counters::default());
+        let mut local = crate::stats::LocalCounters::default();
+        local.record_request_delay(std::time::Duration::from_micros(300));
+        local.record_request_delay(std::time::Duration::from_secs(20));
+        local.flush_into(&counters);
+        let registry = Exposition::new("copy", counters, &[], Box::new(Vec::new))
+            .with_request_delays()
+            .into_registry();
+        let text = render(&registry);
+        for line in [
+            "# TYPE tcpcopy_request_delay_seconds histogram\n",
+            "tcpcopy_request_delay_seconds_count{role=\"copy\"} 2\n",
+            "tcpcopy_request_delay_seconds_sum{role=\"copy\"} 20.0003\n",
+            "tcpcopy_request_delay_seconds_bucket{role=\"copy\",le=\"0.0001\"} 0\n",
+            "tcpcopy_request_delay_seconds_bucket{role=\"copy\",le=\"0.0005\"} 1\n",
+            "tcpcopy_request_delay_seconds_bucket{role=\"copy\",le=\"10\"} 1\n",
+            "tcpcopy_request_delay_seconds_bucket{role=\"copy\",le=\"+Inf\"} 2\n",
+        ] {
+            assert!(text.contains(line), "no {line:?} in:\n{text}");
+        }
+        let samples = crate::stats::live::exposition::parse(&text).unwrap();
+        assert!(
+            samples
+                .iter()
+                .any(|s| s.name == "tcpcopy_request_delay_seconds_count")
+        );
     }
 
     #[test]
