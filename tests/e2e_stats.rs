@@ -402,6 +402,9 @@ fn stats_live_follows_a_run_and_sums_it_up() {
     assert_eq!(summary["data"]["sessions"], copy_totals["sessions_opened"]);
     assert_eq!(summary["data"]["sessions_lost"], 0);
     assert_eq!(summary["data"]["loss"], 0.0);
+    assert_eq!(summary["data"]["requests"], REQUESTS as u64, "{summary}");
+    assert_eq!(summary["data"]["requests_unanswered"], 0, "{summary}");
+    assert_eq!(summary["data"]["request_loss"], 0.0, "{summary}");
     let seconds = summary["data"]["seconds"].as_f64().unwrap();
     let requests = summary["data"]["requests_per_second"].as_f64().unwrap() * seconds;
     assert!(

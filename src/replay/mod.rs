@@ -66,6 +66,7 @@ const REPORTED: &[Counter] = &[
     Counter::SessionsOpened,
     Counter::SessionsMidstream,
     Counter::SessionsSkipped,
+    Counter::RequestsCaptured,
     Counter::RequestsSent,
     Counter::SessionsClosed,
     Counter::SessionsReset,

@@ -140,6 +140,7 @@ fn count_event(event: Event, counters: &mut LocalCounters) {
                 counters.bump(Counter::SessionsMidstream);
             }
         }
+        Event::RequestsCaptured { count } => counters.add(Counter::RequestsCaptured, count as u64),
         Event::RequestSent { waited } => {
             counters.bump(Counter::RequestsSent);
             counters.record_request_delay(waited);
@@ -486,6 +487,7 @@ mod tests {
             Event::FakeHandshake,
             Event::Established,
             Event::HandshakeTimeout,
+            Event::RequestsCaptured { count: 1 },
             Event::RequestSent {
                 waited: std::time::Duration::ZERO,
             },

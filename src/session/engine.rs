@@ -411,6 +411,11 @@ impl Session {
         if !payload.is_empty() {
             match self.queue.insert(now, segment.seq, payload, segment.ack) {
                 Ok(inserted) => {
+                    if inserted.requests > 0 {
+                        out.event(Event::RequestsCaptured {
+                            count: inserted.requests,
+                        });
+                    }
                     if inserted.duplicate > 0 {
                         out.event(Event::ClientRetransmitDropped {
                             bytes: inserted.duplicate,

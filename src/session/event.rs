@@ -32,6 +32,9 @@ pub enum Event {
     Established,
     /// No SYN-ACK within the handshake timeout; the session ended.
     HandshakeTimeout,
+    /// The client's stream started `count` new requests (they wait in the session until
+    /// pacing releases them).
+    RequestsCaptured { count: usize },
     /// A new request was released to the target, `waited` after copy read its first byte.
     RequestSent { waited: Duration },
     /// A request or close was held for the previous response longer than the response

@@ -29,6 +29,8 @@ pub struct Inserted {
     pub out_of_order: usize,
     /// Bytes dropped because the queue already had (or already delivered) them.
     pub duplicate: usize,
+    /// Requests that started in the in-order bytes.
+    pub requests: usize,
 }
 
 /// The queue is full: the segment was not stored.
@@ -269,6 +271,7 @@ impl SendQueue {
                 online_answer,
                 captured_at,
             });
+            inserted.requests += 1;
         }
         self.started = true;
         self.last_ack = Some(self.last_ack.map_or(ack, |last| last.max(ack)));

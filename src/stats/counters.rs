@@ -53,6 +53,9 @@ counters! {
     SessionsMidstream => "sessions_midstream",
     /// Sessions not replayed at all because their SYN was not seen (`-O`).
     SessionsSkipped => "sessions_skipped",
+    /// Requests the clients sent in the sessions copy replays (each waits there until it
+    /// is released to the target).
+    RequestsCaptured => "requests_captured",
     /// Requests released to the target.
     RequestsSent => "requests_sent",
     /// Sessions that finished normally.

@@ -1,6 +1,6 @@
-//! What `stats live` prints: the rates between two [`Reading`]s and the session loss so
-//! far, per interval ([`Interval`]) and for the whole run. Pure: readings and elapsed
-//! seconds in, numbers out.
+//! What `stats live` prints: the rates between two [`Reading`]s and the session and
+//! request loss so far, per interval ([`Interval`]) and for the whole run. Pure: readings
+//! and elapsed seconds in, numbers out.
 
 use serde::Serialize;
 
@@ -8,7 +8,7 @@ use super::exposition::Reading;
 
 /// Copy's counters of sessions that were never replayed: shed under overload, or over
 /// `--max-sessions`.
-const NOT_REPLAYED: &[&str] = &["sessions_shed", "sessions_over_limit"];
+const NOT_REPLAYED: &[&str] = &["sessions_shed", "sessions_over_limit", "sessions_no_port"];
 /// Copy's counters of sessions whose replay broke off: the target never answered or refused
 /// the handshake, copy gave up, or the client sent more than copy could hold.
 const BROKEN_OFF: &[&str] = &[
@@ -36,6 +36,14 @@ pub struct Interval {
     pub sessions_lost: u64,
     /// `sessions_lost / sessions`, `None` before the first session.
     pub loss: Option<f64>,
+    /// Requests the clients sent in the sessions copy replays.
+    pub requests: u64,
+    /// Of those, requests not sent to the target (yet: the latest may still wait for the
+    /// answer before them), plus requests the target never answered (released after the
+    /// response timeout).
+    pub requests_unanswered: u64,
+    /// `requests_unanswered / requests`, `None` before the first request.
+    pub request_loss: Option<f64>,
 }
 
 /// The interval from `before` to `after`, `seconds` apart (at least a millisecond).
@@ -57,6 +65,9 @@ pub fn interval(before: &Reading, after: &Reading, seconds: f64) -> Interval {
     };
     let lost = sum(NOT_REPLAYED) + sum(BROKEN_OFF);
     let sessions = after.counter("copy", "sessions_opened") + sum(NOT_REPLAYED);
+    let requests = after.counter("copy", "requests_captured");
+    let unanswered = (requests - after.counter("copy", "requests_sent")).max(0.0)
+        + after.counter("copy", "responses_timed_out");
     Interval {
         seconds,
         sessions_per_second: rate("copy", "sessions_opened"),
@@ -65,6 +76,9 @@ pub fn interval(before: &Reading, after: &Reading, seconds: f64) -> Interval {
         sessions: sessions as u64,
         sessions_lost: lost as u64,
         loss: (sessions > 0.0).then(|| lost / sessions),
+        requests: requests as u64,
+        requests_unanswered: unanswered as u64,
+        request_loss: (requests > 0.0).then(|| (unanswered / requests).min(1.0)),
     }
 }
 
@@ -109,6 +123,22 @@ mod tests {
         assert_eq!(interval.replies_per_second, 200.0);
         assert_eq!((interval.sessions, interval.sessions_lost), (160, 12));
         assert_eq!(interval.loss, Some(12.0 / 160.0));
+        assert_eq!((interval.requests, interval.request_loss), (0, None));
+    }
+
+    #[test]
+    fn requests_not_sent_or_never_answered_are_lost() {
+        let after = reading(
+            "tcpcopy_requests_captured_total{role=\"copy\"} 1000\n\
+             tcpcopy_requests_sent_total{role=\"copy\"} 990\n\
+             tcpcopy_responses_timed_out_total{role=\"copy\"} 5\n",
+        );
+        let interval = interval(&Reading::default(), &after, 1.0);
+        assert_eq!(
+            (interval.requests, interval.requests_unanswered),
+            (1000, 15)
+        );
+        assert_eq!(interval.request_loss, Some(0.015));
     }
 
     #[test]

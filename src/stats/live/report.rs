@@ -10,21 +10,33 @@ use crate::stats::logs::format_loss;
 /// The columns of the text lines.
 pub fn header() -> String {
     format!(
-        "{:<20}  {:>10}  {:>10}  {:>10}  {:>9}  {:>7}  {:>6}\n",
-        "time", "sessions/s", "requests/s", "replies/s", "sessions", "lost", "loss"
+        "{:<20}  {:>10}  {:>10}  {:>10}  {:>9}  {:>7}  {:>6}  {:>9}  {:>10}  {:>8}\n",
+        "time",
+        "sessions/s",
+        "requests/s",
+        "replies/s",
+        "sessions",
+        "lost",
+        "loss",
+        "requests",
+        "unanswered",
+        "req loss"
     )
 }
 
 /// One line: `time` (RFC 3339) and the interval's numbers.
 pub fn line(label: &str, interval: &Interval) -> String {
     format!(
-        "{label:<20}  {:>10.1}  {:>10.1}  {:>10.1}  {:>9}  {:>7}  {:>6}\n",
+        "{label:<20}  {:>10.1}  {:>10.1}  {:>10.1}  {:>9}  {:>7}  {:>6}  {:>9}  {:>10}  {:>8}\n",
         interval.sessions_per_second,
         interval.requests_per_second,
         interval.replies_per_second,
         interval.sessions,
         interval.sessions_lost,
-        format_loss(interval.loss)
+        format_loss(interval.loss),
+        interval.requests,
+        interval.requests_unanswered,
+        format_loss(interval.request_loss)
     )
 }
 
@@ -76,6 +88,9 @@ mod tests {
             sessions: 160,
             sessions_lost: 12,
             loss: Some(0.075),
+            requests: 1000,
+            requests_unanswered: 15,
+            request_loss: Some(0.015),
         }
     }
 
@@ -85,11 +100,13 @@ mod tests {
         let line = line("2026-12-02T01:40:05Z", &numbers());
         assert_eq!(
             header,
-            "time                  sessions/s  requests/s   replies/s   sessions     lost    loss\n"
+            "time                  sessions/s  requests/s   replies/s   sessions     lost    loss   \
+             requests  unanswered  req loss\n"
         );
         assert_eq!(
             line,
-            "2026-12-02T01:40:05Z        10.0       100.5       201.0        160       12  0.0750\n"
+            "2026-12-02T01:40:05Z        10.0       100.5       201.0        160       12  0.0750       \
+             1000          15    0.0150\n"
         );
     }
 
@@ -99,16 +116,17 @@ mod tests {
             interval_json("2026-12-02T01:40:05Z", &numbers()),
             "{\"type\":\"interval\",\"data\":{\"time\":\"2026-12-02T01:40:05Z\",\"seconds\":5.0,\
              \"sessions_per_second\":10.0,\"requests_per_second\":100.5,\"replies_per_second\":201.0,\
-             \"sessions\":160,\"sessions_lost\":12,\"loss\":0.075}}\n"
+             \"sessions\":160,\"sessions_lost\":12,\"loss\":0.075,\"requests\":1000,\
+             \"requests_unanswered\":15,\"request_loss\":0.015}}\n"
         );
         let summary = summary_json(&Interval {
-            loss: None,
+            request_loss: None,
             ..numbers()
         });
         assert!(
             summary.starts_with("{\"type\":\"summary\",\"data\":{\"seconds\":5.0,"),
             "{summary}"
         );
-        assert!(summary.ends_with("\"loss\":null}}\n"), "{summary}");
+        assert!(summary.ends_with("\"request_loss\":null}}\n"), "{summary}");
     }
 }
