@@ -68,6 +68,7 @@ const REPORTED: &[Counter] = &[
     Counter::SessionsSkipped,
     Counter::RequestsCaptured,
     Counter::RequestsSent,
+    Counter::RequestsNotSent,
     Counter::SessionsClosed,
     Counter::SessionsReset,
     Counter::SessionsTimedOut,

@@ -141,6 +141,7 @@ fn count_event(event: Event, counters: &mut LocalCounters) {
             }
         }
         Event::RequestsCaptured { count } => counters.add(Counter::RequestsCaptured, count as u64),
+        Event::RequestsDiscarded { count } => counters.add(Counter::RequestsNotSent, count as u64),
         Event::RequestSent { waited } => {
             counters.bump(Counter::RequestsSent);
             counters.record_request_delay(waited);
@@ -488,6 +489,7 @@ mod tests {
             Event::Established,
             Event::HandshakeTimeout,
             Event::RequestsCaptured { count: 1 },
+            Event::RequestsDiscarded { count: 1 },
             Event::RequestSent {
                 waited: std::time::Duration::ZERO,
             },

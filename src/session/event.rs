@@ -35,6 +35,8 @@ pub enum Event {
     /// The client's stream started `count` new requests (they wait in the session until
     /// pacing releases them).
     RequestsCaptured { count: usize },
+    /// The session ended with `count` captured requests never released to the target.
+    RequestsDiscarded { count: usize },
     /// A new request was released to the target, `waited` after copy read its first byte.
     RequestSent { waited: Duration },
     /// A request or close was held for the previous response longer than the response

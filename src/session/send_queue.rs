@@ -217,6 +217,11 @@ impl SendQueue {
         self.request_starts.front().copied()
     }
 
+    /// Requests the client started that were not released yet.
+    pub fn pending_requests(&self) -> usize {
+        self.request_starts.len()
+    }
+
     /// The request at [`next_request_start`](Self::next_request_start) was released.
     pub fn release_request(&mut self) {
         self.request_starts.pop_front();

@@ -38,6 +38,26 @@ fn run_to_end(world: &mut World) {
     world.run_for(Duration::from_secs(20));
     assert!(world.session.is_finished(), "events: {:?}", world.events);
     assert_each_opened_session_ended_once(world);
+    assert_each_captured_request_sent_or_discarded(world);
+}
+
+/// Every request the session captured was released or dropped when it ended.
+fn assert_each_captured_request_sent_or_discarded(world: &World) {
+    let sum = |count_of: fn(&Event) -> usize| world.events.iter().map(count_of).sum::<usize>();
+    let captured = sum(|e| match e {
+        Event::RequestsCaptured { count } => *count,
+        _ => 0,
+    });
+    let discarded = sum(|e| match e {
+        Event::RequestsDiscarded { count } => *count,
+        _ => 0,
+    });
+    assert_eq!(
+        captured,
+        world.requests_sent() + discarded,
+        "events: {:?}",
+        world.events
+    );
 }
 
 /// Every session that opened reported exactly one of the events that end one.

@@ -1,7 +1,8 @@
-//! The identity copy's session counters keep: every session copy opened ended in exactly
-//! one way, so once copy has stopped, `sessions_opened` is the sum of its [`ENDINGS`].
-//! Each ending names where a session was lost (docs/measuring-loss.md, "What the counters
-//! tell"). Pure.
+//! The identities copy's counters keep once copy has stopped: every session copy opened
+//! ended in exactly one way, so `sessions_opened` is the sum of its [`ENDINGS`] (each names
+//! where a session was lost); and every request a session captured was either sent to the
+//! target or still held when its session ended ([`RequestBalance`]). docs/measuring-loss.md,
+//! "What the counters tell". Pure.
 
 use std::fmt;
 
@@ -58,6 +59,49 @@ impl fmt::Display for Balance {
     }
 }
 
+/// Requests captured against requests sent and requests their sessions ended with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestBalance {
+    pub captured: u64,
+    pub sent: u64,
+    pub not_sent: u64,
+}
+
+impl RequestBalance {
+    /// The counters this identity reads.
+    pub const COUNTERS: [Counter; 3] = [
+        Counter::RequestsCaptured,
+        Counter::RequestsSent,
+        Counter::RequestsNotSent,
+    ];
+
+    pub fn of(value: impl Fn(Counter) -> u64) -> RequestBalance {
+        RequestBalance {
+            captured: value(Counter::RequestsCaptured),
+            sent: value(Counter::RequestsSent),
+            not_sent: value(Counter::RequestsNotSent),
+        }
+    }
+
+    /// True when every captured request was sent or dropped with its session.
+    pub fn holds(&self) -> bool {
+        self.captured == self.sent + self.not_sent
+    }
+}
+
+impl fmt::Display for RequestBalance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "requests_captured {} = requests_sent {} + requests_not_sent {} (= {})",
+            self.captured,
+            self.sent,
+            self.not_sent,
+            self.sent + self.not_sent
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +124,22 @@ mod tests {
             "sessions_opened 10 = sessions_closed 7 + handshakes_failed 0 + handshakes_refused 2 \
              + sessions_timed_out 0 + sessions_given_up 0 + buffer_overflows 0 + ports_reused 0 \
              + sessions_aborted 1 (= 10)"
+        );
+    }
+
+    #[test]
+    fn captured_requests_are_sent_or_dropped_with_their_session() {
+        let counters = Counters::default();
+        counters.add(Counter::RequestsCaptured, 10);
+        counters.add(Counter::RequestsSent, 8);
+        let balance = RequestBalance::of(|c| counters.get(c));
+        assert!(!balance.holds());
+        counters.add(Counter::RequestsNotSent, 2);
+        let balance = RequestBalance::of(|c| counters.get(c));
+        assert!(balance.holds());
+        assert_eq!(
+            balance.to_string(),
+            "requests_captured 10 = requests_sent 8 + requests_not_sent 2 (= 10)"
         );
     }
 

@@ -58,6 +58,9 @@ counters! {
     RequestsCaptured => "requests_captured",
     /// Requests released to the target.
     RequestsSent => "requests_sent",
+    /// Captured requests a session still held when it ended (the target reset or closed it,
+    /// a timeout, copy's exit): never sent to the target.
+    RequestsNotSent => "requests_not_sent",
     /// Sessions that finished normally.
     SessionsClosed => "sessions_closed",
     /// Sessions the target reset.

@@ -14,7 +14,7 @@ mod logs;
 pub mod metrics;
 mod reporter;
 
-pub use balance::{Balance, ENDINGS};
+pub use balance::{Balance, ENDINGS, RequestBalance};
 pub use counters::{Counter, Counters, LocalCounters, Snapshot};
 pub use histogram::{BOUNDS_US, DelaySnapshot};
 pub use reporter::Reporter;

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use tcpcopy::stats::{Balance, Counter, ENDINGS};
+use tcpcopy::stats::{Balance, Counter, ENDINGS, RequestBalance};
 
 use super::counters::last_counters;
 use super::host::Host;
@@ -256,17 +256,24 @@ pub fn stop_with_totals(proc: &mut Proc, label: &str) -> Result<BTreeMap<String,
     Ok(totals)
 }
 
-/// After copy stopped, every session it opened ended in exactly one way
-/// (`tcpcopy::stats::Balance`, docs/measuring-loss.md): checked after every e2e test.
+/// After copy stopped, every session it opened ended in exactly one way, and every request
+/// it captured was sent or dropped with its session (`tcpcopy::stats::Balance` and
+/// `RequestBalance`, docs/measuring-loss.md): checked after every e2e test.
 fn check_session_balance(totals: &BTreeMap<String, u64>) -> Result<()> {
     let missing: Vec<&str> = std::iter::once(Counter::SessionsOpened)
         .chain(ENDINGS.iter().copied())
+        .chain(RequestBalance::COUNTERS)
         .map(Counter::name)
         .filter(|name| !totals.contains_key(*name))
         .collect();
     ensure!(missing.is_empty(), "copy's totals lack {missing:?}");
     let balance = Balance::of(|counter| totals[counter.name()]);
     ensure!(balance.holds(), "copy's sessions do not add up: {balance}");
+    let requests = RequestBalance::of(|counter| totals[counter.name()]);
+    ensure!(
+        requests.holds(),
+        "copy's requests do not add up: {requests}"
+    );
     Ok(())
 }
 

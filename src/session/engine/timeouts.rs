@@ -92,6 +92,12 @@ impl Session {
         if undelivered > 0 {
             out.event(Event::UnsentDataDiscarded { bytes: undelivered });
         }
+        let unsent_requests = self.queue.pending_requests();
+        if unsent_requests > 0 {
+            out.event(Event::RequestsDiscarded {
+                count: unsent_requests,
+            });
+        }
         self.queue = SendQueue::new(self.queue.end(), 0, 0);
         self.pacer.on_target_closed();
         self.timers.stop_all();
