@@ -282,8 +282,10 @@ lab_nginx() {
     dir=$(cd "$dir" && pwd)
     head -c "$NGINX_BIG_FILE_BYTES" /dev/zero >"$dir/files/big.bin"
     # Listen on the host's IPv6 address too when the lab gave it one (up --ipv6).
-    local ipv6_listen=""
-    if ip -n "$ns" -6 addr show dev eth0 2>/dev/null | grep -q "${HOST_ADDR6[$host]}/"; then
+    # (Read whole before matching: `grep -q` quitting early would fail the pipe.)
+    local ipv6_listen="" addresses
+    addresses=$(ip -n "$ns" -6 addr show dev eth0 2>/dev/null || true)
+    if [[ $addresses == *"${HOST_ADDR6[$host]}/"* ]]; then
         ipv6_listen="listen [${HOST_ADDR6[$host]}]:80;"
     fi
     cat >"$dir/nginx.conf" <<CONF
