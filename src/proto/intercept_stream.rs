@@ -7,15 +7,12 @@
 //! [`InterceptMessage::Switch`] the caller answers with [`encode_switch`](super::encode_switch)
 //! and sends version-7 registrations from then on.
 
-use super::counters::decode_counters;
 use super::negotiation::{SWITCH_LEN, SWITCH_MARKER, decode_switch};
 use super::stream_buf::StreamBuf;
 use super::v6::{COUNT_LEN, MAX_DECODE_COUNT, V6Layout, decode_message};
-use super::v7::{
-    FRAME_COUNTERS, FRAME_FLOW_TAKEN, FRAME_REPLY, Frame, decode_flow_taken, decode_reply,
-};
+use super::v7::{FRAME_FLOW_TAKEN, FRAME_REPLY, Frame, decode_flow_taken, decode_reply};
 use super::wire::be_u16_at;
-use super::{Counter, ProtoError, ReplyHeaders, Version};
+use super::{ProtoError, ReplyHeaders, Version};
 
 /// One decoded message from an intercept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,8 +21,6 @@ pub enum InterceptMessage {
     Switch(Version),
     /// The headers of one reply from the target.
     Reply(ReplyHeaders),
-    /// A snapshot of intercept's counters (version 7).
-    Counters(Vec<Counter>),
     /// Another copy process registered this flow first (version 7): the session on it
     /// must move to another client port.
     FlowTaken(crate::packet::Flow),
@@ -156,7 +151,6 @@ impl InterceptStreamDecoder {
         };
         let message = match frame.frame_type {
             FRAME_REPLY => InterceptMessage::Reply(decode_reply(frame.body)?),
-            FRAME_COUNTERS => InterceptMessage::Counters(decode_counters(frame.body)?),
             FRAME_FLOW_TAKEN => InterceptMessage::FlowTaken(decode_flow_taken(frame.body)?),
             frame_type => InterceptMessage::Unknown {
                 frame_type,

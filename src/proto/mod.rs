@@ -6,7 +6,7 @@
 //! - **6**, exactly as TCPCopy 1.x and intercept 1.0 speak it (14-byte records one way,
 //!   combined frames of 64-byte messages the other), so either half works with the C one;
 //! - **7**, ours: tagged length-prefixed frames carrying IPv6, capture timestamps, payload
-//!   prefixes and counters, negotiated in the hello so either side falls back to 6.
+//!   prefixes and the arbitration of flows between copy processes, negotiated in the hello so either side falls back to 6.
 //!
 //! docs/protocol.md describes the bytes; the tests here hold its fixtures.
 //!
@@ -16,7 +16,6 @@
 
 mod batch;
 mod copy_stream;
-mod counters;
 mod error;
 mod headers;
 mod intercept_stream;
@@ -35,7 +34,6 @@ mod tests;
 
 pub use batch::ReplyBatch;
 pub use copy_stream::{CopyMessage, CopyStreamDecoder};
-pub use counters::{Counter, counter_id, encode_counters};
 pub use error::ProtoError;
 pub use headers::MAX_HEADERS_LEN;
 pub use intercept_stream::{InterceptMessage, InterceptStreamDecoder};
@@ -54,7 +52,7 @@ pub const DEFAULT_PORT: u16 = 36524;
 pub enum Version {
     /// TCPCopy 1.x / intercept 1.0 ("internal version 6"): IPv4 only, headers only.
     V6,
-    /// Ours: IPv6, timestamps, payload prefixes, counters.
+    /// Ours: IPv6, timestamps, payload prefixes, copy instances and taken flows.
     V7,
 }
 

@@ -150,17 +150,17 @@ fn our_copy_and_our_intercept_settle_on_v7() {
         CopyMessage::Registration(Registration::add(client(), target()))
     );
 
-    // intercept: the switch, then replies and counters in v7.
+    // intercept: the switch, then replies and a taken flow in v7.
     let mut to_copy = Vec::new();
     encode_switch(&mut to_copy);
     let mut batch = ReplyBatch::v7(64);
     batch.push(&SYN_ACK, 1_700_000_000_000_001).unwrap();
     batch.flush_into(&mut to_copy);
-    let counters = [Counter {
-        id: counter_id::ROUTES,
-        value: 1,
-    }];
-    encode_counters(&counters, &mut to_copy).unwrap();
+    let taken = crate::packet::Flow {
+        client: client(),
+        target: target(),
+    };
+    encode_flow_taken(&taken, &mut to_copy).unwrap();
 
     let mut copy_side = InterceptStreamDecoder::new(Version::V7);
     let messages = decode_from_intercept(&mut copy_side, &to_copy);
@@ -170,7 +170,7 @@ fn our_copy_and_our_intercept_settle_on_v7() {
         panic!("{messages:?}")
     };
     assert_eq!(reply.timestamp_us(), Some(1_700_000_000_000_001));
-    assert_eq!(messages[2], InterceptMessage::Counters(counters.to_vec()));
+    assert_eq!(messages[2], InterceptMessage::FlowTaken(taken));
 
     // copy: its own switch, then IPv6 registrations in v7.
     let mut to_intercept = Vec::new();
@@ -274,7 +274,8 @@ fn unknown_v7_frames_are_skipped() {
     let mut stream = Vec::new();
     encode_switch(&mut stream);
     stream.extend_from_slice(&[0x7f, 0x00, 0x00, 0x03, 1, 2, 3]);
-    encode_counters(&[], &mut stream).unwrap();
+    // Type 3, reserved (an early draft's counters frame), is skipped too.
+    stream.extend_from_slice(&[0x00, 0x03, 0x00, 0x02, 0, 0]);
     let mut decoder = InterceptStreamDecoder::new(Version::V7);
     let messages = decode_from_intercept(&mut decoder, &stream);
     assert_eq!(
@@ -284,7 +285,10 @@ fn unknown_v7_frames_are_skipped() {
                 frame_type: 0x7f00,
                 body_len: 3
             },
-            InterceptMessage::Counters(Vec::new()),
+            InterceptMessage::Unknown {
+                frame_type: 3,
+                body_len: 2
+            },
         ]
     );
 }
@@ -349,13 +353,13 @@ fn arbitrary_v7_intercept_stream() -> impl Strategy<Value = Vec<u8>> {
                 out
             }
         ),
-        proptest::collection::vec((any::<u16>(), any::<u64>()), 0..5).prop_map(|pairs| {
-            let counters: Vec<Counter> = pairs
-                .into_iter()
-                .map(|(id, value)| Counter { id, value })
-                .collect();
+        (any::<u16>(), any::<u16>()).prop_map(|(client_port, target_port)| {
+            let flow = crate::packet::Flow {
+                client: SocketAddr::from(([203, 0, 113, 5], client_port)),
+                target: SocketAddr::from(([198, 51, 100, 30], target_port)),
+            };
             let mut out = Vec::new();
-            encode_counters(&counters, &mut out).unwrap();
+            encode_flow_taken(&flow, &mut out).unwrap();
             out
         }),
         proptest::collection::vec(any::<u8>(), 0..20).prop_map(|body| {

@@ -1,7 +1,7 @@
 //! Version 7: our tagged, length-prefixed frames.
 //!
 //! Owns the frame envelope (`u16 type | u16 body length | body`) and the bodies of
-//! registrations and replies (counters live in `counters`). Extensibility: a receiver skips
+//! registrations, replies, flow-taken and instance frames. Extensibility: a receiver skips
 //! a frame whose type it does not know, and ignores body bytes after the fields it knows, so
 //! later versions may add frame types and append fields without breaking us.
 
@@ -19,8 +19,7 @@ pub(crate) const FRAME_HEADER_LEN: usize = 4;
 pub(crate) const FRAME_REGISTRATION: u16 = 1;
 /// intercept → copy: the headers of one reply.
 pub(crate) const FRAME_REPLY: u16 = 2;
-/// intercept → copy: a list of intercept's counters.
-pub(crate) const FRAME_COUNTERS: u16 = 3;
+// Type 3 is reserved: an early draft's counters frame, never sent (a receiver skips it).
 /// intercept → copy: a flow another copy process has registered; the sender's session on it
 /// must move to another port (its SYN is indistinguishable from the other's at the target).
 pub(crate) const FRAME_FLOW_TAKEN: u16 = 4;

@@ -290,7 +290,7 @@ impl Link {
                             }
                         }
                     }
-                    InterceptMessage::Counters(_) | InterceptMessage::Unknown { .. } => {}
+                    InterceptMessage::Unknown { .. } => {}
                 }
             }
         }
