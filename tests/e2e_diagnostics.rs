@@ -17,8 +17,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    CLIENT_NET, Connections, HTTP_PORT, Host, Lab, Mode, Output, Proc, READY_TIMEOUT, stop_copy,
-    tcpcopy_bin, wait_for_log,
+    CLIENT_NET, Connections, EXIT_TIMEOUT, HTTP_PORT, Host, Lab, Mode, Output, Proc, READY_TIMEOUT,
+    stop_copy, tcpcopy_bin, wait_for_log,
 };
 
 /// What copy logs when SYNs go unanswered.
@@ -55,7 +55,7 @@ fn diag_everything_right_passes_both_checks() {
         "{nothing_listens:?}"
     );
 
-    let _intercept = lab.start_intercept(Mode::Assistant, HTTP_PORT).unwrap();
+    let mut intercept = lab.start_intercept(Mode::Assistant, HTTP_PORT).unwrap();
     let all_right = check_copy(&lab, HTTP_PORT);
     assert_exit(&all_right, 0);
     for line in [
@@ -79,15 +79,22 @@ fn diag_everything_right_passes_both_checks() {
         assert_line(&all_right, &line);
     }
 
-    // Copy stopping on SIGINT warns of nothing (its links close because it stops).
+    // Copy and intercept stopped together (as scripts do): copy's links close because both
+    // stop, which is no warning.
     let mut copy = lab
         .start_assistant_copy(Host::Online, HTTP_PORT, CLIENT_NET)
         .unwrap();
+    copy.signal(libc::SIGINT).unwrap();
+    intercept.signal(libc::SIGINT).unwrap();
     stop_copy(&mut copy).unwrap();
     let log = copy.stderr();
     assert!(
         !log.contains("WARN"),
         "a clean stop warns of nothing:\n{log}"
+    );
+    assert!(
+        intercept.wait_timeout(EXIT_TIMEOUT).unwrap().is_some(),
+        "intercept exits on SIGINT"
     );
 
     let closed = check_copy(&lab, CLOSED_PORT);
@@ -123,7 +130,7 @@ fn diag_no_route_on_the_target_is_named_first() {
     );
     assert!(
         warning.contains(
-            "\n  1. on the target: no route for the copies' client addresses via the \
+            "1. on the target: no route for the copies' client addresses via the \
              assistant; check: `ip route get 203.0.113."
         ),
         "{warning}"
@@ -228,7 +235,7 @@ fn diag_nfqueue_rule_missing_in_target_mode_is_named_first() {
     );
     assert!(
         warning.contains(
-            "\n  1. on the target: no iptables OUTPUT rule queues the replies to intercept's \
+            "1. on the target: no iptables OUTPUT rule queues the replies to intercept's \
              NFQUEUE queue; check: `iptables -S OUTPUT | grep NFQUEUE`"
         ),
         "{warning}"

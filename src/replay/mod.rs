@@ -280,7 +280,7 @@ pub fn run_shards(
         let links = config
             .intercepts
             .iter()
-            .map(|addr| link::Link::new(addr.clone(), index, now))
+            .map(|addr| link::Link::new(addr.clone(), index, now, Arc::clone(stop)))
             .collect();
         let core = ShardCore::new(
             config.rewriter.clone(),
