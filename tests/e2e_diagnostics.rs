@@ -79,6 +79,20 @@ fn diag_everything_right_passes_both_checks() {
         assert_line(&all_right, &line);
     }
 
+    let closed = check_copy(&lab, CLOSED_PORT);
+    assert_exit(&closed, 1);
+    let target = Host::Target.socket(CLOSED_PORT);
+    assert_line(
+        &closed,
+        &format!("FAIL  target {target}: refused the connection: nothing listens there"),
+    );
+    assert!(
+        closed
+            .stderr
+            .contains(&format!("1 check failed: target {target}")),
+        "{closed:?}"
+    );
+
     // Copy and intercept stopped together (as scripts do): copy's links close because both
     // stop, which is no warning.
     let mut copy = lab
@@ -95,20 +109,6 @@ fn diag_everything_right_passes_both_checks() {
     assert!(
         intercept.wait_timeout(EXIT_TIMEOUT).unwrap().is_some(),
         "intercept exits on SIGINT"
-    );
-
-    let closed = check_copy(&lab, CLOSED_PORT);
-    assert_exit(&closed, 1);
-    let target = Host::Target.socket(CLOSED_PORT);
-    assert_line(
-        &closed,
-        &format!("FAIL  target {target}: refused the connection: nothing listens there"),
-    );
-    assert!(
-        closed
-            .stderr
-            .contains(&format!("1 check failed: target {target}")),
-        "{closed:?}"
     );
 }
 
