@@ -93,13 +93,13 @@ fn diag_everything_right_passes_both_checks() {
         "{closed:?}"
     );
 
-    // Copy and intercept stopped together (as scripts do): copy's links close because both
-    // stop, which is no warning.
+    // Copy and intercept stopped together (as Ctrl-C in a terminal does): copy's links close
+    // because both stop, which is no warning.
     let mut copy = lab
         .start_assistant_copy(Host::Online, HTTP_PORT, CLIENT_NET)
         .unwrap();
-    copy.signal(libc::SIGINT).unwrap();
     intercept.signal(libc::SIGINT).unwrap();
+    copy.signal(libc::SIGINT).unwrap();
     stop_copy(&mut copy).unwrap();
     let log = copy.stderr();
     assert!(
