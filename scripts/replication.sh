@@ -30,12 +30,12 @@ pids=()
 # SIGINT to everything started (copy and intercept log their totals), wait for
 # it, then tear the lab down.
 replication_cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        kill -INT "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
+    local i
+    # Last started first, each waited for: copy stops before the intercept it reports to
+    # (else its links see the intercept go while it still runs) and both before the servers.
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        kill -INT "${pids[i]}" 2>/dev/null || true
+        wait "${pids[i]}" 2>/dev/null || true
     done
     $LAB down --prefix "$prefix"
     echo "logs kept in $work"

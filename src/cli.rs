@@ -200,6 +200,13 @@ pub struct CopyArgs {
 
     #[command(flatten)]
     pub report: ReportArgs,
+
+    /// Run the local checks and exit, replaying nothing: capabilities, each capture device
+    /// up, the -x online addresses this host's, each -s intercept reachable, a route to each
+    /// target and its port open. Exits 0 when all pass, 1 naming each that failed and how
+    /// to fix it; then lists what only the other hosts can show
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// How copy multiplies, samples and caps what it replays.
@@ -385,6 +392,13 @@ pub struct InterceptArgs {
 
     #[command(flatten)]
     pub report: ReportArgs,
+
+    /// Run the local checks and exit, catching nothing: capabilities, each -i device up,
+    /// IPv4 and IPv6 forwarding off (assistant mode), an iptables/ip6tables OUTPUT rule
+    /// queueing to --nfqueue NUM (target mode), rp_filter shown. Exits 0 when all pass, 1
+    /// naming each that failed and how to fix it
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// MiB to bytes, for a capture buffer size.
@@ -617,7 +631,9 @@ Examples:
       -c 203.0.113.0/24 -s 198.51.100.40
   # two days of captures, twice as fast, silences cut to 1 s, three rounds
   tcpcopy copy --offline day1.pcap day2.pcapng --speed 2 --max-gap 1s --loop 3 \\
-      -x 80-198.51.100.30:80 -c 203.0.113.0/24 -s 198.51.100.40";
+      -x 80-198.51.100.30:80 -c 203.0.113.0/24 -s 198.51.100.40
+  # check this host's half of the set-up first (exit 1 names what is wrong)
+  tcpcopy copy --check -i eth0 -x 80-198.51.100.30:80 -c 203.0.113.0/24 -s 198.51.100.40";
 
 const INTERCEPT_EXAMPLES: &str = "\
 Examples:
@@ -625,7 +641,10 @@ Examples:
   tcpcopy intercept -i eth0 -F 'tcp and src host 198.51.100.30 and src port 80'
   # target mode: the target queues its replies to the copies' clients (copy -c) to queue 0
   iptables -I OUTPUT -p tcp --sport 80 -d 203.0.113.0/24 -j NFQUEUE --queue-num 0
-  tcpcopy intercept --nfqueue 0";
+  tcpcopy intercept --nfqueue 0
+  # check this host first: forwarding off (assistant), the rule (target)
+  tcpcopy intercept --check -i eth0 -F 'tcp and src port 80'
+  tcpcopy intercept --check --nfqueue 0";
 
 const STATS_EXAMPLES: &str = "\
 Examples:

@@ -11,6 +11,7 @@
 //! - [`offline_clock`]: when each recorded frame of an offline replay is due: speed, gap cap
 //!   and loop rounds (pure).
 //! - [`proto`]: the copy ⇄ intercept wire format, TCPCopy 1.x's version 6 and our own (pure).
+//! - [`capabilities`]: which Linux capabilities this process holds (CapEff).
 //! - [`capture`]: packet sources: live pcap behind one trait, and capture files (pcap and
 //!   pcapng), several merged by timestamp.
 //! - [`replay`]: the copy data path: share-nothing shards (capture, sessions, intercept links,
@@ -19,16 +20,20 @@
 //! - [`stats`]: counters, loss arithmetic and reports.
 //! - [`cli`]: the command-line surface (clap types only); [`compat`]: TCPCopy 1.x options
 //!   that are gone, each failing with what to use instead.
+//! - [`diagnosis`]: `copy --check`, `intercept --check` and the warnings that say why the
+//!   target's replies do not come back, each naming the command that checks it.
 //! - [`cli_render`]: shell completions and man pages made from the clap definition.
 //! - [`logging`]: the logger: level, text or JSON Lines, stderr or a file reopened on SIGHUP.
 //! - [`progress`]: the progress bar of an offline replay on a terminal, and the log writer
 //!   that keeps log lines above it.
 
 pub mod addresses;
+pub mod capabilities;
 pub mod capture;
 pub mod cli;
 pub mod cli_render;
 pub mod compat;
+pub mod diagnosis;
 pub mod intercept;
 pub mod logging;
 pub mod offline_clock;

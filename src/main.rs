@@ -7,7 +7,7 @@ use clap::Parser;
 use tcpcopy::cli::{Cli, Command};
 use tcpcopy::pid_file::PidFile;
 use tcpcopy::stats::Verdict;
-use tcpcopy::{cli_render, logging};
+use tcpcopy::{cli_render, diagnosis, logging};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -54,7 +54,9 @@ fn run(cli: Cli) -> anyhow::Result<Verdict> {
     let _pid_file = cli.pid_file.as_deref().map(PidFile::create).transpose()?;
     let passed = |()| Verdict::Passed;
     match cli.command {
+        Command::Copy(args) if args.check => diagnosis::check_copy(&args),
         Command::Copy(args) => tcpcopy::replay::run(&args).map(passed),
+        Command::Intercept(args) if args.check => diagnosis::check_intercept(&args),
         Command::Intercept(args) => tcpcopy::intercept::run(&args).map(passed),
         Command::Stats(args) => tcpcopy::stats::run(&args),
         Command::Completions(args) => cli_render::print_completions(args.shell).map(passed),

@@ -155,6 +155,7 @@ fn a_captured_connection_is_replayed_with_the_targets_sequence_numbers() {
             max_sessions: 16,
         },
         drain: Duration::from_secs(1),
+        no_reply: None,
     };
     let feed = OfflineFeed::open(FeedSettings {
         paths: vec![input.clone()],

@@ -58,7 +58,8 @@ pub fn build_filter(
     Ok(clauses.join(" or "))
 }
 
-/// A capture device as [`default_devices`] weighs it.
+/// A capture device as [`default_devices`] weighs it: `up` is up and running (it has a
+/// link), `addresses` leaves out unspecified ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceInfo {
     pub name: String,
@@ -71,21 +72,30 @@ pub struct DeviceInfo {
 /// not loopback and hold an address; when a mapping names its online address, only the
 /// devices holding one of those.
 pub fn default_devices(mappings: &[PortMapping]) -> Result<Vec<String>> {
-    let devices: Vec<DeviceInfo> = pcap::Device::list()
+    let chosen = choose_devices(&devices()?, mappings);
+    if chosen.is_empty() {
+        bail!("no device is up with an address to capture on; name one with -i");
+    }
+    Ok(chosen)
+}
+
+/// Every capture device, as libpcap lists it.
+pub fn devices() -> Result<Vec<DeviceInfo>> {
+    Ok(pcap::Device::list()
         .context("cannot list capture devices")?
         .into_iter()
         .map(|device| DeviceInfo {
             up: device.flags.is_up() && device.flags.is_running(),
             loopback: device.flags.is_loopback(),
-            addresses: device.addresses.iter().map(|a| a.addr).collect(),
+            addresses: device
+                .addresses
+                .iter()
+                .map(|a| a.addr)
+                .filter(|ip| !ip.is_unspecified())
+                .collect(),
             name: device.name,
         })
-        .collect();
-    let chosen = choose_devices(&devices, mappings);
-    if chosen.is_empty() {
-        bail!("no device is up with an address to capture on; name one with -i");
-    }
-    Ok(chosen)
+        .collect())
 }
 
 fn choose_devices(devices: &[DeviceInfo], mappings: &[PortMapping]) -> Vec<String> {
@@ -108,17 +118,11 @@ fn choose_devices(devices: &[DeviceInfo], mappings: &[PortMapping]) -> Vec<Strin
 
 /// The addresses of capture device `device`, as libpcap lists them.
 pub fn own_addresses(device: &str) -> Result<Vec<IpAddr>> {
-    let devices = pcap::Device::list().context("cannot list capture devices")?;
-    let found = devices
+    devices()?
         .into_iter()
         .find(|d| d.name == device)
-        .with_context(|| format!("no capture device named {device}"))?;
-    Ok(found
-        .addresses
-        .iter()
-        .map(|a| a.addr)
-        .filter(|ip| !ip.is_unspecified())
-        .collect())
+        .map(|found| found.addresses)
+        .with_context(|| format!("no capture device named {device}"))
 }
 
 #[cfg(test)]

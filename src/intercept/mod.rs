@@ -59,6 +59,12 @@ pub fn run(args: &InterceptArgs) -> Result<()> {
     // Sources first, while this is the only thread (the NFQUEUE descriptor is found by the
     // lowest-free-descriptor rule): a queue we cannot bind is a startup error, not a log line.
     let sources = open_sources(args)?;
+    // Then the host's own settings: one that keeps replies from intercept is said at once.
+    for check in crate::diagnosis::intercept_host_checks(args) {
+        if check.failed() {
+            log::warn!("{check}");
+        }
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))

@@ -18,6 +18,7 @@ use anyhow::{Context, Result};
 use nfq::{Queue, Verdict};
 
 use super::sources::{ReplyHandler, ReplySource};
+use crate::capabilities::{self, Capability};
 use crate::packet;
 
 /// Bytes of each queued packet the kernel copies to us: enough for IPv6 + TCP headers with
@@ -34,30 +35,23 @@ pub struct NfQueueSource {
     passlist: Vec<IpAddr>,
 }
 
+/// Whether this process holds CAP_NET_ADMIN (false when that cannot be read).
+fn has_net_admin() -> bool {
+    capabilities::effective().is_some_and(|set| set.has(Capability::NetAdmin))
+}
+
 /// Says why queue `number` could not be bound. The kernel answers EPERM both without
 /// CAP_NET_ADMIN and when another process has bound the queue; which one it is shows in
 /// our own capabilities.
 fn bind_error(number: u16, err: std::io::Error) -> anyhow::Error {
     let why = match err.kind() {
-        ErrorKind::PermissionDenied if has_net_admin() == Some(true) => {
+        ErrorKind::PermissionDenied if has_net_admin() => {
             "another process (another intercept?) has bound it"
         }
         ErrorKind::PermissionDenied => "intercept needs root or CAP_NET_ADMIN",
         _ => "the kernel refused",
     };
     anyhow::Error::new(err).context(format!("cannot bind NFQUEUE queue {number}: {why}"))
-}
-
-/// Whether this process holds CAP_NET_ADMIN (bit 12 of `CapEff` in /proc/self/status);
-/// `None` when that cannot be read.
-fn has_net_admin() -> Option<bool> {
-    const CAP_NET_ADMIN: u32 = 12;
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let effective = status
-        .lines()
-        .find_map(|line| line.strip_prefix("CapEff:"))?;
-    let bits = u64::from_str_radix(effective.trim(), 16).ok()?;
-    Some(bits >> CAP_NET_ADMIN & 1 == 1)
 }
 
 impl NfQueueSource {
@@ -198,7 +192,6 @@ mod tests {
 
     #[test]
     fn the_capability_check_reads_this_process() {
-        assert!(has_net_admin().is_some(), "/proc/self/status has CapEff");
         let err = bind_error(3, std::io::Error::from_raw_os_error(libc::EPERM)).to_string();
         assert!(err.starts_with("cannot bind NFQUEUE queue 3: "), "{err}");
     }

@@ -18,6 +18,8 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -114,6 +116,8 @@ pub struct Link {
     addr: InterceptAddr,
     /// For log lines: which shard this link belongs to.
     shard: usize,
+    /// Copy's stop flag.
+    stopping: Arc<AtomicBool>,
     state: State,
     /// Encoded bytes not yet written.
     unsent: Vec<u8>,
@@ -122,10 +126,13 @@ pub struct Link {
 }
 
 impl Link {
-    pub fn new(addr: InterceptAddr, shard: usize, now: Instant) -> Link {
+    /// The link of shard `shard` to `addr`; `stopping` is copy's stop flag (a link that
+    /// fails once it is set is no news: intercepts stopped with copy close their end).
+    pub fn new(addr: InterceptAddr, shard: usize, now: Instant, stopping: Arc<AtomicBool>) -> Link {
         Link {
             addr,
             shard,
+            stopping,
             state: State::Down { retry_at: now },
             unsent: Vec::new(),
             read_buffer: vec![0; READ_CHUNK].into_boxed_slice(),
@@ -371,14 +378,21 @@ impl Link {
         Ok(())
     }
 
-    /// The link failed: say so (an unreachable intercept at most every 30 s) and retry later.
+    /// The link failed: say so (an unreachable intercept at most every 30 s; only as news
+    /// while copy stops) and retry later.
     fn failed(&mut self, now: Instant, why: &str) {
         let was_up = self.is_up();
         self.state = State::Down {
             retry_at: now + RECONNECT_DELAY,
         };
         self.unsent.clear();
-        if was_up {
+        if self.stopping.load(Ordering::Relaxed) {
+            log::info!(
+                "shard {}: intercept {}: {why}, as copy stops",
+                self.shard,
+                self.addr
+            );
+        } else if was_up {
             log::warn!(
                 "shard {}: intercept {}: {why}; reconnecting",
                 self.shard,

@@ -26,12 +26,14 @@
 //! - [`replicas`]: `-n`/`-f`/`-c`: each replica's client end, free of collisions.
 //! - [`admission`]: `-r`/`--ramp`/`--max-rate`: which new sessions open.
 //! - [`feed`]: the frames of the files of an offline replay, in replay order.
+//! - [`no_reply`]: the warning when SYNs go out and no reply comes back (pure).
 
 pub mod admission;
 mod backlog;
 pub mod core;
 pub mod feed;
 pub mod link;
+pub mod no_reply;
 pub mod replicas;
 pub mod rewrite;
 pub mod sessions;
@@ -48,6 +50,8 @@ use anyhow::{Context, Result};
 use crate::addresses::{InterceptAddr, PortMapping};
 use crate::capture::{self, Fanout, LiveCapture, LiveOptions, PacketSource, RingMode};
 use crate::cli::CopyArgs;
+use crate::diagnosis::Topic;
+use crate::diagnosis::causes::Setup;
 use crate::offline_clock::ClockSettings;
 use crate::progress::Progress;
 use crate::session::SessionConfig;
@@ -158,6 +162,12 @@ pub fn run(args: &CopyArgs) -> Result<()> {
         } else {
             args.drain
         },
+        // Copies written to a file get no replies.
+        no_reply: args
+            .output
+            .is_none()
+            .then(|| Setup::new(&mappings, &args.all_intercepts(), args.client_ips.as_ref()))
+            .flatten(),
     };
     let feeds = open_feeds(args, &mappings)?;
     let pcap_output = match &args.output {
@@ -244,6 +254,9 @@ pub struct PipelineConfig {
     pub limits: SessionLimits,
     /// Offline, once the files are replayed: how long to keep running so sessions finish.
     pub drain: Duration,
+    /// The deployment to name the likely causes for when SYNs go unanswered; `None` when
+    /// no reply is expected.
+    pub no_reply: Option<Setup>,
 }
 
 /// Runs one shard per entry of `shards` until `stop` is set or (offline) the files are
@@ -269,7 +282,7 @@ pub fn run_shards(
         let links = config
             .intercepts
             .iter()
-            .map(|addr| link::Link::new(addr.clone(), index, now))
+            .map(|addr| link::Link::new(addr.clone(), index, now, Arc::clone(stop)))
             .collect();
         let core = ShardCore::new(
             config.rewriter.clone(),
@@ -288,11 +301,24 @@ pub fn run_shards(
         );
     }
     let mut warn_no_intercept = WarnNoIntercept::new(now);
+    let mut no_reply = config.no_reply.clone().map(no_reply::NoReplyWatch::new);
     let mut result = Ok(());
     // Whichever shard ends first, with an error, stops the others.
     while !running.is_empty() {
         let Some(done) = running.iter().position(|shard| shard.is_finished()) else {
-            warn_no_intercept.check(statuses);
+            let connected = any_connected(statuses);
+            warn_no_intercept.check(connected);
+            let seen = no_reply::Seen {
+                sessions_opened: counters.get(Counter::SessionsOpened),
+                replies_received: counters.get(Counter::RepliesReceived),
+                connected,
+            };
+            if let Some(message) = no_reply
+                .as_mut()
+                .and_then(|watch| watch.observe(Instant::now(), seen))
+            {
+                log::warn!("{message}");
+            }
             thread::sleep(Duration::from_millis(100));
             continue;
         };
@@ -456,19 +482,24 @@ impl WarnNoIntercept {
         }
     }
 
-    fn check(&mut self, shards: &[Arc<ShardStatus>]) {
+    fn check(&mut self, connected: bool) {
         let now = Instant::now();
-        let connected = shards
-            .iter()
-            .any(|status| status.links_up.load(Ordering::Relaxed) > 0);
         if connected || now - self.since < Self::GRACE {
             return;
         }
         if self.last.is_none_or(|at| now - at >= Self::REPEAT) {
             log::warn!(
-                "no intercept is connected: the target's replies cannot reach copy, so replayed sessions stall after the SYN"
+                "no intercept is connected: the target's replies cannot reach copy, so replayed sessions stall after the SYN ({})",
+                Topic::NoIntercept.see()
             );
             self.last = Some(now);
         }
     }
+}
+
+/// Whether any shard is connected to an intercept now.
+fn any_connected(shards: &[Arc<ShardStatus>]) -> bool {
+    shards
+        .iter()
+        .any(|status| status.links_up.load(Ordering::Relaxed) > 0)
 }

@@ -1,0 +1,118 @@
+//! The readers behind the checks: sysctl files, the OUTPUT chain's rules, connects and route
+//! lookups. Each returns what it read, as it read it; judging it is `verdicts`' job. None
+//! changes anything: a connect is closed at once, a route lookup sends nothing.
+
+use std::io::{self, ErrorKind};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
+use std::process::Command;
+use std::time::Duration;
+
+use super::verdicts::Listing;
+
+/// How long a connect may take before the peer counts as unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A sysctl by its dotted name, e.g. `net.ipv4.ip_forward`, read from /proc/sys
+/// (`None`: it does not exist here).
+pub fn sysctl(key: &str) -> Option<String> {
+    read_proc_sys(&key.replace('.', "/"))
+}
+
+fn read_proc_sys(path: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/sys/{path}")).ok()
+}
+
+/// `net.ipv4.conf.*.rp_filter`: `all`, `default`, then each device, by name.
+pub fn rp_filter() -> Vec<(String, String)> {
+    let mut scopes: Vec<String> = std::fs::read_dir("/proc/sys/net/ipv4/conf")
+        .map(|dir| {
+            dir.filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let rank = |scope: &str| match scope {
+        "all" => 0,
+        "default" => 1,
+        _ => 2,
+    };
+    scopes.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
+    scopes
+        .into_iter()
+        .filter_map(|scope| {
+            // A device name may hold dots: read its directory, not a dotted key.
+            let value = read_proc_sys(&format!("net/ipv4/conf/{scope}/rp_filter"))?;
+            Some((scope, value))
+        })
+        .collect()
+}
+
+/// `TOOL -S OUTPUT` (iptables or ip6tables).
+pub fn output_chain(tool: &str) -> Listing {
+    match Command::new(tool).args(["-S", "OUTPUT"]).output() {
+        Err(err) if err.kind() == ErrorKind::NotFound => Listing::NotInstalled,
+        Err(err) => Listing::Failed(err.to_string()),
+        Ok(output) if output.status.success() => {
+            Listing::Listed(String::from_utf8_lossy(&output.stdout).into_owned())
+        }
+        Ok(output) => Listing::Failed(format!(
+            "{} ({})",
+            String::from_utf8_lossy(&output.stderr).trim(),
+            output.status
+        )),
+    }
+}
+
+/// Connects to `host` (a name or an address) on `port`, within [`CONNECT_TIMEOUT`], and
+/// closes again; the address it connected to.
+pub fn connect_host(host: &str, port: u16) -> io::Result<SocketAddr> {
+    let mut last = io::Error::other(format!("{host} has no address"));
+    for addr in (host, port).to_socket_addrs()? {
+        match connect(addr) {
+            Ok(()) => return Ok(addr),
+            Err(err) => last = err,
+        }
+    }
+    Err(last)
+}
+
+/// Connects to `addr` within [`CONNECT_TIMEOUT`] and closes again.
+pub fn connect(addr: SocketAddr) -> io::Result<()> {
+    TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map(drop)
+}
+
+/// The source address the kernel routes from toward `target`: a UDP socket's connect looks
+/// the route up without sending anything.
+pub fn route_source(target: IpAddr) -> io::Result<IpAddr> {
+    let any: IpAddr = match target {
+        IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let socket = UdpSocket::bind((any, 0))?;
+    socket.connect((target, 9))?;
+    Ok(socket.local_addr()?.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_what_every_linux_host_has() {
+        assert!(sysctl("net.ipv4.ip_forward").is_some());
+        assert_eq!(sysctl("net.ipv4.no_such_setting"), None);
+        assert!(rp_filter().iter().any(|(scope, _)| scope == "all"));
+        let loopback = IpAddr::from(Ipv4Addr::LOCALHOST);
+        assert_eq!(route_source(loopback).unwrap(), loopback);
+        assert_eq!(output_chain("/nonexistent/iptables"), Listing::NotInstalled);
+    }
+
+    #[test]
+    fn connects_and_says_refused() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert_eq!(connect_host("127.0.0.1", addr.port()).unwrap(), addr);
+        drop(listener);
+        let err = connect(addr).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+    }
+}

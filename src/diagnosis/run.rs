@@ -1,0 +1,152 @@
+//! `copy --check` and `intercept --check`: which checks each runs for its flags, the report
+//! on stdout and the verdict (exit 1 naming each failed check). Also the host checks
+//! intercept logs as warnings when it starts.
+
+use std::collections::BTreeSet;
+
+use anyhow::Result;
+
+use super::causes::{self, Setup};
+use super::{Check, failures, probe, render, verdicts};
+use crate::capabilities::{self, Capability};
+use crate::capture;
+use crate::cli::{CopyArgs, InterceptArgs};
+use crate::stats::Verdict;
+
+/// `tcpcopy copy --check`: capabilities, capture devices, the -x online addresses, each
+/// intercept, and the route and port of each target; then what only other hosts can show.
+pub fn check_copy(args: &CopyArgs) -> Result<Verdict> {
+    let mappings = args.all_mappings();
+    let live = args.offline.is_empty();
+    let sends = args.output.is_none();
+    let mut checks = Vec::new();
+    let purpose = match (live, sends) {
+        (true, true) => "capturing and the raw socket",
+        (true, false) => "capturing",
+        (false, _) => "the raw socket",
+    };
+    if live || sends {
+        checks.push(verdicts::capability(
+            capabilities::effective(),
+            Capability::NetRaw,
+            purpose,
+        ));
+    }
+    let devices = capture::devices().map_err(|err| format!("{err:#}"));
+    if live {
+        let names = if args.interfaces.is_empty() {
+            capture::default_devices(&mappings)
+        } else {
+            Ok(args.interfaces.clone())
+        };
+        match names {
+            Ok(names) => {
+                checks.extend(names.iter().map(|name| verdicts::interface(name, &devices)))
+            }
+            Err(err) => checks.push(Check::fail(
+                "interfaces",
+                format!("{err:#}"),
+                "name the capture device with -i",
+                super::Topic::Interface,
+            )),
+        }
+        let local: Vec<_> = devices
+            .iter()
+            .flatten()
+            .flat_map(|device| device.addresses.iter().copied())
+            .collect();
+        let online: BTreeSet<_> = mappings.iter().filter_map(|m| m.online_ip).collect();
+        checks.extend(
+            online
+                .into_iter()
+                .map(|ip| verdicts::mapping_address(ip, &local)),
+        );
+    }
+    let intercepts = args.all_intercepts();
+    for intercept in &intercepts {
+        let connected = probe::connect_host(&intercept.host, intercept.port);
+        checks.push(verdicts::intercept(&intercept.to_string(), &connected));
+    }
+    if sends {
+        let targets: BTreeSet<_> = mappings.iter().map(|m| m.target).collect();
+        for target in targets {
+            checks.push(verdicts::route_to_target(
+                target.ip(),
+                &probe::route_source(target.ip()),
+            ));
+            checks.push(verdicts::target_port(target, &probe::connect(target)));
+        }
+    }
+    print!("{}", render(&checks));
+    if let Some(setup) = Setup::new(&mappings, &intercepts, args.client_ips.as_ref()) {
+        println!(
+            "Not checked from here (other hosts; copy names these when no SYN-ACK comes back):"
+        );
+        for cause in causes::no_reply(&setup) {
+            println!(
+                "  - {}: {}; check: {} ({})",
+                cause.place,
+                cause.what,
+                cause.check,
+                cause.topic.see()
+            );
+        }
+    }
+    Ok(verdict(&checks))
+}
+
+/// `tcpcopy intercept --check`: capabilities and devices, then [`intercept_host_checks`].
+pub fn check_intercept(args: &InterceptArgs) -> Result<Verdict> {
+    let caps = capabilities::effective();
+    let mut checks = Vec::new();
+    if args.nfqueue.is_some() {
+        checks.push(verdicts::capability(
+            caps,
+            Capability::NetAdmin,
+            "binding an NFQUEUE queue",
+        ));
+    }
+    if !args.interfaces.is_empty() {
+        checks.push(verdicts::capability(
+            caps,
+            Capability::NetRaw,
+            "capturing the replies",
+        ));
+        let devices = capture::devices().map_err(|err| format!("{err:#}"));
+        checks.extend(
+            args.interfaces
+                .iter()
+                .map(|name| verdicts::interface(name, &devices)),
+        );
+    }
+    checks.extend(intercept_host_checks(args));
+    print!("{}", render(&checks));
+    Ok(verdict(&checks))
+}
+
+/// What intercept's host must be set to: forwarding off on an assistant (pcap mode), the
+/// NFQUEUE rule on a target (target mode), and rp_filter, shown.
+pub fn intercept_host_checks(args: &InterceptArgs) -> Vec<Check> {
+    let mut checks = Vec::new();
+    if !args.interfaces.is_empty() {
+        for key in ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"] {
+            checks.push(verdicts::forwarding(key, probe::sysctl(key).as_deref()));
+        }
+    }
+    if let Some(queue) = args.nfqueue {
+        checks.push(verdicts::nfqueue_rule(
+            queue,
+            &probe::output_chain("iptables"),
+            &probe::output_chain("ip6tables"),
+        ));
+    }
+    checks.push(verdicts::rp_filter(&probe::rp_filter()));
+    checks
+}
+
+fn verdict(checks: &[Check]) -> Verdict {
+    match failures(checks) {
+        None => Verdict::Passed,
+        Some(why) => Verdict::Failed(why),
+    }
+}

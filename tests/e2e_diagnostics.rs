@@ -1,0 +1,331 @@
+//! Diagnostics in the lab: each broken set-up the troubleshooting guide names, made on
+//! purpose, and what tcpcopy says about it.
+//!
+//! - Everything right: `copy --check` and `intercept --check` exit 0; with no intercept
+//!   listening, or a target port where nothing listens, `copy --check` exits 1 naming it.
+//! - The target's route for the client addresses removed: copy warns that no SYN-ACK came
+//!   back, naming that route first; `copy --check` cannot see the target's routes and lists
+//!   the command to run there.
+//! - IP forwarding on the assistant: `intercept --check` exits 1 naming
+//!   `net.ipv4.ip_forward`, and intercept warns of it when it starts.
+//! - Target mode without the NFQUEUE rule: `intercept --check` exits 1 naming the rule,
+//!   intercept warns at start, and copy warns that no SYN-ACK came back, naming the rule
+//!   first; with the rule in place `intercept --check` exits 0.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    CLIENT_NET, Connections, EXIT_TIMEOUT, HTTP_PORT, Host, Lab, Mode, Output, Proc, READY_TIMEOUT,
+    stop_copy, tcpcopy_bin, wait_for_log,
+};
+
+/// What copy logs when SYNs go unanswered.
+const NO_SYN_ACK: &str = "no SYN-ACK came back";
+/// Time for the warning: its 5 s wait, the shards' counter publishing and the load.
+const WARNING_TIMEOUT: Duration = Duration::from_secs(20);
+/// Client connections that make copy send SYNs.
+const CONNECTIONS: usize = 5;
+/// A target port where nothing listens.
+const CLOSED_PORT: u16 = 8080;
+
+#[test]
+fn diag_everything_right_passes_both_checks() {
+    let lab = Lab::up("diagok", false).unwrap_or_else(|err| panic!("{err:#}"));
+    let _target = lab.start_nginx(Host::Target).unwrap();
+
+    let intercept_check = check_intercept(&lab, Mode::Assistant);
+    assert_exit(&intercept_check, 0);
+    assert_line(&intercept_check, "ok    net.ipv4.ip_forward: 0");
+    assert_line(&intercept_check, "ok    CAP_NET_RAW: held");
+    assert_line(&intercept_check, "info  rp_filter: all=1");
+
+    let intercept_addr = format!("intercept {}:36524", Host::Assistant.addr());
+    let nothing_listens = check_copy(&lab, HTTP_PORT);
+    assert_exit(&nothing_listens, 1);
+    assert_line(
+        &nothing_listens,
+        &format!("FAIL  {intercept_addr}: refused the connection: no intercept listens there"),
+    );
+    assert!(
+        nothing_listens
+            .stderr
+            .contains(&format!("1 check failed: {intercept_addr}")),
+        "{nothing_listens:?}"
+    );
+
+    let mut intercept = lab.start_intercept(Mode::Assistant, HTTP_PORT).unwrap();
+    let all_right = check_copy(&lab, HTTP_PORT);
+    assert_exit(&all_right, 0);
+    for line in [
+        "ok    CAP_NET_RAW: held".to_string(),
+        "ok    interface eth0: up, 198.51.100.20".into(),
+        format!(
+            "ok    -x online address {}: is this host's",
+            Host::Online.addr()
+        ),
+        format!("ok    {intercept_addr}: accepts connections"),
+        format!(
+            "ok    route to {}: found, from {}",
+            Host::Target.addr(),
+            Host::Online.addr()
+        ),
+        format!(
+            "ok    target {}: accepts connections",
+            Host::Target.socket(HTTP_PORT)
+        ),
+    ] {
+        assert_line(&all_right, &line);
+    }
+
+    let closed = check_copy(&lab, CLOSED_PORT);
+    assert_exit(&closed, 1);
+    let target = Host::Target.socket(CLOSED_PORT);
+    assert_line(
+        &closed,
+        &format!("FAIL  target {target}: refused the connection: nothing listens there"),
+    );
+    assert!(
+        closed
+            .stderr
+            .contains(&format!("1 check failed: target {target}")),
+        "{closed:?}"
+    );
+
+    // Copy and intercept stopped together (as Ctrl-C in a terminal does): copy's links close
+    // because both stop, which is no warning.
+    let mut copy = lab
+        .start_assistant_copy(Host::Online, HTTP_PORT, CLIENT_NET)
+        .unwrap();
+    intercept.signal(libc::SIGINT).unwrap();
+    copy.signal(libc::SIGINT).unwrap();
+    stop_copy(&mut copy).unwrap();
+    let log = copy.stderr();
+    assert!(
+        !log.contains("WARN"),
+        "a clean stop warns of nothing:\n{log}"
+    );
+    assert!(
+        intercept.wait_timeout(EXIT_TIMEOUT).unwrap().is_some(),
+        "intercept exits on SIGINT"
+    );
+}
+
+#[test]
+fn diag_no_route_on_the_target_is_named_first() {
+    let lab = Lab::up("diagroute", false).unwrap_or_else(|err| panic!("{err:#}"));
+    let _online = lab.start_nginx(Host::Online).unwrap();
+    let _target = lab.start_nginx(Host::Target).unwrap();
+    lab.run_ok(Host::Target, &["ip", "route", "del", CLIENT_NET])
+        .unwrap();
+    let _intercept = lab.start_intercept(Mode::Assistant, HTTP_PORT).unwrap();
+    let mut copy = lab
+        .start_assistant_copy(Host::Online, HTTP_PORT, CLIENT_NET)
+        .unwrap();
+    let warning = wait_for_warning(&lab, &mut copy);
+    assert!(
+        warning.contains("(assistant mode: -s 198.51.100.40 is not the target)"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains(
+            "1. on the target: no route for the copies' client addresses via the \
+             assistant; check: `ip route get 203.0.113."
+        ),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("must say `via 198.51.100.40`"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("(see docs/troubleshooting.md#target-route)"),
+        "{warning}"
+    );
+
+    // The online host cannot see the target's routes: its check passes and names the
+    // command to run on the target.
+    let check = check_copy(&lab, HTTP_PORT);
+    assert_exit(&check, 0);
+    assert!(
+        check.stdout.contains(
+            "\n  - on the target: no route for the copies' client addresses via the assistant"
+        ),
+        "{check:?}"
+    );
+}
+
+#[test]
+fn diag_ip_forward_on_the_assistant_fails_its_check() {
+    let lab = Lab::up("diagfwd", false).unwrap_or_else(|err| panic!("{err:#}"));
+    lab.run_ok(Host::Assistant, &["sysctl", "-w", "net.ipv4.ip_forward=1"])
+        .unwrap();
+    let check = check_intercept(&lab, Mode::Assistant);
+    assert_exit(&check, 1);
+    assert_line(
+        &check,
+        "FAIL  net.ipv4.ip_forward: is 1: this host forwards the target's replies instead of \
+         swallowing them",
+    );
+    assert_line(
+        &check,
+        "      `sysctl -w net.ipv4.ip_forward=0`, and set it in /etc/sysctl.d/ to keep it \
+         (see docs/troubleshooting.md#ip-forward)",
+    );
+    assert!(
+        check.stderr.contains("1 check failed: net.ipv4.ip_forward"),
+        "{check:?}"
+    );
+
+    let intercept = lab.start_intercept(Mode::Assistant, HTTP_PORT).unwrap();
+    let log = intercept.stderr();
+    assert!(
+        log.contains("WARN") && log.contains("net.ipv4.ip_forward: is 1: this host forwards"),
+        "intercept warns at start:\n{log}"
+    );
+}
+
+#[test]
+fn diag_nfqueue_rule_missing_in_target_mode_is_named_first() {
+    let lab = Lab::up("diagrule", false).unwrap_or_else(|err| panic!("{err:#}"));
+    let _online = lab.start_nginx(Host::Online).unwrap();
+    let _target = lab.start_nginx(Host::Target).unwrap();
+
+    let check = check_intercept(&lab, Mode::Target);
+    assert_exit(&check, 1);
+    assert_line(
+        &check,
+        "FAIL  NFQUEUE rule for queue 0: no OUTPUT rule queues to queue 0: the target's \
+         replies go to the real clients, none to intercept",
+    );
+    assert!(
+        check
+            .stderr
+            .contains("1 check failed: NFQUEUE rule for queue 0"),
+        "{check:?}"
+    );
+
+    // Intercept without the rule: it says so, and copy hears nothing back.
+    let bin = tcpcopy_bin();
+    let mut intercept = lab
+        .spawn(Host::Target, &[bin, "intercept", "--nfqueue", "0"])
+        .unwrap();
+    wait_for_log(
+        &mut intercept,
+        READY_TIMEOUT,
+        "intercept to listen",
+        |log| log.contains("waiting for copy connections"),
+    )
+    .unwrap();
+    assert!(
+        intercept
+            .stderr()
+            .contains("NFQUEUE rule for queue 0: no OUTPUT rule queues to queue 0"),
+        "intercept warns at start:\n{}",
+        intercept.stderr()
+    );
+    let mut copy = lab
+        .start_copy(Host::Online, HTTP_PORT, Mode::Target, None, &[])
+        .unwrap();
+    let warning = wait_for_warning(&lab, &mut copy);
+    assert!(
+        warning.contains("(target mode: -s 198.51.100.30 is the target)"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains(
+            "1. on the target: no iptables OUTPUT rule queues the replies to intercept's \
+             NFQUEUE queue; check: `iptables -S OUTPUT | grep NFQUEUE`"
+        ),
+        "{warning}"
+    );
+    drop(copy);
+    drop(intercept);
+
+    // With the rule (start_intercept inserts it) the check passes.
+    let _intercept = lab.start_intercept(Mode::Target, HTTP_PORT).unwrap();
+    let check = check_intercept(&lab, Mode::Target);
+    assert_exit(&check, 0);
+    assert_line(
+        &check,
+        "ok    NFQUEUE rule for queue 0: iptables `-A OUTPUT -d 198.51.100.0/24 -p tcp -m tcp \
+         --sport 80 -j NFQUEUE --queue-num 0`",
+    );
+    assert_line(&check, "ok    CAP_NET_ADMIN: held");
+}
+
+/// `copy --check` on the online host, as the lab's assistant-mode copy is started, with the
+/// target's port `port`.
+fn check_copy(lab: &Lab, port: u16) -> Output {
+    let map = format!(
+        "{}:{port}-{}",
+        Host::Online.addr(),
+        Host::Target.socket(port)
+    );
+    let assistant = Host::Assistant.addr().to_string();
+    let args = [
+        tcpcopy_bin(),
+        "copy",
+        "--check",
+        "-i",
+        "eth0",
+        "-x",
+        &map,
+        "-s",
+        &assistant,
+        "-c",
+        CLIENT_NET,
+    ];
+    lab.run(Host::Online, &args).unwrap()
+}
+
+/// `intercept --check` where `mode` runs intercept, with the lab's flags.
+fn check_intercept(lab: &Lab, mode: Mode) -> Output {
+    let bin = tcpcopy_bin();
+    let filter = format!(
+        "tcp and src host {} and src port {HTTP_PORT}",
+        Host::Target.addr()
+    );
+    let args = match mode {
+        Mode::Assistant => vec![bin, "intercept", "--check", "-i", "eth0", "-F", &filter],
+        Mode::Target => vec![bin, "intercept", "--check", "--nfqueue", "0"],
+    };
+    lab.run(mode.intercept_host(), &args).unwrap()
+}
+
+/// Makes clients connect to the online service until copy warns that no SYN-ACK came back;
+/// returns the warning, from its first line to the end of the log.
+fn wait_for_warning(lab: &Lab, copy: &mut Proc) -> String {
+    let load = lab
+        .http_load(
+            Host::Client,
+            Host::Online.socket(HTTP_PORT),
+            CONNECTIONS,
+            Connections::Short,
+        )
+        .unwrap();
+    load.assert_all_ok(CONNECTIONS, "client load on the online host");
+    wait_for_log(copy, WARNING_TIMEOUT, "copy's no-SYN-ACK warning", |log| {
+        log.contains(NO_SYN_ACK)
+    })
+    .unwrap();
+    let log = copy.stderr();
+    assert_eq!(log.matches(NO_SYN_ACK).count(), 1, "said once:\n{log}");
+    let start = log.find(NO_SYN_ACK).unwrap_or_default();
+    log[start..].to_string()
+}
+
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(output.status.code(), Some(code), "{output:?}");
+}
+
+/// `output`'s stdout has a line that starts with `line`.
+fn assert_line(output: &Output, line: &str) {
+    assert!(
+        output.stdout.lines().any(|have| have.starts_with(line)),
+        "no line starting {line:?} in:\n{}\nstderr:\n{}",
+        output.stdout,
+        output.stderr
+    );
+}
