@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use common::{
     CLIENT_NET, Connections, EXIT_TIMEOUT, HTTP_PORT, Host, Lab, Mode, Output, Proc, READY_TIMEOUT,
-    stop_copy, tcpcopy_bin, wait_for_log,
+    has_bound_packet_socket, settled, stop_copy, tcpcopy_bin, wait_for_log, wait_until,
 };
 
 /// What copy logs when SYNs go unanswered.
@@ -153,6 +153,111 @@ fn diag_no_route_on_the_target_is_named_first() {
             "\n  - on the target: no route for the copies' client addresses via the assistant"
         ),
         "{check:?}"
+    );
+}
+
+#[test]
+fn diag_strict_rp_filter_on_a_two_legged_target_is_named_and_loose_mode_replays() {
+    // The target routes the copies' client addresses to the assistant over a second link
+    // (t1 - a1, both ends inside the lab), while the copies arrive on eth0: strict rp_filter
+    // drops them, since the route back leaves by the other interface. Loose mode lets them
+    // in, and the replies take the second link to the assistant.
+    const TARGET_LEG: &str = "198.51.100.130/30";
+    const ASSISTANT_LEG: &str = "198.51.100.129";
+    let lab = Lab::up("diagrp", false).unwrap_or_else(|err| panic!("{err:#}"));
+    let _online = lab.start_nginx(Host::Online).unwrap();
+    let target = lab.start_nginx(Host::Target).unwrap();
+    let status = std::process::Command::new("ip")
+        .args([
+            "link",
+            "add",
+            "t1",
+            "netns",
+            &lab.ns(Host::Target),
+            "type",
+            "veth",
+        ])
+        .args(["peer", "name", "a1", "netns", &lab.ns(Host::Assistant)])
+        .status()
+        .unwrap();
+    assert!(status.success(), "ip link add: {status}");
+    let assistant_leg = format!("{ASSISTANT_LEG}/30");
+    for (host, dev, addr) in [
+        (Host::Target, "t1", TARGET_LEG),
+        (Host::Assistant, "a1", assistant_leg.as_str()),
+    ] {
+        lab.run_ok(host, &["ip", "addr", "add", addr, "dev", dev])
+            .unwrap();
+        lab.run_ok(host, &["ip", "link", "set", dev, "up"]).unwrap();
+    }
+    let route = [
+        "ip",
+        "route",
+        "replace",
+        CLIENT_NET,
+        "via",
+        ASSISTANT_LEG,
+        "dev",
+        "t1",
+    ];
+    lab.run_ok(Host::Target, &route).unwrap();
+    // ARP on t1 from t1's own address: the assistant (strict rp_filter itself) ignores a
+    // request from 198.51.100.30, whose route back leaves by its eth0.
+    let announce = ["sysctl", "-qw", "net.ipv4.conf.t1.arp_announce=2"];
+    lab.run_ok(Host::Target, &announce).unwrap();
+
+    let filter = format!(
+        "tcp and src host {} and src port {HTTP_PORT}",
+        Host::Target.addr()
+    );
+    let intercept_args = [tcpcopy_bin(), "intercept", "-i", "a1", "-F", &filter];
+    let mut intercept = lab.spawn(Host::Assistant, &intercept_args).unwrap();
+    wait_until(READY_TIMEOUT, "intercept to capture on a1", || {
+        intercept.ensure_running()?;
+        Ok(has_bound_packet_socket(intercept.pid())?
+            && intercept.stderr().contains("waiting for copy connections"))
+    })
+    .unwrap();
+    let mut copy = lab
+        .start_assistant_copy(Host::Online, HTTP_PORT, CLIENT_NET)
+        .unwrap();
+    let warning = wait_for_warning(&lab, &mut copy);
+    assert!(
+        warning.contains("on the target: rp_filter drops the copies"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("(see docs/troubleshooting.md#rp-filter)"),
+        "{warning}"
+    );
+
+    // Loose mode (the effective value is the larger of `all` and the interface's).
+    let loose = [
+        "sysctl",
+        "-qw",
+        "net.ipv4.conf.all.rp_filter=2",
+        "net.ipv4.conf.eth0.rp_filter=2",
+    ];
+    lab.run_ok(Host::Target, &loose).unwrap();
+    let load = lab
+        .http_load(
+            Host::Client,
+            Host::Online.socket(HTTP_PORT),
+            CONNECTIONS,
+            Connections::Short,
+        )
+        .unwrap();
+    load.assert_all_ok(CONNECTIONS, "client load after rp_filter=2");
+    let logged = settled(
+        Duration::from_secs(30),
+        || target.access_count(),
+        |&n| n >= CONNECTIONS,
+    )
+    .unwrap();
+    let totals = stop_copy(&mut copy).unwrap();
+    assert_eq!(
+        logged, CONNECTIONS,
+        "only the requests after rp_filter=2 replayed; copy totals: {totals:?}"
     );
 }
 
