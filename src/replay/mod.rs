@@ -86,6 +86,7 @@ const REPORTED: &[Counter] = &[
     Counter::HandshakesFailed,
     Counter::HandshakesRefused,
     Counter::SessionsOverLimit,
+    Counter::SessionsEvicted,
     Counter::SessionsShed,
     Counter::SessionsSampledOut,
     Counter::SessionsRateLimited,

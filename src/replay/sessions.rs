@@ -12,7 +12,7 @@
 //! when a session opens or ends).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -56,6 +56,9 @@ impl Default for Shaping {
         }
     }
 }
+
+/// Entries the eviction order may hold beyond twice the table before it is pruned.
+const EVICTION_SLACK: usize = 1024;
 
 /// A captured flow (real client → target) and which of its `-n` replicas.
 type Origin = (Flow, u16);
@@ -184,6 +187,10 @@ pub struct SessionTable {
     sessions: HashMap<Flow, Tracked>,
     /// The replayed flow of each live replica of a captured flow.
     replayed: HashMap<Origin, Flow>,
+    /// Replayed flows in the order their sessions opened: where a full table looks for a
+    /// session that never carried data to make room (entries of sessions gone or past that
+    /// are dropped as they come up).
+    eviction_order: VecDeque<Flow>,
     timers: BinaryHeap<Reverse<(Instant, Flow)>>,
     out: Emitter,
     /// Client bytes all the sessions hold, waiting for the target.
@@ -201,6 +208,7 @@ impl SessionTable {
             admission: Admission::new(&shaping.admission, shaping.shards, now),
             sessions: HashMap::new(),
             replayed: HashMap::new(),
+            eviction_order: VecDeque::new(),
             timers: BinaryHeap::new(),
             buffered: 0,
         }
@@ -259,10 +267,11 @@ impl SessionTable {
         }
         // Later packets of a connection refused for being full or behind may still open it
         // mid-stream once there is room again.
-        if self.sessions.len() >= self.limits.max_sessions {
-            count_at_syn(counters, Counter::SessionsOverLimit);
+        if self.sessions.len() >= self.limits.max_sessions && !self.evict_one_without_data(now) {
+            count_at_syn(&mut self.out.emitted.counters, Counter::SessionsOverLimit);
             return Opening::Refused;
         }
+        let counters = &mut self.out.emitted.counters;
         if shedding {
             count_at_syn(counters, Counter::SessionsShed);
             return Opening::Refused;
@@ -303,7 +312,34 @@ impl SessionTable {
             },
         );
         self.replayed.insert(origin, replayed);
+        self.eviction_order.push_back(replayed);
+        if self.eviction_order.len() > 2 * self.limits.max_sessions + EVICTION_SLACK {
+            let sessions = &self.sessions;
+            self.eviction_order.retain(|flow| {
+                sessions
+                    .get(flow)
+                    .is_some_and(|tracked| !tracked.session.carried_data())
+            });
+        }
         Opening::Opened(replayed)
+    }
+
+    /// Makes room in a full table: resets and drops the oldest session that never carried
+    /// data (what a SYN flood fills a table with). False when every session carried data.
+    fn evict_one_without_data(&mut self, now: Instant) -> bool {
+        while let Some(flow) = self.eviction_order.pop_front() {
+            let Some(tracked) = self.sessions.get_mut(&flow) else {
+                continue;
+            };
+            if tracked.session.carried_data() {
+                continue;
+            }
+            tracked.session.abort(now, &mut self.out);
+            self.out.emitted.counters.bump(Counter::SessionsEvicted);
+            self.forget(flow);
+            return true;
+        }
+        false
     }
 
     /// The headers of a target reply, from an intercept.
@@ -587,11 +623,53 @@ mod tests {
     fn the_session_table_is_capped_and_counts_connections_not_packets() {
         let mut table = table(1);
         table.on_client(Instant::now(), &syn(40000), &[], false);
+        table.on_client(Instant::now(), &data(40000), b"hello", false);
         table.on_client(Instant::now(), &syn(40001), &[], false);
         let mut ack = syn(40001);
         ack.flags = TcpFlags::ACK;
         table.on_client(Instant::now(), &ack, &[], false);
         assert_eq!(table.len(), 1);
+        assert_eq!(count(&mut table, Counter::SessionsOverLimit), 1);
+    }
+
+    /// A request segment of the session from `port`, right after its SYN.
+    fn data(port: u16) -> Segment {
+        let mut data = syn(port);
+        data.flags = TcpFlags::ACK | TcpFlags::PSH;
+        data.seq = SeqNum(2);
+        data.payload_len = 5;
+        data
+    }
+
+    #[test]
+    fn a_full_table_makes_room_by_dropping_the_oldest_session_without_data() {
+        let mut table = table(3);
+        let now = Instant::now();
+        // A real session, then two that never carry data (a SYN flood's).
+        table.on_client(now, &syn(40000), &[], false);
+        table.on_client(now, &data(40000), b"hello", false);
+        table.on_client(now, &syn(50000), &[], false);
+        table.on_client(now, &syn(50001), &[], false);
+        table.emitted().outgoing.clear();
+        // Full: each new session pushes out the oldest empty one, never the real one.
+        table.on_client(now, &syn(40001), &[], false);
+        table.on_client(now, &syn(40002), &[], false);
+        let mut live: Vec<u16> = table.live_flows().map(|flow| flow.client.port()).collect();
+        live.sort_unstable();
+        assert_eq!(live, [40000, 40001, 40002]);
+        assert_eq!(count(&mut table, Counter::SessionsEvicted), 2);
+        let resets = table
+            .emitted()
+            .outgoing
+            .iter()
+            .filter(|(_, bytes)| packet::parse_ip(bytes).is_ok_and(|(s, _)| s.flags.rst()))
+            .count();
+        assert_eq!(resets, 2, "the evicted handshakes are reset on the target");
+        // Once every session carried data, a new one is over the limit.
+        table.on_client(now, &data(40001), b"hello", false);
+        table.on_client(now, &data(40002), b"hello", false);
+        table.on_client(now, &syn(40003), &[], false);
+        assert_eq!(table.len(), 3);
         assert_eq!(count(&mut table, Counter::SessionsOverLimit), 1);
     }
 

@@ -156,6 +156,8 @@ pub struct Session {
     syn_retransmitted: bool,
     /// The target answered our SYN for another connection on this 4-tuple.
     port_in_use: bool,
+    /// The client sent payload in this session (a SYN flood's sessions never do).
+    carried_data: bool,
     rebuilds: u32,
 }
 
@@ -198,6 +200,7 @@ impl Session {
             syn_sent_at: now,
             syn_retransmitted: false,
             port_in_use: false,
+            carried_data: false,
             rebuilds: 0,
             config,
         };
@@ -213,6 +216,11 @@ impl Session {
     /// The target's address and port.
     pub fn target(&self) -> SocketAddr {
         self.target
+    }
+
+    /// Whether the client sent any payload in this session.
+    pub fn carried_data(&self) -> bool {
+        self.carried_data
     }
 
     /// Whether our SYN waits for the target's SYN-ACK.
@@ -409,6 +417,7 @@ impl Session {
             return;
         }
         if !payload.is_empty() {
+            self.carried_data = true;
             match self.queue.insert(now, segment.seq, payload, segment.ack) {
                 Ok(inserted) => {
                     if inserted.requests > 0 {

@@ -81,8 +81,12 @@ counters! {
     BufferOverflows => "buffer_overflows",
     /// Client payload bytes that never reached the target.
     BytesNotReplayed => "bytes_not_replayed",
-    /// New sessions not replayed because the worker's session table was full.
+    /// New sessions not replayed because the worker's session table was full of sessions
+    /// that carried data.
     SessionsOverLimit => "sessions_over_limit",
+    /// Sessions that never carried data (a SYN flood's), reset and dropped to make room for
+    /// a new one when the table was full (also counted in sessions_aborted).
+    SessionsEvicted => "sessions_evicted",
     /// New sessions not replayed because copy was overloaded (its send queue was deep).
     SessionsShed => "sessions_shed",
     /// New sessions `-r`/`--ramp` left out (counted at their SYN).
