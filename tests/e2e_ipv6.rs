@@ -18,9 +18,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use common::{
-    CLIENT_NET6, Connections, Family, HTTP_PORT, Host, Lab, Mode, Proc, READY_TIMEOUT,
-    has_bound_packet_socket, intercept_connections, settled, stop_copy, stop_with_totals,
-    wait_for_log, wait_until,
+    CLIENT_NET6, Connections, Family, HTTP_PORT, Host, Lab, Mode, Proc, READY_TIMEOUT, settled,
+    stop_copy, stop_with_totals, wait_for_log,
 };
 
 /// Short connections of each load, one request each.
@@ -102,42 +101,18 @@ fn replay_ipv6(name: &str, mode: Mode) {
     );
 }
 
-/// copy on the online host, replaying its IPv6 port 80 to the target's, connected to the
-/// intercept over IPv6 too.
+/// copy on the online host, replaying its IPv6 port 80 to the target's over IPv6, once it
+/// has agreed protocol version 7 (the only one that carries IPv6) with intercept.
 fn start_copy(lab: &Lab, mode: Mode) -> Proc {
-    let map = format!(
-        "[{}]:{HTTP_PORT}-[{}]:{HTTP_PORT}",
-        Host::Online.addr6(),
-        Host::Target.addr6()
-    );
-    let intercept = format!("[{}]", mode.intercept_host().addr6());
-    let mut args = vec![
-        common::tcpcopy_bin(),
-        "copy",
-        "-i",
-        "eth0",
-        "-x",
-        &map,
-        "-s",
-        &intercept,
-        "--stats-interval",
-        "1s",
-    ];
-    if mode == Mode::Assistant {
-        args.extend(["-c", CLIENT_NET6]);
-    }
-    let mut copy = lab.spawn(Host::Online, &args).unwrap();
-    let pid = copy.pid();
-    wait_until(READY_TIMEOUT, "copy to capture on eth0", || {
-        copy.ensure_running()?;
-        has_bound_packet_socket(pid)
-    })
-    .unwrap();
+    let clients = (mode == Mode::Assistant).then_some(CLIENT_NET6);
+    let mut copy = lab
+        .start_copy_for(Host::Online, HTTP_PORT, mode, Family::Ipv6, clients, &[])
+        .unwrap();
     wait_for_log(
         &mut copy,
         READY_TIMEOUT,
         "copy to agree version 7 with intercept",
-        |log| intercept_connections(log) > 0 && log.contains("speaks protocol version 7"),
+        |log| log.contains("speaks protocol version 7"),
     )
     .unwrap();
     copy

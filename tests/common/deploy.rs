@@ -191,8 +191,23 @@ impl Lab {
         client_ips: Option<&str>,
         extra: &[&str],
     ) -> Result<Proc> {
-        let map = format!("{}:{port}-{}", online.addr(), Host::Target.socket(port));
-        let intercept = mode.intercept_host().addr().to_string();
+        self.start_copy_for(online, port, mode, Family::Ipv4, client_ips, extra)
+    }
+
+    /// [`Lab::start_copy`] replaying the traffic of `family`, connected to the intercept
+    /// over it too (IPv6 in a lab built with `Lab::up_ipv6`).
+    pub fn start_copy_for(
+        &self,
+        online: Host,
+        port: u16,
+        mode: Mode,
+        family: Family,
+        client_ips: Option<&str>,
+        extra: &[&str],
+    ) -> Result<Proc> {
+        let socket = |host| std::net::SocketAddr::new(family.addr(host), port);
+        let map = format!("{}-{}", socket(online), socket(Host::Target));
+        let intercept = family.addr(mode.intercept_host()).to_string();
         let mut args = vec![
             super::tcpcopy_bin(),
             "copy",
