@@ -57,7 +57,8 @@ impl Default for Shaping {
     }
 }
 
-/// Entries the eviction order may hold beyond twice the table before it is pruned.
+/// Entries the eviction order may hold beyond twice the live sessions before it is pruned
+/// (so it stays in proportion to the table, not to `--max-sessions`).
 const EVICTION_SLACK: usize = 1024;
 
 /// A captured flow (real client → target) and which of its `-n` replicas.
@@ -313,7 +314,7 @@ impl SessionTable {
         );
         self.replayed.insert(origin, replayed);
         self.eviction_order.push_back(replayed);
-        if self.eviction_order.len() > 2 * self.limits.max_sessions + EVICTION_SLACK {
+        if self.eviction_order.len() > 2 * self.sessions.len() + EVICTION_SLACK {
             let sessions = &self.sessions;
             self.eviction_order.retain(|flow| {
                 sessions
