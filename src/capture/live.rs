@@ -19,7 +19,7 @@ use pcap::{Active, Capture, Direction};
 
 use std::time::Duration;
 
-use super::{Frame, Next, PacketSource, SourceStats};
+use super::{Frame, Next, PacketSource, SourceStats, Unfiltered};
 
 /// How long a block of a [`RingMode::Blocks`] ring may wait for more packets before the
 /// kernel hands it over. libpcap passes the capture timeout as the block timeout.
@@ -70,10 +70,8 @@ impl LiveCapture {
         Ok(capture)
     }
 
-    /// Opens the capture (and joins its fanout group) without its filter. Members of one
-    /// fanout group must all join before any filter lets packets in: the kernel spreads flows
-    /// by the group's size at each packet, so a flow seen before the last member joined could
-    /// later move to another member.
+    /// Opens the capture (and joins its fanout group) without its filter (see
+    /// [`open_group`](super::open_group)).
     pub fn open_unfiltered(options: &LiveOptions) -> Result<LiveCapture> {
         let device = &options.device;
         let immediate = options.ring == RingMode::Immediate;
@@ -118,14 +116,15 @@ impl LiveCapture {
             snaplen: usize::try_from(options.snaplen).unwrap_or(0),
         })
     }
+}
 
-    /// The fanout group this capture is a member of.
-    pub fn fanout_group(&self) -> Option<u16> {
+impl Unfiltered for LiveCapture {
+    fn fanout_group(&self) -> Option<u16> {
         self.fanout_group
     }
 
     /// Sets the BPF filter; libpcap discards what the capture held before.
-    pub fn apply_filter(&mut self, filter: &str) -> Result<()> {
+    fn apply_filter(&mut self, filter: &str) -> Result<()> {
         let device = &self.device;
         self.capture
             .filter(filter, true)
@@ -147,7 +146,7 @@ mod fanout {
 /// every packet of a flow to the same member (fragments reassembled first so that they hash
 /// like the rest of their flow). `None` creates a new group with an id the kernel picks, so
 /// that no other process's group is joined by chance. Returns the group's id.
-fn join_fanout(fd: libc::c_int, group: Option<u16>) -> std::io::Result<u16> {
+pub(super) fn join_fanout(fd: libc::c_int, group: Option<u16>) -> std::io::Result<u16> {
     let mode = fanout::HASH | fanout::FLAG_DEFRAG;
     let arg: u32 = match group {
         Some(id) => u32::from(id) | (mode << 16),

@@ -8,9 +8,11 @@
 
 mod file_set;
 mod filter;
+mod group;
 mod live;
 mod offline;
 mod offload;
+mod ring;
 #[cfg(test)]
 pub(crate) mod testing;
 
@@ -18,9 +20,11 @@ use std::time::Duration;
 
 pub use file_set::{FileSet, Recorded};
 pub use filter::{DeviceInfo, build_filter, default_devices, devices, own_addresses};
+pub use group::{Unfiltered, open_group};
 pub use live::{BLOCK_TIMEOUT, Fanout, LiveCapture, LiveOptions, RingMode};
 pub use offline::FileCapture;
 pub use offload::{ReceiveShape, receive_shape};
+pub use ring::{BlockRing, RingLayout, RingOptions};
 
 /// One captured frame, borrowed from the source until the next call.
 #[derive(Debug, Clone, Copy)]

@@ -2,7 +2,8 @@
 //! receive offloads (GRO, LRO) merge segments into super-segments larger than the MTU.
 //!
 //! Copy sizes its capture ring from this: without receive offloads a packet is at most one
-//! MTU, so slots of that size hold many; with them a packet can be 64 KiB.
+//! MTU, so small blocks hold many; with them a packet can be 64 KiB. And only a device whose
+//! frames are Ethernet (or loopback, which looks the same) can use copy's own ring.
 
 use std::io;
 
@@ -26,7 +27,12 @@ pub struct ReceiveShape {
     pub mtu: usize,
     /// GRO or LRO is on: captured packets may be far larger than the MTU.
     pub merges_segments: bool,
+    /// Frames on the device start with an Ethernet header (ARPHRD_ETHER or loopback).
+    pub ethernet_frames: bool,
 }
+
+/// `ARPHRD_ETHER` and `ARPHRD_LOOPBACK` (linux/if_arp.h), as /sys/class/net/DEV/type says.
+const ETHERNET_TYPES: [&str; 2] = ["1", "772"];
 
 /// Reads the MTU and receive offloads of `device`. A device whose offloads cannot be read
 /// (no ethtool support) is taken to merge segments, the safe assumption.
@@ -38,9 +44,11 @@ pub fn receive_shape(device: &str) -> io::Result<ReceiveShape> {
     let gro = ethtool_value(device, ethtool::GET_GRO).map(|on| on != 0);
     let lro = ethtool_value(device, ethtool::GET_FLAGS).map(|flags| flags & ethtool::FLAG_LRO != 0);
     let merges_segments = gro.unwrap_or(true) || lro.unwrap_or(false);
+    let link_type = std::fs::read_to_string(format!("/sys/class/net/{device}/type"))?;
     Ok(ReceiveShape {
         mtu,
         merges_segments,
+        ethernet_frames: ETHERNET_TYPES.contains(&link_type.trim()),
     })
 }
 
@@ -85,6 +93,7 @@ mod tests {
     fn loopback_has_a_shape() {
         let shape = receive_shape("lo").unwrap();
         assert!(shape.mtu >= 1500);
+        assert!(shape.ethernet_frames);
     }
 
     #[test]

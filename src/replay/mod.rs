@@ -48,7 +48,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::addresses::{InterceptAddr, PortMapping};
-use crate::capture::{self, Fanout, LiveCapture, LiveOptions, PacketSource, RingMode};
+use crate::capture::{
+    self, BlockRing, LiveCapture, LiveOptions, PacketSource, RingLayout, RingMode, RingOptions,
+};
 use crate::cli::CopyArgs;
 use crate::diagnosis::Topic;
 use crate::diagnosis::causes::Setup;
@@ -105,40 +107,82 @@ const REPORTED: &[Counter] = &[
 
 /// Snap length on a device that merges received segments (GRO/LRO): whole super-segments,
 /// which copy splits to the MTU.
-const MERGED_SNAPLEN: i32 = 65_535;
+const MERGED_SNAPLEN: usize = 65_535;
 /// Room beyond the MTU for the link header (Ethernet with two VLAN tags, or Linux cooked v2).
 const LINK_HEADER_ROOM: usize = 32;
+/// Blocks of copy's ring without receive offloads: five MTU-sized packets, or dozens of ACKs
+/// and short requests, handed over together.
+const SMALL_BLOCK: usize = 8 << 10;
+/// Blocks of copy's ring with GRO/LRO: room for the largest super-segment.
+const LARGE_BLOCK: usize = 128 << 10;
 
-/// How copy captures on one device.
-struct CaptureRing {
-    mode: RingMode,
-    snaplen: i32,
-    /// Buffer per shard without `-B`, in MiB.
-    default_mib: u16,
+/// How copy captures on one device (see the capture module): its own TPACKET_V3 ring on
+/// Ethernet devices, libpcap's elsewhere (and for a `-F` filter on VLAN tags, which only
+/// libpcap's live filters see once the kernel has stripped them).
+enum DeviceCapture {
+    Ring(RingOptions),
+    Pcap(LiveOptions),
 }
 
-/// The ring for `device` (see capture's live module). Without receive offloads a packet is at
-/// most one MTU: one slot per packet, sized to the MTU, so 8 MiB hold about 4,900 packets at
-/// any rate. With GRO/LRO packets may be 64 KiB: packed into blocks, 32 MiB. Bursts the ring
-/// cannot hold wait in the shard's backlog.
-fn ring_for(device: &str) -> Result<CaptureRing> {
-    let shape = capture::receive_shape(device)
-        .with_context(|| format!("cannot read the MTU and offloads of {device}"))?;
-    if shape.merges_segments {
-        log::info!(
-            "{device} merges received segments (GRO/LRO): capturing into blocks, whole packets"
-        );
-        return Ok(CaptureRing {
-            mode: RingMode::Blocks,
-            snaplen: MERGED_SNAPLEN,
-            default_mib: 32,
-        });
+impl DeviceCapture {
+    /// The capture for `device`, sized by what it delivers: without receive offloads a
+    /// packet is at most one MTU, so 4 MiB of 8 KiB blocks hold about 2,500 of them and
+    /// tens of thousands of ACKs; with GRO/LRO packets may be 64 KiB, so 16 MiB of 128 KiB
+    /// blocks. Bursts the ring cannot hold wait in the shard's backlog.
+    fn for_device(device: &str, filter: &str, args: &CopyArgs) -> Result<DeviceCapture> {
+        let shape = capture::receive_shape(device)
+            .with_context(|| format!("cannot read the MTU and offloads of {device}"))?;
+        if shape.merges_segments {
+            log::info!(
+                "{device} merges received segments (GRO/LRO): capturing whole super-segments"
+            );
+        }
+        let (snaplen, block, default_mib) = if shape.merges_segments {
+            (MERGED_SNAPLEN, LARGE_BLOCK, 16)
+        } else {
+            (shape.mtu + LINK_HEADER_ROOM, SMALL_BLOCK, 4)
+        };
+        let snaplen = args.snaplen.map_or(snaplen, usize::from);
+        let buffer_mib = args.buffer_mib.unwrap_or(default_mib);
+        if shape.ethernet_frames && !filter.contains("vlan") {
+            return Ok(DeviceCapture::Ring(RingOptions {
+                device: device.to_owned(),
+                layout: RingLayout::new(usize::from(buffer_mib) << 20, block),
+                snaplen,
+                fanout: None,
+            }));
+        }
+        Ok(DeviceCapture::Pcap(LiveOptions {
+            device: device.to_owned(),
+            filter: filter.to_owned(),
+            buffer_bytes: crate::cli::mib_to_bytes(buffer_mib),
+            snaplen: i32::try_from(snaplen).unwrap_or(i32::MAX),
+            ring: if shape.merges_segments {
+                RingMode::Blocks
+            } else {
+                RingMode::Immediate
+            },
+            fanout: None,
+        }))
     }
-    Ok(CaptureRing {
-        mode: RingMode::Immediate,
-        snaplen: i32::try_from(shape.mtu + LINK_HEADER_ROOM).unwrap_or(MERGED_SNAPLEN),
-        default_mib: 8,
-    })
+
+    /// One capture per shard, as a fanout group when there are several.
+    fn open(&self, filter: &str, shards: usize) -> Result<Vec<Box<dyn PacketSource>>> {
+        match self {
+            DeviceCapture::Ring(options) => capture::open_group(shards, filter, |fanout| {
+                BlockRing::open_unfiltered(&RingOptions {
+                    fanout,
+                    ..options.clone()
+                })
+            }),
+            DeviceCapture::Pcap(options) => capture::open_group(shards, filter, |fanout| {
+                LiveCapture::open_unfiltered(&LiveOptions {
+                    fanout,
+                    ..options.clone()
+                })
+            }),
+        }
+    }
 }
 
 /// `tcpcopy copy`: runs until SIGINT/SIGTERM (or, offline, until the file is replayed).
@@ -417,7 +461,8 @@ fn open_feeds(args: &CopyArgs, mappings: &[PortMapping]) -> Result<Vec<Feed>> {
     } else {
         args.interfaces.clone()
     };
-    let mut per_device = Vec::with_capacity(devices.len());
+    let mut shard_captures: Vec<Vec<Box<dyn PacketSource>>> =
+        (0..shards).map(|_| Vec::new()).collect();
     for device in &devices {
         let filter = match &args.filter {
             Some(filter) => filter.clone(),
@@ -428,38 +473,10 @@ fn open_feeds(args: &CopyArgs, mappings: &[PortMapping]) -> Result<Vec<Feed>> {
             )
             .with_context(|| format!("cannot build the capture filter for {device}"))?,
         };
-        let mut ring = ring_for(device)?;
-        if let Some(snaplen) = args.snaplen {
-            ring.snaplen = i32::from(snaplen);
-        }
-        let mut options = LiveOptions {
-            device: device.clone(),
-            filter,
-            buffer_bytes: crate::cli::mib_to_bytes(args.buffer_mib.unwrap_or(ring.default_mib)),
-            snaplen: ring.snaplen,
-            ring: ring.mode,
-            fanout: (shards > 1).then_some(Fanout::New),
-        };
-        let mut captures = Vec::with_capacity(shards);
-        for _ in 0..shards {
-            let capture = LiveCapture::open_unfiltered(&options)?;
-            if let Some(group) = capture.fanout_group() {
-                options.fanout = Some(Fanout::Join(group));
-            }
-            captures.push(capture);
-        }
-        log::info!(
-            "capturing on {device} with {shards} shard(s), filter: {}",
-            options.filter
-        );
-        per_device.push((options.filter, captures));
-    }
-    let mut shard_captures: Vec<Vec<Box<dyn PacketSource>>> =
-        (0..shards).map(|_| Vec::new()).collect();
-    for (filter, captures) in per_device {
-        for (shard, mut capture) in captures.into_iter().enumerate() {
-            capture.apply_filter(&filter)?;
-            shard_captures[shard].push(Box::new(capture));
+        let captures = DeviceCapture::for_device(device, &filter, args)?.open(&filter, shards)?;
+        log::info!("capturing on {device} with {shards} shard(s), filter: {filter}");
+        for (shard, capture) in captures.into_iter().enumerate() {
+            shard_captures[shard].push(capture);
         }
     }
     Ok(shard_captures.into_iter().map(Feed::Live).collect())
