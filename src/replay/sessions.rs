@@ -57,9 +57,10 @@ impl Default for Shaping {
     }
 }
 
-/// Entries the eviction order may hold beyond twice the live sessions before it is pruned
-/// (so it stays in proportion to the table, not to `--max-sessions`).
-const EVICTION_SLACK: usize = 1024;
+/// Entries the eviction order and the timer heap may hold beyond twice the live sessions
+/// before they are pruned, so that they stay in proportion to the table (not to
+/// `--max-sessions`, nor to the requests a keep-alive session has carried).
+const PRUNE_SLACK: usize = 1024;
 
 /// A captured flow (real client → target) and which of its `-n` replicas.
 type Origin = (Flow, u16);
@@ -192,6 +193,8 @@ pub struct SessionTable {
     /// session that never carried data to make room (entries of sessions gone or past that
     /// are dropped as they come up).
     eviction_order: VecDeque<Flow>,
+    /// Session deadlines. A session's entry is the one at its `scheduled` time; an earlier
+    /// deadline pushes a new entry and leaves the old one stale, skipped when it comes up.
     timers: BinaryHeap<Reverse<(Instant, Flow)>>,
     out: Emitter,
     /// Client bytes all the sessions hold, waiting for the target.
@@ -314,7 +317,7 @@ impl SessionTable {
         );
         self.replayed.insert(origin, replayed);
         self.eviction_order.push_back(replayed);
-        if self.eviction_order.len() > 2 * self.sessions.len() + EVICTION_SLACK {
+        if self.eviction_order.len() > 2 * self.sessions.len() + PRUNE_SLACK {
             let sessions = &self.sessions;
             self.eviction_order.retain(|flow| {
                 sessions
@@ -435,7 +438,22 @@ impl SessionTable {
             && tracked.scheduled.is_none_or(|queued| deadline < queued)
         {
             tracked.scheduled = Some(deadline);
-            self.timers.push(Reverse((deadline, key)));
+            self.schedule(deadline, key);
+        }
+    }
+
+    /// Queues the deadline of `key`'s session. Stale entries (a session's later deadline,
+    /// superseded by an earlier one, then queued again once that fired) would otherwise stay
+    /// until their time: one per request of a keep-alive session for its whole idle timeout.
+    fn schedule(&mut self, deadline: Instant, key: Flow) {
+        self.timers.push(Reverse((deadline, key)));
+        if self.timers.len() > 2 * self.sessions.len() + PRUNE_SLACK {
+            let sessions = &self.sessions;
+            self.timers.retain(|Reverse((at, key))| {
+                sessions
+                    .get(key)
+                    .is_some_and(|tracked| tracked.scheduled == Some(*at))
+            });
         }
     }
 
@@ -717,6 +735,25 @@ mod tests {
         assert_eq!(table.buffered_bytes(), 10);
         table.abort_all(now);
         assert_eq!(table.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn stale_timer_entries_are_pruned_and_the_live_one_kept() {
+        let mut table = table(10);
+        let now = Instant::now();
+        table.on_client(now, &syn(40000), &[], false);
+        let key = table.live_flows().next().unwrap();
+        let live = table.sessions[&key].scheduled.unwrap();
+        // Superseded deadlines, as a keep-alive session leaves one per request.
+        for ms in 1..=10_000 {
+            table.schedule(live + std::time::Duration::from_millis(ms), key);
+        }
+        assert!(
+            table.timers.len() <= 2 + PRUNE_SLACK + 1,
+            "{}",
+            table.timers.len()
+        );
+        assert_eq!(table.next_deadline(), Some(live));
     }
 
     #[test]

@@ -17,8 +17,12 @@ use std::time::Instant;
 
 use crate::packet::SeqNum;
 
-/// Bytes the queue keeps consumed at its front before compacting its buffer.
-const COMPACT_THRESHOLD: usize = 64 * 1024;
+/// Bytes the queue keeps consumed at its front, while unacknowledged bytes follow them,
+/// before it moves the rest to the front of its buffer.
+const COMPACT_THRESHOLD: usize = 4 * 1024;
+/// Capacity an emptied queue keeps for the next request; a larger buffer (left by a large
+/// body) is given back, so an idle keep-alive session costs little.
+const KEPT_CAPACITY: usize = 4 * 1024;
 
 /// What [`SendQueue::insert`] did with a client segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -206,7 +210,12 @@ impl SendQueue {
         let advance = advance.min(self.in_order_len());
         self.head += advance;
         self.start += advance as u32;
-        if self.head >= COMPACT_THRESHOLD && self.head * 2 >= self.bytes.len() {
+        if self.head == self.bytes.len() {
+            // The usual case between requests: everything sent was acknowledged.
+            self.bytes.clear();
+            self.bytes.shrink_to(KEPT_CAPACITY);
+            self.head = 0;
+        } else if self.head >= COMPACT_THRESHOLD && self.head * 2 >= self.bytes.len() {
             self.bytes.drain(..self.head);
             self.head = 0;
         }
@@ -387,6 +396,34 @@ mod tests {
         assert_eq!(overlap.duplicate, 2);
         assert_eq!(overlap.in_order, 2);
         assert_eq!(q.bytes_at(SeqNum(100), 100), b"abcdefgh");
+    }
+
+    #[test]
+    fn acknowledged_bytes_leave_memory_not_only_the_window() {
+        // A keep-alive session: thousands of small requests, each acknowledged in turn.
+        let mut q = SendQueue::new(SeqNum(100), 1 << 20, 8);
+        let mut seq = SeqNum(100);
+        for _ in 0..10_000 {
+            q.insert(t0(), seq, &[b'r'; 60], ACK).unwrap();
+            seq += 60;
+            q.acknowledge(seq);
+        }
+        assert_eq!((q.in_order_len(), q.bytes.len()), (0, 0));
+        // A large body, acknowledged: its buffer is given back.
+        q.insert(t0(), seq, &[b'b'; 512 * 1024], ACK).unwrap();
+        seq += 512 * 1024;
+        q.acknowledge(seq);
+        assert!(
+            q.bytes.capacity() <= KEPT_CAPACITY,
+            "{}",
+            q.bytes.capacity()
+        );
+        // Partly acknowledged: what is left moves to the front once the front is large.
+        q.insert(t0(), seq, &[b'c'; 3 * COMPACT_THRESHOLD], ACK)
+            .unwrap();
+        q.acknowledge(seq + 2 * COMPACT_THRESHOLD as u32);
+        assert_eq!(q.bytes.len(), COMPACT_THRESHOLD);
+        assert_eq!(q.bytes_at(q.start(), 4), b"cccc");
     }
 
     #[test]
