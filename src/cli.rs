@@ -416,9 +416,10 @@ pub struct InterceptArgs {
     pub bind: Option<IpAddr>,
 
     /// Assistant mode: start even though this host forwards IP (net.ipv4.ip_forward or
-    /// net.ipv6.conf.all.forwarding on, for a family a capture device carries). Without it
-    /// intercept refuses to start there, since the host would pass the target's replies on
-    /// to the real clients; forwarding turned on later is logged as an error every minute
+    /// net.ipv6.conf.all.forwarding on, for a family a capture device carries), with a
+    /// warning. Without it intercept refuses to start there, since the host would pass the
+    /// target's replies on to the real clients, and forwarding turned on while it runs is
+    /// logged as an error every minute
     #[arg(long)]
     pub allow_forwarding: bool,
 
@@ -677,9 +678,11 @@ Examples:
 
 const INTERCEPT_EXAMPLES: &str = "\
 Examples:
-  # assistant mode (keep net.ipv4.ip_forward=0 on this host: it must swallow the replies)
+  # assistant mode (net.ipv4.ip_forward=0 on this host: it must swallow the replies, and
+  # intercept refuses to start while it forwards)
   tcpcopy intercept -i eth0 -F 'tcp and src host 198.51.100.30 and src port 80'
   # target mode: the target queues its replies to the copies' clients (copy -c) to queue 0
+  # (never with --queue-bypass; intercept says so when copies register and nothing is queued)
   iptables -I OUTPUT -p tcp --sport 80 -d 203.0.113.0/24 -j NFQUEUE --queue-num 0
   tcpcopy intercept --nfqueue 0
   # check this host first: forwarding off (assistant), the rule (target)

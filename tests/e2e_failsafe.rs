@@ -128,6 +128,7 @@ fn fs_target_mode_without_the_rule_warns_when_copies_register() {
     for part in [
         "not one reply of the target was queued to NFQUEUE queue 0, so the replies may be \
          reaching the real clients",
+        "(see docs/troubleshooting.md#nothing-queued)",
         "no OUTPUT rule queues to queue 0",
         "-j NFQUEUE --queue-num 0",
         "(see docs/troubleshooting.md#nfqueue-rule)",

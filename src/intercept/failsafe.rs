@@ -219,9 +219,10 @@ impl Guard {
                     format!(
                         "nothing queued: copies registered {} flow(s) over {}s and not one \
                          reply of the target was queued to NFQUEUE queue {queue}, so the \
-                         replies may be reaching the real clients. {why}",
+                         replies may be reaching the real clients ({}). {why}",
                         silence.asked,
-                        silence.waited.as_secs()
+                        silence.waited.as_secs(),
+                        Topic::NothingQueued.see()
                     ),
                 )]
             }
