@@ -106,7 +106,7 @@ pub struct CopyArgs {
 
     /// With --offline: silences in the files longer than this are cut to it (recorded time,
     /// before --speed), e.g. 1s
-    #[arg(long, value_name = "DURATION", conflicts_with = "interfaces", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", conflicts_with = "interfaces", value_parser = parse_max_gap)]
     pub max_gap: Option<Duration>,
 
     /// With --offline: replay the files N times, one round after the other; each round moves
@@ -159,7 +159,7 @@ pub struct CopyArgs {
     pub workers: u16,
 
     /// Sessions each shard replays at once; new ones beyond are counted and skipped
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = parse_max_sessions)]
     pub max_sessions: usize,
 
     #[command(flatten)]
@@ -270,7 +270,7 @@ pub struct SessionTuningArgs {
 
     /// Round-trip time that decides a response has ended (TCPCopy -R; milliseconds, or a
     /// duration such as 5ms) [default: measured per session]
-    #[arg(help_heading = "Sessions", short = 'R', long, value_name = "MS", value_parser = parse_millis)]
+    #[arg(help_heading = "Sessions", short = 'R', long, value_name = "MS", value_parser = parse_rtt)]
     pub rtt: Option<Duration>,
 
     /// A session with no packet from either side for this long ends (TCPCopy -t; seconds, or
@@ -321,8 +321,33 @@ fn parse_number_or_duration(text: &str, unit: Duration) -> Result<Duration, Stri
     }
 }
 
-fn parse_millis(text: &str) -> Result<Duration, String> {
-    parse_number_or_duration(text, Duration::from_millis(1))
+/// A `-R` round-trip time: milliseconds or a duration, above zero.
+fn parse_rtt(text: &str) -> Result<Duration, String> {
+    match parse_number_or_duration(text, Duration::from_millis(1))? {
+        Duration::ZERO => Err(format!(
+            "`{text}` is no round-trip time: leave -R out to measure it per session"
+        )),
+        rtt => Ok(rtt),
+    }
+}
+
+/// A `--max-gap`: a duration above zero.
+fn parse_max_gap(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text).map_err(|err| err.to_string())? {
+        Duration::ZERO => Err(format!(
+            "`{text}` would cut every silence: for no timing at all use --speed max"
+        )),
+        gap => Ok(gap),
+    }
+}
+
+/// A `--max-sessions`: at least one session.
+fn parse_max_sessions(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("0 sessions would replay nothing: give at least 1".to_string()),
+        Ok(max) => Ok(max),
+        Err(err) => Err(format!("`{text}`: {err}")),
+    }
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
@@ -375,7 +400,7 @@ pub struct InterceptArgs {
     pub passlist: Vec<IpAddr>,
 
     /// Port copy processes connect to
-    #[arg(short, long, value_name = "PORT", default_value_t = crate::proto::DEFAULT_PORT)]
+    #[arg(short, long, value_name = "PORT", default_value_t = crate::proto::DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
 
     /// Target mode: packets the kernel holds in the queue for intercept before it drops
@@ -389,6 +414,14 @@ pub struct InterceptArgs {
     /// Address to listen on (all addresses by default)
     #[arg(short, long, value_name = "ADDR")]
     pub bind: Option<IpAddr>,
+
+    /// Assistant mode: start even though this host forwards IP (net.ipv4.ip_forward or
+    /// net.ipv6.conf.all.forwarding on, for a family a capture device carries), with a
+    /// warning. Without it intercept refuses to start there, since the host would pass the
+    /// target's replies on to the real clients, and forwarding turned on while it runs is
+    /// logged as an error every minute
+    #[arg(long)]
+    pub allow_forwarding: bool,
 
     #[command(flatten)]
     pub report: ReportArgs,
@@ -409,9 +442,9 @@ pub fn mib_to_bytes(mib: u16) -> i32 {
 /// How a long-running subcommand reports its counters.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Time between counter reports in the log, e.g. 5s or 1m (0s turns them off; the
-    /// totals are always logged at exit)
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    /// Time between counter reports in the log, e.g. 5s or 1m, at least 100ms (0s turns
+    /// them off; the totals are always logged at exit)
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_report_interval)]
     pub stats_interval: Duration,
 
     /// Serve the counters and gauges as `GET /metrics` (Prometheus text format) on
@@ -532,6 +565,14 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
     Ok(interval)
 }
 
+/// A `--stats-interval`: 0 (no reports) or at least 100 ms.
+fn parse_report_interval(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text).map_err(|err| err.to_string())? {
+        Duration::ZERO => Ok(Duration::ZERO),
+        _ => parse_interval(text).map_err(|err| format!("{err} (0s turns the reports off)")),
+    }
+}
+
 /// A `--factor`: a finite number above zero.
 fn parse_factor(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
@@ -637,9 +678,11 @@ Examples:
 
 const INTERCEPT_EXAMPLES: &str = "\
 Examples:
-  # assistant mode (keep net.ipv4.ip_forward=0 on this host: it must swallow the replies)
+  # assistant mode (net.ipv4.ip_forward=0 on this host: it must swallow the replies, and
+  # intercept refuses to start while it forwards)
   tcpcopy intercept -i eth0 -F 'tcp and src host 198.51.100.30 and src port 80'
   # target mode: the target queues its replies to the copies' clients (copy -c) to queue 0
+  # (never with --queue-bypass; intercept says so when copies register and nothing is queued)
   iptables -I OUTPUT -p tcp --sport 80 -d 203.0.113.0/24 -j NFQUEUE --queue-num 0
   tcpcopy intercept --nfqueue 0
   # check this host first: forwarding off (assistant), the rule (target)

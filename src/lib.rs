@@ -19,7 +19,8 @@
 //! - [`intercept`]: reply sources (NFQUEUE, pcap) and the server that routes replies to copies.
 //! - [`stats`]: counters, loss arithmetic and reports.
 //! - [`cli`]: the command-line surface (clap types only); [`compat`]: TCPCopy 1.x options
-//!   that are gone, each failing with what to use instead.
+//!   that are gone, each failing with what to use instead; [`usage`]: the rules between
+//!   flags that clap cannot say (a flag of one mode given in the other, shadowed mappings).
 //! - [`diagnosis`]: `copy --check`, `intercept --check` and the warnings that say why the
 //!   target's replies do not come back, each naming the command that checks it.
 //! - [`cli_render`]: shell completions and man pages made from the clap definition.
@@ -45,3 +46,4 @@ pub mod proto;
 pub mod replay;
 pub mod session;
 pub mod stats;
+pub mod usage;

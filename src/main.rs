@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use tcpcopy::cli::{Cli, Command};
 use tcpcopy::pid_file::PidFile;
 use tcpcopy::stats::Verdict;
@@ -15,7 +14,7 @@ fn main() -> ExitCode {
         eprintln!("tcpcopy: {message}");
         return ExitCode::from(2);
     }
-    let cli = match Cli::try_parse_from(&args) {
+    let cli = match tcpcopy::usage::parse(&args) {
         Ok(cli) => cli,
         Err(err) if err.use_stderr() => {
             // Usage errors in the same `tcpcopy: ...` form as every other error.

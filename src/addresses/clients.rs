@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
-use super::{SyntaxError, parse_ip, stable_hash, syntax_error};
+use super::{SyntaxError, parse_ip, stable_hash, syntax_error, unroutable};
 
 /// The `-c` pool of addresses the copies use as their client address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +25,18 @@ impl FromStr for ClientAddresses {
     fn from_str(text: &str) -> Result<Self, SyntaxError> {
         let mut addresses = Vec::new();
         for item in text.split(',').map(str::trim) {
+            let first = addresses.len();
             expand_client_item(item, &mut addresses)
                 .ok_or_else(|| syntax_error(item, CLIENT_SYNTAX))?;
+            if let Some((ip, why)) = addresses[first..]
+                .iter()
+                .find_map(|&ip| Some((ip, no_client(ip)?)))
+            {
+                return Err(SyntaxError::new(format!(
+                    "`{item}`: {ip} is {why}: a copy's client address must be one the target \
+                     can send its replies to"
+                )));
+            }
             if addresses.len() > MAX_CLIENT_ADDRESSES {
                 return Err(SyntaxError::new(format!(
                     "`{text}` names more than {MAX_CLIENT_ADDRESSES} client addresses"
@@ -35,6 +45,15 @@ impl FromStr for ClientAddresses {
         }
         let (v4, v6) = addresses.into_iter().partition(IpAddr::is_ipv4);
         Ok(ClientAddresses { v4, v6 })
+    }
+}
+
+/// Why `ip` cannot be a copy's client address (`None`: it can): besides the addresses no
+/// packet can carry, the loopback ones, whose replies never leave the target.
+fn no_client(ip: IpAddr) -> Option<&'static str> {
+    match unroutable(ip) {
+        None if ip.is_loopback() => Some("a loopback address"),
+        why => why,
     }
 }
 
@@ -134,6 +153,26 @@ mod tests {
             "2001:db8::/129",
         ] {
             assert!(bad.parse::<ClientAddresses>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn addresses_no_reply_can_reach_are_refused() {
+        for (bad, why) in [
+            ("0.0.0.0", "0.0.0.0 is the unspecified address"),
+            (
+                "203.0.113.1,255.255.255.255",
+                "255.255.255.255 is the broadcast address",
+            ),
+            ("224.0.0.x", "224.0.0.1 is a multicast address"),
+            ("127.0.0.0/24", "127.0.0.1 is a loopback address"),
+            ("::1", "::1 is a loopback address"),
+            ("ff02::/120", "ff02::1 is a multicast address"),
+            ("::", ":: is the unspecified address"),
+        ] {
+            let err = bad.parse::<ClientAddresses>().unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+            assert!(err.contains("the target can send its replies to"), "{err}");
         }
     }
 

@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
-use super::{SyntaxError, parse_ip, parse_port, syntax_error};
+use super::{SyntaxError, parse_ip, parse_port, syntax_error, unroutable};
 
 /// One `-x` rule: packets to `online_port` (on `online_ip`, or on any of the host's own
 /// addresses when omitted) are copied to `target`.
@@ -40,6 +40,14 @@ impl FromStr for PortMapping {
             .map_err(|_| syntax_error(text, MAPPING_SYNTAX))?;
         if target.port() == 0 {
             return Err(syntax_error(text, MAPPING_SYNTAX));
+        }
+        let ends = [("online", online_ip), ("target", Some(target.ip()))];
+        for (end, ip) in ends.into_iter().filter_map(|(end, ip)| Some((end, ip?))) {
+            if let Some(why) = unroutable(ip) {
+                return Err(SyntaxError::new(format!(
+                    "`{text}`: the {end} address {ip} is {why}, not a host's"
+                )));
+            }
         }
         Ok(PortMapping {
             online_ip,
@@ -111,6 +119,37 @@ mod tests {
         ] {
             let err = bad.parse::<PortMapping>().unwrap_err().to_string();
             assert!(err.contains(bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn mappings_to_no_host_are_refused() {
+        for (bad, why) in [
+            (
+                "80-0.0.0.0:80",
+                "the target address 0.0.0.0 is the unspecified address",
+            ),
+            (
+                "80-255.255.255.255:80",
+                "the target address 255.255.255.255 is the broadcast",
+            ),
+            (
+                "80-224.0.0.1:80",
+                "the target address 224.0.0.1 is a multicast address",
+            ),
+            ("80-[::]:80", "the target address :: is the unspecified"),
+            (
+                "80-[ff02::1]:80",
+                "the target address ff02::1 is a multicast",
+            ),
+            (
+                "0.0.0.0:80-198.51.100.30:80",
+                "the online address 0.0.0.0 is the unspecified",
+            ),
+        ] {
+            let err = bad.parse::<PortMapping>().unwrap_err().to_string();
+            assert!(err.starts_with(&format!("`{bad}`: ")), "{err}");
+            assert!(err.contains(why), "{bad}: {err}");
         }
     }
 

@@ -48,6 +48,20 @@ pub(crate) fn parse_port(value: &str, whole: &str, expected: &str) -> Result<u16
     }
 }
 
+/// Why no packet can be addressed to or from `ip` (`None`: it can): the unspecified
+/// address, the IPv4 limited broadcast or a multicast group.
+pub(crate) fn unroutable(ip: IpAddr) -> Option<&'static str> {
+    if ip.is_unspecified() {
+        Some("the unspecified address")
+    } else if ip == IpAddr::V4(std::net::Ipv4Addr::BROADCAST) {
+        Some("the broadcast address")
+    } else if ip.is_multicast() {
+        Some("a multicast address")
+    } else {
+        None
+    }
+}
+
 pub(crate) fn parse_ip(text: &str) -> Option<IpAddr> {
     let bare = text
         .strip_prefix('[')

@@ -1,6 +1,6 @@
 //! Diagnostics: why a deployment carries nothing, found before it runs (`copy --check`,
 //! `intercept --check`) or while it runs (copy's "no SYN-ACK came back" warning,
-//! intercept's start-up warnings).
+//! intercept's guard: forwarding on an assistant, the NFQUEUE rule on a target).
 //!
 //! # Layout
 //! - [`topic`]: the sections of docs/troubleshooting.md every message links to.
@@ -11,6 +11,8 @@
 //! - [`rules`]: NFQUEUE rules in `iptables -S` output (pure).
 //! - [`probe`]: the readers at the edge: /proc, libpcap's device list, iptables, sockets.
 //! - [`run`]: which checks `copy --check` and `intercept --check` run, and their report.
+//! - [`unanswered`]: asking that goes on without an answer, for the warnings that say so
+//!   while copy and intercept run (pure).
 //!
 //! Nothing here changes the system: the probes read, list and connect (and close) only.
 
@@ -19,11 +21,12 @@ mod probe;
 pub mod rules;
 mod run;
 pub mod topic;
+pub mod unanswered;
 pub mod verdicts;
 
 use std::fmt;
 
-pub use run::{check_copy, check_intercept, intercept_host_checks};
+pub use run::{check_copy, check_intercept, forwarding_checks, nfqueue_rule_check};
 pub use topic::Topic;
 
 /// How a check came out.

@@ -46,6 +46,30 @@ pub fn rp_filter() -> Vec<(String, String)> {
         .collect()
 }
 
+/// `net.ipv6.conf.DEVICE.disable_ipv6` of each of `devices` (`any`: of every device), by
+/// name; `None` where IPv6 is not there at all.
+pub fn ipv6_disabled(devices: &[String]) -> Vec<(String, Option<String>)> {
+    let names: Vec<String> = if devices.iter().any(|device| device == "any") {
+        std::fs::read_dir("/proc/sys/net/ipv6/conf")
+            .map(|dir| {
+                dir.filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+                    .filter(|name| name != "all" && name != "default")
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        devices.to_vec()
+    };
+    names
+        .into_iter()
+        .map(|device| {
+            // A device name may hold dots: read its directory, not a dotted key.
+            let value = read_proc_sys(&format!("net/ipv6/conf/{device}/disable_ipv6"));
+            (device, value)
+        })
+        .collect()
+}
+
 /// `TOOL -S OUTPUT` (iptables or ip6tables).
 pub fn output_chain(tool: &str) -> Listing {
     match Command::new(tool).args(["-S", "OUTPUT"]).output() {
@@ -101,6 +125,8 @@ mod tests {
         assert!(sysctl("net.ipv4.ip_forward").is_some());
         assert_eq!(sysctl("net.ipv4.no_such_setting"), None);
         assert!(rp_filter().iter().any(|(scope, _)| scope == "all"));
+        let none = ipv6_disabled(&["tcpcopy-none0".to_string()]);
+        assert_eq!(none, [("tcpcopy-none0".to_string(), None)]);
         let loopback = IpAddr::from(Ipv4Addr::LOCALHOST);
         assert_eq!(route_source(loopback).unwrap(), loopback);
         assert_eq!(output_chain("/nonexistent/iptables"), Listing::NotInstalled);

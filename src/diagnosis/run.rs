@@ -1,6 +1,6 @@
 //! `copy --check` and `intercept --check`: which checks each runs for its flags, the report
 //! on stdout and the verdict (exit 1 naming each failed check). Also the host checks
-//! intercept logs as warnings when it starts.
+//! intercept's guard makes when it starts and while it runs.
 
 use std::collections::BTreeSet;
 
@@ -126,22 +126,38 @@ pub fn check_intercept(args: &InterceptArgs) -> Result<Verdict> {
 
 /// What intercept's host must be set to: forwarding off on an assistant (pcap mode), the
 /// NFQUEUE rule on a target (target mode), and rp_filter, shown.
-pub fn intercept_host_checks(args: &InterceptArgs) -> Vec<Check> {
+fn intercept_host_checks(args: &InterceptArgs) -> Vec<Check> {
     let mut checks = Vec::new();
     if !args.interfaces.is_empty() {
-        for key in ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"] {
-            checks.push(verdicts::forwarding(key, probe::sysctl(key).as_deref()));
-        }
+        checks.extend(forwarding_checks(&args.interfaces));
     }
     if let Some(queue) = args.nfqueue {
-        checks.push(verdicts::nfqueue_rule(
-            queue,
-            &probe::output_chain("iptables"),
-            &probe::output_chain("ip6tables"),
-        ));
+        checks.push(nfqueue_rule_check(queue));
     }
     checks.push(verdicts::rp_filter(&probe::rp_filter()));
     checks
+}
+
+/// IPv4 and IPv6 forwarding on an assistant capturing on `interfaces`: IPv6's matters where
+/// a capture device carries IPv6.
+pub fn forwarding_checks(interfaces: &[String]) -> Vec<Check> {
+    let ipv4 = verdicts::IPV4_FORWARDING;
+    vec![
+        verdicts::forwarding(ipv4, probe::sysctl(ipv4).as_deref()),
+        verdicts::ipv6_forwarding(
+            probe::sysctl(verdicts::IPV6_FORWARDING).as_deref(),
+            &probe::ipv6_disabled(interfaces),
+        ),
+    ]
+}
+
+/// An iptables or ip6tables OUTPUT rule queues to `queue`, without `--queue-bypass`.
+pub fn nfqueue_rule_check(queue: u16) -> Check {
+    verdicts::nfqueue_rule(
+        queue,
+        &probe::output_chain("iptables"),
+        &probe::output_chain("ip6tables"),
+    )
 }
 
 fn verdict(checks: &[Check]) -> Verdict {

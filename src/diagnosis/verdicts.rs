@@ -166,6 +166,34 @@ pub fn forwarding(key: &str, value: Option<&str>) -> Check {
     }
 }
 
+/// [`forwarding`] of `net.ipv6.conf.all.forwarding` on an assistant whose capture devices
+/// have IPv6 as `disable_ipv6` says, device by device (`None`: no IPv6 there): forwarding
+/// on is no failure when no capture device carries IPv6, since no IPv6 reply arrives.
+pub fn ipv6_forwarding(value: Option<&str>, disabled: &[(String, Option<String>)]) -> Check {
+    let check = forwarding(IPV6_FORWARDING, value);
+    let carries_ipv6 = disabled
+        .iter()
+        .any(|(_, disabled)| disabled.as_deref().map(str::trim) == Some("0"));
+    if !check.failed() || carries_ipv6 {
+        return check;
+    }
+    Check::info(
+        IPV6_FORWARDING,
+        format!(
+            "is {}, but no capture device carries IPv6 (disable_ipv6=1 or no IPv6): no IPv6 \
+             reply arrives to be forwarded",
+            value.unwrap_or_default().trim()
+        ),
+        "enable IPv6 on a capture device only with this set to 0",
+        Topic::IpForward,
+    )
+}
+
+/// The IPv4 forwarding switch.
+pub const IPV4_FORWARDING: &str = "net.ipv4.ip_forward";
+/// The IPv6 forwarding switch (IPv6 forwards by `all`, not per device).
+pub const IPV6_FORWARDING: &str = "net.ipv6.conf.all.forwarding";
+
 /// What listing a chain gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Listing {
@@ -360,6 +388,26 @@ mod tests {
         assert!(on.failed());
         assert!(on.detail.starts_with("is 1: this host forwards"), "{on}");
         assert!(on.to_string().contains("sysctl -w net.ipv4.ip_forward=0"));
+    }
+
+    #[test]
+    fn ipv6_forwarding_matters_where_a_capture_device_carries_ipv6() {
+        let device =
+            |disabled: Option<&str>| vec![("eth0".to_string(), disabled.map(String::from))];
+        let on = ipv6_forwarding(Some("1\n"), &device(Some("0\n")));
+        assert!(on.failed(), "{on}");
+        assert!(on.detail.starts_with("is 1: this host forwards"), "{on}");
+        for off in [device(Some("1\n")), device(None)] {
+            let check = ipv6_forwarding(Some("1"), &off);
+            assert_eq!(check.status, Status::Info, "{check}");
+            assert!(
+                check.detail.contains("no capture device carries IPv6"),
+                "{check}"
+            );
+        }
+        let mixed = [device(Some("1")), device(Some("0"))].concat();
+        assert!(ipv6_forwarding(Some("1"), &mixed).failed());
+        assert!(!ipv6_forwarding(Some("0"), &device(Some("0"))).failed());
     }
 
     #[test]

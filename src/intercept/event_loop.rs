@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 
 use super::connection::ConnectionLimits;
+use super::failsafe::{Activity, Guard};
 use super::router::ConnId;
 use super::sources::ReplySource;
 use super::switchboard::Switchboard;
@@ -48,6 +49,8 @@ pub struct EventLoop {
     counters: Arc<Counters>,
     /// Copy connections open now, for `--metrics` (stored at the end of each loop turn).
     copies_connected: Arc<AtomicUsize>,
+    /// Looks at the host and the counters once a second, when set.
+    guard: Option<Guard>,
 }
 
 impl EventLoop {
@@ -65,7 +68,16 @@ impl EventLoop {
             switchboard: Switchboard::new(ConnectionLimits::default(), Arc::clone(&counters)),
             counters,
             copies_connected: Arc::default(),
+            guard: None,
         })
+    }
+
+    /// This loop with `guard` looking at the host and the counters once a second.
+    pub fn guarded_by(self, guard: Guard) -> Self {
+        EventLoop {
+            guard: Some(guard),
+            ..self
+        }
     }
 
     /// How many copy connections are open, as of the last loop turn.
@@ -111,6 +123,7 @@ impl EventLoop {
             if now >= next_expiry {
                 self.switchboard.expire(now);
                 self.update_kernel_dropped();
+                self.look_at_the_host(now);
                 next_expiry = now + EXPIRE_EVERY;
             }
         }
@@ -169,6 +182,19 @@ impl EventLoop {
         let taken = taken.with_context(|| format!("reply source {} failed", source.name()))?;
         counters.add(Counter::Captured, taken as u64);
         Ok(())
+    }
+
+    fn look_at_the_host(&mut self, now: Instant) {
+        let Some(guard) = &mut self.guard else {
+            return;
+        };
+        let activity = Activity {
+            flows_registered: self.counters.get(Counter::FlowsRegistered),
+            captured: self.counters.get(Counter::Captured),
+        };
+        for alarm in guard.tick(now, activity) {
+            alarm.log();
+        }
     }
 
     fn update_kernel_dropped(&mut self) {

@@ -10,6 +10,8 @@
 //!
 //! # Layout
 //! - `event_loop.rs`: the loop over the listener, the sources and the connections.
+//! - `failsafe.rs`: what keeps the replies from the real clients while intercept runs:
+//!   forwarding off on an assistant, replies queued on a target.
 //! - `sources.rs`: what a reply source is, and the pcap one; `nfqueue.rs`: the NFQUEUE one.
 //! - `switchboard.rs`: the connections and the routing table, fed by the loop.
 //! - `connection.rs`: one copy connection: decoder, batch, bounded outbound buffer.
@@ -19,6 +21,7 @@
 
 mod connection;
 mod event_loop;
+mod failsafe;
 mod nfqueue;
 mod router;
 mod sources;
@@ -27,6 +30,7 @@ mod switchboard;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 
@@ -38,6 +42,7 @@ use crate::stats::{Counter, Counters, Reporter};
 pub use router::{ConnId, Router, RouterLimits};
 
 use event_loop::EventLoop;
+use failsafe::{Guard, Mode, SystemProbe};
 use sources::{CapturedReplies, ReplySource};
 
 /// Counters `intercept` reports.
@@ -45,6 +50,7 @@ const REPORTED: &[Counter] = &[
     Counter::Captured,
     Counter::Malformed,
     Counter::KernelDropped,
+    Counter::FlowsRegistered,
     Counter::RepliesRouted,
     Counter::RepliesUnrouted,
     Counter::RepliesDroppedSlowPeer,
@@ -56,15 +62,18 @@ const CAPTURE_SNAPLEN: i32 = 256;
 
 /// `tcpcopy intercept`: runs until SIGINT/SIGTERM.
 pub fn run(args: &InterceptArgs) -> Result<()> {
-    // Sources first, while this is the only thread (the NFQUEUE descriptor is found by the
+    // The host first: an assistant that would forward the replies is refused before any
+    // capture opens; a missing NFQUEUE rule is said at once.
+    let (guard, alarms) = Guard::start(
+        Mode::of(args),
+        Box::new(SystemProbe::new(args)),
+        Instant::now(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    alarms.iter().for_each(failsafe::Alarm::log);
+    // Then the sources, while this is the only thread (the NFQUEUE descriptor is found by the
     // lowest-free-descriptor rule): a queue we cannot bind is a startup error, not a log line.
     let sources = open_sources(args)?;
-    // Then the host's own settings: one that keeps replies from intercept is said at once.
-    for check in crate::diagnosis::intercept_host_checks(args) {
-        if check.failed() {
-            log::warn!("{check}");
-        }
-    }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
@@ -91,7 +100,8 @@ pub fn run(args: &InterceptArgs) -> Result<()> {
         REPORTED,
         args.report.stats_interval,
     );
-    let mut event_loop = EventLoop::new(listener, sources, Arc::clone(&counters))?;
+    let mut event_loop =
+        EventLoop::new(listener, sources, Arc::clone(&counters))?.guarded_by(guard);
     let _metrics = match args.report.metrics {
         Some(addr) => Some(MetricsServer::start(
             addr,

@@ -177,7 +177,10 @@ impl Switchboard {
                     target: registration.target,
                 };
                 match registration.kind {
-                    RegKind::Add => self.register(conn, flow, now),
+                    RegKind::Add => {
+                        self.counters.add(Counter::FlowsRegistered, 1);
+                        self.register(conn, flow, now);
+                    }
                     RegKind::Del => self.router.unregister(flow),
                 }
             }
@@ -358,6 +361,7 @@ mod tests {
             "the other copy gets nothing"
         );
         assert_eq!(board.counters.get(Counter::RepliesRouted), 1);
+        assert_eq!(board.counters.get(Counter::FlowsRegistered), 1);
     }
 
     #[test]

@@ -428,9 +428,6 @@ fn shard_count(args: &CopyArgs) -> usize {
 /// capture lets packets in before every member has joined.
 fn open_feeds(args: &CopyArgs, mappings: &[PortMapping]) -> Result<Vec<Feed>> {
     if !args.offline.is_empty() {
-        if args.workers > 1 {
-            log::info!("an offline replay runs on one shard; --workers is ignored");
-        }
         let feed = feed::OfflineFeed::open(feed::FeedSettings {
             paths: args.offline.clone(),
             filter: args.filter.clone(),

@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::diagnosis::causes::{self, Setup};
+use crate::diagnosis::unanswered::Unanswered;
 
 /// What the monitor sees of the shards at one look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,12 +22,7 @@ pub struct Seen {
 #[derive(Debug)]
 pub struct NoReplyWatch {
     setup: Setup,
-    /// The counters when a reply last came (or an intercept connected).
-    sessions_opened: u64,
-    replies_received: u64,
-    /// When a session first opened since then.
-    unanswered_since: Option<Instant>,
-    said: bool,
+    unanswered: Unanswered,
 }
 
 impl NoReplyWatch {
@@ -37,40 +33,25 @@ impl NoReplyWatch {
     pub fn new(setup: Setup) -> NoReplyWatch {
         NoReplyWatch {
             setup,
-            sessions_opened: 0,
-            replies_received: 0,
-            unanswered_since: None,
-            said: false,
+            unanswered: Unanswered::new(Self::WAIT, None),
         }
     }
 
     /// Looks at the counters at `now`: the warning, the first time SYNs have gone unanswered
-    /// for [`Self::WAIT`] with an intercept connected all the while.
+    /// for [`Self::WAIT`] with an intercept connected all the while. Without an intercept no
+    /// reply can come (copy says so apart); a reply shows the way back works: either starts
+    /// the wait over.
     pub fn observe(&mut self, now: Instant, seen: Seen) -> Option<String> {
-        if self.said {
-            return None;
-        }
-        if !seen.connected || seen.replies_received != self.replies_received {
-            // Without an intercept no reply can come (copy says so apart); a reply shows
-            // the way back works. Either way, start over.
-            self.sessions_opened = seen.sessions_opened;
-            self.replies_received = seen.replies_received;
-            self.unanswered_since = None;
-            return None;
-        }
-        if seen.sessions_opened == self.sessions_opened {
-            return None;
-        }
-        let since = *self.unanswered_since.get_or_insert(now);
-        let waited = now.saturating_duration_since(since);
-        if waited < Self::WAIT {
-            return None;
-        }
-        self.said = true;
+        let silence = self.unanswered.observe(
+            now,
+            seen.connected,
+            seen.sessions_opened,
+            seen.replies_received,
+        )?;
         Some(causes::no_reply_message(
             &self.setup,
-            seen.sessions_opened - self.sessions_opened,
-            waited.as_secs(),
+            silence.asked,
+            silence.waited.as_secs(),
         ))
     }
 }

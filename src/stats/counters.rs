@@ -119,6 +119,9 @@ counters! {
     RegistrationsRefused => "registrations_refused",
     /// Intercept connections (re)established.
     InterceptConnects => "intercept_connects",
+    /// Flows copies registered at intercept (each registration received): replies of
+    /// these are expected.
+    FlowsRegistered => "flows_registered",
     /// Replies intercept routed to a copy.
     RepliesRouted => "replies_routed",
     /// Replies intercept could not route (no copy registered the flow).
