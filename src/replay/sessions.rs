@@ -75,7 +75,10 @@ enum Opening {
 }
 
 struct Tracked {
-    session: Session,
+    /// Boxed: a table sized for its sessions (half its slots empty after it grows) then
+    /// costs a pointer per empty slot, not a whole session. Closed sessions stay for their
+    /// time-wait, thousands of them with short connections.
+    session: Box<Session>,
     origin: Origin,
     /// The deadline already queued in the timer heap, if any.
     scheduled: Option<Instant>,
@@ -300,12 +303,12 @@ impl SessionTable {
             client: claimed.client,
             target: captured.target,
         };
-        let session = Session::new(
+        let session = Box::new(Session::new(
             Arc::clone(&self.limits.session),
             now,
             replayed.client,
             replayed.target,
-        );
+        ));
         self.sessions.insert(
             replayed,
             Tracked {
