@@ -12,13 +12,18 @@
 //! - `event_loop.rs`: the loop over the listener, the sources and the connections.
 //! - `sources.rs`: what a reply source is, and the pcap one; `nfqueue.rs`: the NFQUEUE one.
 //! - `switchboard.rs`: the connections and the routing table, fed by the loop.
-//! - `connection.rs`: one copy connection: decoder, batch, bounded outbound buffer.
+//! - `connection.rs`: one copy connection: decoder, handshake, batch, bounded outbound buffer.
 //! - `router.rs`: which connection owns which flow (pure).
+//! - `incidents.rs`: refusals on the control port, counted and logged rate-limited.
+//!
+//! The control port is guarded by `--allow` (at accept) and `--secret-file` (at the hello);
+//! docs/security.md says what each protects.
 //!
 //! This file sets the pieces up and runs the loop; it handles no packet itself.
 
 mod connection;
 mod event_loop;
+mod incidents;
 mod nfqueue;
 mod router;
 mod sources;
@@ -37,7 +42,7 @@ use crate::stats::{Counter, Counters, Reporter};
 
 pub use router::{ConnId, Router, RouterLimits};
 
-use event_loop::EventLoop;
+use event_loop::{EventLoop, Guard};
 use sources::{CapturedReplies, ReplySource};
 
 /// Counters `intercept` reports.
@@ -49,6 +54,11 @@ const REPORTED: &[Counter] = &[
     Counter::RepliesUnrouted,
     Counter::RepliesDroppedSlowPeer,
     Counter::FlowsHeldByOtherCopy,
+    Counter::RegistrationsOverLimit,
+    Counter::ConnectionsRefused,
+    Counter::ConnectionsUnauthenticated,
+    Counter::ConnectionsMalformed,
+    Counter::ConnectionsSilent,
 ];
 
 /// Bytes of each reply the assistant captures: headers and a payload prefix.
@@ -56,6 +66,15 @@ const CAPTURE_SNAPLEN: i32 = 256;
 
 /// `tcpcopy intercept`: runs until SIGINT/SIGTERM.
 pub fn run(args: &InterceptArgs) -> Result<()> {
+    let guard = Guard {
+        allow: args.allow.clone(),
+        secret: args
+            .secret
+            .secret_file
+            .as_deref()
+            .map(crate::secret_file::load)
+            .transpose()?,
+    };
     // Sources first, while this is the only thread (the NFQUEUE descriptor is found by the
     // lowest-free-descriptor rule): a queue we cannot bind is a startup error, not a log line.
     let sources = open_sources(args)?;
@@ -84,6 +103,8 @@ pub fn run(args: &InterceptArgs) -> Result<()> {
         })
         .with_context(|| format!("cannot listen on {bind}"))?;
     log::info!("waiting for copy connections on {}", listener.local_addr()?);
+    describe_guard(&guard, args.port);
+    raise_open_file_limit();
 
     let _reporter = Reporter::start(
         "intercept",
@@ -91,7 +112,7 @@ pub fn run(args: &InterceptArgs) -> Result<()> {
         REPORTED,
         args.report.stats_interval,
     );
-    let mut event_loop = EventLoop::new(listener, sources, Arc::clone(&counters))?;
+    let mut event_loop = EventLoop::new(listener, sources, Arc::clone(&counters), guard)?;
     let _metrics = match args.report.metrics {
         Some(addr) => Some(MetricsServer::start(
             addr,
@@ -100,6 +121,52 @@ pub fn run(args: &InterceptArgs) -> Result<()> {
         None => None,
     };
     event_loop.run(&stop)
+}
+
+/// Says once who may use the control port, and how to restrict it when anyone may.
+fn describe_guard(guard: &Guard, port: u16) {
+    let secret = if guard.secret.is_some() {
+        "copies must prove the --secret-file secret"
+    } else {
+        "no secret is asked (--secret-file)"
+    };
+    if guard.allow.is_empty() {
+        log::warn!(
+            "port {port} takes copy connections from any address and {secret}: any host that \
+             reaches it can register flows and read the target's reply headers; restrict it with \
+             --allow CIDR (the copy hosts) and --secret-file FILE (see docs/security.md)"
+        );
+    } else {
+        let blocks: Vec<String> = guard.allow.iter().map(ToString::to_string).collect();
+        log::info!(
+            "port {port} takes copy connections from {} only; {secret}",
+            blocks.join(", ")
+        );
+    }
+}
+
+/// Raises the soft limit of open descriptors to the hard one: every copy connection holds
+/// one, and strangers may hold some until the hello timeout closes them.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the one struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max
+        {
+            return;
+        }
+        let soft = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+            log::debug!(
+                "open descriptors: limit raised from {soft} to {}",
+                limit.rlim_max
+            );
+        }
+    }
 }
 
 /// What `intercept --metrics` serves: the reported counters and the copies connected.
