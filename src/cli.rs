@@ -669,6 +669,9 @@ Examples:
   # target mode: the target queues its replies to the copies' clients (copy -c) to queue 0
   iptables -I OUTPUT -p tcp --sport 80 -d 203.0.113.0/24 -j NFQUEUE --queue-num 0
   tcpcopy intercept --nfqueue 0
+  # only the copy hosts, proving the secret they share (copy --secret-file, the same file)
+  tcpcopy intercept -i eth0 -F 'tcp and src port 80' --allow 198.51.100.20,198.51.100.21 \\
+      --secret-file /etc/tcpcopy/secret
   # check this host first: forwarding off (assistant), the rule (target)
   tcpcopy intercept --check -i eth0 -F 'tcp and src port 80'
   tcpcopy intercept --check --nfqueue 0";
