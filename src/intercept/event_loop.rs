@@ -49,13 +49,26 @@ enum Polled {
     Connection(ConnId),
 }
 
-/// Who may use the control port: `--allow` and `--secret-file`.
-#[derive(Debug, Clone, Default)]
+/// Who may use the control port: `--allow` and `--secret-file`, and how many strangers may
+/// wait for their hello at once.
+#[derive(Debug, Clone)]
 pub struct Guard {
     /// Peers outside these blocks are closed at accept; empty: anyone may connect.
     pub allow: Vec<Cidr>,
     /// What copies must prove at the hello.
     pub secret: Option<Secret>,
+    /// Connections waiting for their hello at once, at most (the oldest makes room).
+    pub waiting_limit: usize,
+}
+
+impl Default for Guard {
+    fn default() -> Self {
+        Guard {
+            allow: Vec::new(),
+            secret: None,
+            waiting_limit: ConnectionLimits::default().unopened,
+        }
+    }
 }
 
 /// Whether `peer` may connect under `--allow` (empty: anyone).
@@ -93,7 +106,10 @@ impl EventLoop {
             allow: guard.allow,
             sources,
             switchboard: Switchboard::new(
-                ConnectionLimits::default(),
+                ConnectionLimits {
+                    unopened: guard.waiting_limit,
+                    ..ConnectionLimits::default()
+                },
                 Arc::clone(&counters),
                 guard.secret,
             ),
@@ -433,7 +449,7 @@ mod tests {
         let counters = Arc::new(Counters::default());
         let guard = Guard {
             allow: vec!["198.51.100.0/24".parse().unwrap()],
-            secret: None,
+            ..Guard::default()
         };
         let mut event_loop =
             EventLoop::new(listener, Vec::new(), Arc::clone(&counters), guard).unwrap();

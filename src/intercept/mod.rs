@@ -68,6 +68,7 @@ const CAPTURE_SNAPLEN: i32 = 256;
 pub fn run(args: &InterceptArgs) -> Result<()> {
     let guard = Guard {
         allow: args.allow.clone(),
+        waiting_limit: Guard::default().waiting_limit,
         secret: args
             .secret
             .secret_file
@@ -104,7 +105,12 @@ pub fn run(args: &InterceptArgs) -> Result<()> {
         .with_context(|| format!("cannot listen on {bind}"))?;
     log::info!("waiting for copy connections on {}", listener.local_addr()?);
     describe_guard(&guard, args.port);
-    raise_open_file_limit();
+    let descriptors = raise_open_file_limit();
+    let guard = Guard {
+        // Strangers waiting for their hello never take more than a quarter of them.
+        waiting_limit: guard.waiting_limit.min(descriptors / 4).max(16),
+        ..guard
+    };
 
     let _reporter = Reporter::start(
         "intercept",
@@ -145,28 +151,44 @@ fn describe_guard(guard: &Guard, port: u16) {
     }
 }
 
-/// Raises the soft limit of open descriptors to the hard one: every copy connection holds
-/// one, and strangers may hold some until the hello timeout closes them.
-fn raise_open_file_limit() {
+/// Raises the soft limit of open descriptors to the hard one (every copy connection holds
+/// one, and strangers may hold some until the hello timeout closes them), unless a seccomp
+/// filter runs this process (systemd's `SystemCallFilter=~@resources` kills a process that
+/// calls setrlimit: the unit sets `LimitNOFILE` instead). Returns the soft limit in force.
+fn raise_open_file_limit() -> usize {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit/setrlimit read and write the one struct passed.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max
-        {
-            return;
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return usize::MAX;
         }
         let soft = limit.rlim_cur;
-        limit.rlim_cur = limit.rlim_max;
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
-            log::debug!(
-                "open descriptors: limit raised from {soft} to {}",
-                limit.rlim_max
-            );
+        if soft < limit.rlim_max && !under_seccomp_filter() {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                log::debug!(
+                    "open descriptors: limit raised from {soft} to {}",
+                    limit.rlim_max
+                );
+            } else {
+                limit.rlim_cur = soft;
+            }
         }
     }
+    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+}
+
+/// Whether a seccomp filter runs this process (`Seccomp: 2` in /proc/self/status).
+fn under_seccomp_filter() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status.lines().any(|line| {
+            line.strip_prefix("Seccomp:")
+                .is_some_and(|mode| mode.trim() != "0")
+        })
+    })
 }
 
 /// What `intercept --metrics` serves: the reported counters and the copies connected.
