@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::addresses::{ClientAddresses, InterceptAddr, PortMapping, SyntaxError, parse_list};
+use crate::addresses::{
+    Cidr, ClientAddresses, InterceptAddr, PortMapping, SyntaxError, parse_list,
+};
 use crate::offline_clock::Speed;
 
 /// Replicate live TCP traffic to a target server.
@@ -201,6 +203,9 @@ pub struct CopyArgs {
 
     #[command(flatten)]
     pub report: ReportArgs,
+
+    #[command(flatten)]
+    pub secret: SecretArgs,
 
     /// Run the local checks and exit, replaying nothing: capabilities, each capture device
     /// up, the -x online addresses this host's, each -s intercept reachable, a route to each
@@ -424,6 +429,16 @@ pub struct InterceptArgs {
     #[arg(long)]
     pub allow_forwarding: bool,
 
+    /// Copy hosts that may connect to the control port: addresses or blocks (198.51.100.20,
+    /// 198.51.100.0/24, 2001:db8::/32), comma-separated or repeated. Connections from any
+    /// other address are closed at once and counted as connections_refused [default: any
+    /// address]
+    #[arg(long, value_name = "CIDR[,CIDR...]", value_delimiter = ',')]
+    pub allow: Vec<Cidr>,
+
+    #[command(flatten)]
+    pub secret: SecretArgs,
+
     #[command(flatten)]
     pub report: ReportArgs,
 
@@ -433,6 +448,18 @@ pub struct InterceptArgs {
     /// naming each that failed and how to fix it
     #[arg(long)]
     pub check: bool,
+}
+
+/// The secret copy and intercept share.
+#[derive(Debug, Args)]
+pub struct SecretArgs {
+    /// The shared secret of copy and intercept, in FILE (the same file on both; 16 bytes or
+    /// more, readable by no other user). Intercept then lets in only copies that prove it at
+    /// the hello (protocol version 7; TCPCopy 1.x's version 6 cannot, and is refused), and
+    /// copy registers its flows only with intercepts that check it. It proves who connects,
+    /// it encrypts nothing: see docs/security.md
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
 }
 
 /// MiB to bytes, for a capture buffer size.
@@ -686,6 +713,9 @@ Examples:
   # (never with --queue-bypass; intercept says so when copies register and nothing is queued)
   iptables -I OUTPUT -p tcp --sport 80 -d 203.0.113.0/24 -j NFQUEUE --queue-num 0
   tcpcopy intercept --nfqueue 0
+  # only the copy hosts, proving the secret they share (copy --secret-file, the same file)
+  tcpcopy intercept -i eth0 -F 'tcp and src port 80' --allow 198.51.100.20,198.51.100.21 \\
+      --secret-file /etc/tcpcopy/secret
   # check this host first: forwarding off (assistant), the rule (target)
   tcpcopy intercept --check -i eth0 -F 'tcp and src port 80'
   tcpcopy intercept --check --nfqueue 0";
@@ -1297,5 +1327,57 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("--from"), "{err}");
+    }
+
+    #[test]
+    fn intercept_allow_takes_blocks_of_both_families_listed_or_repeated() {
+        let cli = parse(&[
+            "intercept",
+            "--nfqueue",
+            "0",
+            "--allow",
+            "198.51.100.20,198.51.100.0/24",
+            "--allow",
+            "2001:db8::/32",
+            "--secret-file",
+            "/etc/tcpcopy/secret",
+        ])
+        .unwrap();
+        let Command::Intercept(args) = cli.command else {
+            panic!()
+        };
+        let shown: Vec<String> = args.allow.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            ["198.51.100.20/32", "198.51.100.0/24", "2001:db8::/32"]
+        );
+        assert_eq!(
+            args.secret.secret_file.as_deref(),
+            Some(std::path::Path::new("/etc/tcpcopy/secret"))
+        );
+        let err = parse(&["intercept", "--nfqueue", "0", "--allow", "198.51.100.7/24"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--allow") && err.contains("host bits"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn copy_takes_a_secret_file() {
+        let args = copy(&[
+            "copy",
+            "-x",
+            "80-198.51.100.30:80",
+            "-s",
+            "198.51.100.40",
+            "--secret-file",
+            "secret",
+        ]);
+        assert_eq!(
+            args.secret.secret_file.as_deref(),
+            Some(std::path::Path::new("secret"))
+        );
     }
 }

@@ -1,12 +1,13 @@
 //! tcpcopy replicates live TCP traffic from online hosts to a target server.
 //!
 //! # Layout
-//! - [`addresses`]: the `-x`, `-c` and `-s` syntaxes as value types (pure).
+//! - [`addresses`]: the `-x`, `-c`, `-s` and `--allow` syntaxes as value types (pure).
 //! - [`packet`]: link layers, IPv4/IPv6 and TCP views, the owned `Segment` record, sequence
 //!   numbers, checksums (pure).
 //! - [`session`]: the per-flow TCP client emulation that replays one client connection to the
 //!   target: events in, actions out (pure, no I/O, no clock).
 //! - [`pid_file`]: `-P`, the process id in a file for the process's lifetime.
+//! - [`secret_file`]: `--secret-file`, the shared secret of copy and intercept, checked at start.
 //! - [`poll`]: the `poll(2)` wrapper the event loops wait in.
 //! - [`offline_clock`]: when each recorded frame of an offline replay is due: speed, gap cap
 //!   and loop rounds (pure).
@@ -24,7 +25,8 @@
 //! - [`diagnosis`]: `copy --check`, `intercept --check` and the warnings that say why the
 //!   target's replies do not come back, each naming the command that checks it.
 //! - [`cli_render`]: shell completions and man pages made from the clap definition.
-//! - [`logging`]: the logger: level, text or JSON Lines, stderr or a file reopened on SIGHUP.
+//! - [`logging`]: the logger: level, text or JSON Lines, stderr or a file reopened on SIGHUP;
+//!   the throttle of repeated warnings.
 //! - [`progress`]: the progress bar of an offline replay on a terminal, and the log writer
 //!   that keeps log lines above it.
 
@@ -44,6 +46,7 @@ pub mod poll;
 pub mod progress;
 pub mod proto;
 pub mod replay;
+pub mod secret_file;
 pub mod session;
 pub mod stats;
 pub mod usage;

@@ -105,7 +105,10 @@ fn fake_v6_intercept(listener: TcpListener) -> thread::JoinHandle<Vec<proto::Reg
                 match message {
                     CopyMessage::Hello { version, .. } => assert_eq!(version, Version::V6),
                     CopyMessage::Registration(registration) => registrations.push(registration),
-                    CopyMessage::Instance(_) | CopyMessage::Unknown { .. } => {
+                    CopyMessage::Instance(_)
+                    | CopyMessage::Response(_)
+                    | CopyMessage::Refusal(_)
+                    | CopyMessage::Unknown { .. } => {
                         panic!("a version-7 frame on version 6")
                     }
                 }
@@ -149,6 +152,7 @@ fn a_captured_connection_is_replayed_with_the_targets_sequence_numbers() {
             ..Shaping::default()
         },
         intercepts: vec![intercept_addr.to_string().parse().unwrap()],
+        secret: None,
         limits: SessionLimits {
             session: Arc::new(SessionConfig::default()),
             mtu: 1500,

@@ -1,10 +1,11 @@
 //! The address syntaxes operators write on the command line: `-x` port mappings, the `-c`
-//! client address pool and `-s` intercept addresses, and the stable hash that keeps choices
-//! made from a client's address the same across restarts.
+//! client address pool, `-s` intercept addresses and intercept's `--allow` blocks, and the
+//! stable hash that keeps choices made from a client's address the same across restarts.
 //!
 //! Pure value types below the CLI and the copy pipeline, so both use them without importing
 //! each other. Every syntax error names the value and the form expected.
 
+mod cidr;
 mod clients;
 mod hash;
 mod intercept;
@@ -14,6 +15,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+pub use cidr::Cidr;
 pub use clients::ClientAddresses;
 pub use hash::stable_hash;
 pub use intercept::InterceptAddr;

@@ -1,18 +1,20 @@
 //! One copy connection as the event loop owns it: a non-blocking socket, the decoder of what
-//! copy sends, the batch of replies collected this loop turn, and a bounded outbound buffer.
+//! copy sends, the hello's handshake (which decides when the connection is open), the batch
+//! of replies collected this loop turn, and a bounded outbound buffer.
 //!
 //! Knows nothing of routing or of other connections. Never blocks: reads and writes stop at
 //! `WouldBlock`, and a reply that would overfill the outbound buffer is refused (the caller
 //! counts it and decides when the peer is given up).
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
 use crate::packet::HeaderSplit;
 use crate::proto::{
-    self, CopyMessage, CopyStreamDecoder, ProtoError, ReplyBatch, V6Layout, Version,
+    self, Admission, CopyMessage, CopyStreamDecoder, HandshakeError, InterceptHandshake,
+    ProtoError, ReplyBatch, V6Layout, Version,
 };
 
 /// Reply payload bytes forwarded to copies that speak version 7.
@@ -29,6 +31,9 @@ pub struct ConnectionLimits {
     pub outbound_bytes: usize,
     /// Replies dropped in a row, buffer full, before the connection is given up as stuck.
     pub slow_peer_replies: usize,
+    /// Connections waiting for their hello at once, at most; the oldest makes room for a
+    /// new one. A real copy sends its hello as it connects, so only strangers wait long.
+    pub unopened: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -36,6 +41,7 @@ impl Default for ConnectionLimits {
         ConnectionLimits {
             outbound_bytes: 512 * 1024,
             slow_peer_replies: 65_536,
+            unopened: 1024,
         }
     }
 }
@@ -67,9 +73,12 @@ pub struct CopyConnection {
     stream: TcpStream,
     peer: SocketAddr,
     decoder: CopyStreamDecoder,
-    /// This turn's replies, in the negotiated version; `None` until the hello.
+    handshake: InterceptHandshake,
+    /// This turn's replies, in the negotiated version; `None` until the connection opens.
     replies: Option<ReplyBatch>,
-    connected_at: Instant,
+    /// Whether it ever registered a flow (a closing connection that did not has no route
+    /// to forget).
+    registered: bool,
     outbound: Outbound,
     dropped_in_a_row: usize,
     /// The copy process it belongs to, once it said (version 7).
@@ -77,16 +86,22 @@ pub struct CopyConnection {
 }
 
 impl CopyConnection {
-    /// Takes over an accepted socket, making it non-blocking.
-    pub fn new(stream: TcpStream, peer: SocketAddr, now: Instant) -> io::Result<Self> {
+    /// Takes over an accepted socket, making it non-blocking; `handshake` decides when it
+    /// opens.
+    pub fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        handshake: InterceptHandshake,
+    ) -> io::Result<Self> {
         stream.set_nonblocking(true)?;
         stream.set_nodelay(true)?;
         Ok(CopyConnection {
             stream,
             peer,
             decoder: CopyStreamDecoder::new(Version::LATEST),
+            handshake,
             replies: None,
-            connected_at: now,
+            registered: false,
             outbound: Outbound::default(),
             dropped_in_a_row: 0,
             instance: None,
@@ -97,9 +112,41 @@ impl CopyConnection {
         self.peer
     }
 
-    /// Since when the connection waits for its hello (`None` once it came).
-    pub fn awaits_hello_since(&self) -> Option<Instant> {
-        self.replies.is_none().then_some(self.connected_at)
+    /// Whether the hello is done (and the secret proven, if there is one).
+    pub fn is_open(&self) -> bool {
+        self.handshake.is_open()
+    }
+
+    /// Passes a message through the handshake; what it answers goes into the outbound buffer.
+    pub fn admit(&mut self, message: CopyMessage) -> Admission {
+        self.handshake.on_message(message, &mut self.outbound.bytes)
+    }
+
+    /// The error that closes a connection still not open at `now`, past its time.
+    pub fn on_timeout(&mut self, now: Instant) -> Option<HandshakeError> {
+        self.handshake.on_timeout(now)
+    }
+
+    /// Whether it ever registered a flow.
+    pub fn has_registered(&self) -> bool {
+        self.registered
+    }
+
+    pub fn set_registered(&mut self) {
+        self.registered = true;
+    }
+
+    /// Before the connection is dropped: writes what the socket takes (a refusal frame),
+    /// ends the sending side and discards what the peer sent unread, so the close is a FIN
+    /// the peer reads after the refusal rather than a reset that may discard it.
+    pub fn close_gracefully(&mut self, scratch: &mut [u8]) {
+        let _ = self.outbound.write_to(&mut self.stream);
+        let _ = self.stream.shutdown(Shutdown::Write);
+        for _ in 0..READS_PER_TURN {
+            if !matches!(self.stream.read(scratch), Ok(n) if n > 0) {
+                break;
+            }
+        }
     }
 
     /// Whether the loop should wait for the socket to take more bytes.
@@ -126,15 +173,12 @@ impl CopyConnection {
         self.decoder.next_message()
     }
 
-    /// The hello settled on `version`: replies flow from now on (version 7 after the
-    /// switch marker).
+    /// The handshake opened the connection in `version`: replies flow from now on (the
+    /// handshake has queued the switch marker of version 7).
     pub fn start(&mut self, version: Version) {
         self.replies = Some(match version {
             Version::V6 => ReplyBatch::v6(V6Layout::Headers),
-            Version::V7 => {
-                proto::encode_switch(&mut self.outbound.bytes);
-                ReplyBatch::v7(PAYLOAD_PREFIX)
-            }
+            Version::V7 => ReplyBatch::v7(PAYLOAD_PREFIX),
         });
     }
 

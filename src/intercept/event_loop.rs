@@ -5,6 +5,10 @@
 //! seen in the same turn finds its route), drain every readable source (verdicts given as the
 //! headers are taken), then end the turn: each connection writes the combined frames of the
 //! replies it got this turn. Owns the clock the switchboard is given; decides no routing.
+//!
+//! The accept is the first guard of the control port: a peer outside `--allow` is closed at
+//! once and counted, and when the process runs out of descriptors the listener rests until
+//! the next expiry instead of spinning on a listener it cannot accept from.
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener};
@@ -17,10 +21,13 @@ use anyhow::{Context, Result};
 
 use super::connection::ConnectionLimits;
 use super::failsafe::{Activity, Guard};
+use super::incidents::Incidents;
 use super::router::ConnId;
 use super::sources::ReplySource;
 use super::switchboard::Switchboard;
+use crate::addresses::Cidr;
 use crate::poll::{poll, pollfd};
+use crate::proto::Secret;
 use crate::stats::{Counter, Counters};
 
 /// How often parked replies, idle routes and silent connections are expired, and the longest
@@ -30,6 +37,8 @@ const EXPIRE_EVERY: Duration = Duration::from_secs(1);
 const DRAIN_PER_TURN: usize = 1024;
 /// Connections accepted per turn, at most.
 const ACCEPTS_PER_TURN: usize = 16;
+/// How long the listener rests after an accept failed (no descriptor left).
+const LISTENER_REST: Duration = Duration::from_millis(100);
 /// Bytes read from a copy connection at a time (registrations are 14 to 42 bytes each).
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -41,12 +50,43 @@ enum Polled {
     Connection(ConnId),
 }
 
+/// Who may use the control port: `--allow` and `--secret-file`, and how many strangers may
+/// wait for their hello at once.
+#[derive(Debug, Clone)]
+pub struct PortGuard {
+    /// Peers outside these blocks are closed at accept; empty: anyone may connect.
+    pub allow: Vec<Cidr>,
+    /// What copies must prove at the hello.
+    pub secret: Option<Secret>,
+    /// Connections waiting for their hello at once, at most (the oldest makes room).
+    pub waiting_limit: usize,
+}
+
+impl Default for PortGuard {
+    fn default() -> Self {
+        PortGuard {
+            allow: Vec::new(),
+            secret: None,
+            waiting_limit: ConnectionLimits::default().unopened,
+        }
+    }
+}
+
+/// Whether `peer` may connect under `--allow` (empty: anyone).
+fn admitted(allow: &[Cidr], peer: std::net::IpAddr) -> bool {
+    allow.is_empty() || allow.iter().any(|block| block.contains(peer))
+}
+
 /// The control listener, the reply sources and the copy connections of one intercept.
 pub struct EventLoop {
     listener: TcpListener,
+    /// The listener is left out of the poll set until then (descriptors ran out).
+    listener_resting_until: Option<Instant>,
+    allow: Vec<Cidr>,
     sources: Vec<Box<dyn ReplySource>>,
     switchboard: Switchboard,
     counters: Arc<Counters>,
+    incidents: Incidents,
     /// Copy connections open now, for `--metrics` (stored at the end of each loop turn).
     copies_connected: Arc<AtomicUsize>,
     /// Looks at the host and the counters once a second, when set.
@@ -58,14 +98,25 @@ impl EventLoop {
         listener: TcpListener,
         sources: Vec<Box<dyn ReplySource>>,
         counters: Arc<Counters>,
+        port_guard: PortGuard,
     ) -> Result<Self> {
         listener
             .set_nonblocking(true)
             .context("cannot make the control listener non-blocking")?;
         Ok(EventLoop {
             listener,
+            listener_resting_until: None,
+            allow: port_guard.allow,
             sources,
-            switchboard: Switchboard::new(ConnectionLimits::default(), Arc::clone(&counters)),
+            switchboard: Switchboard::new(
+                ConnectionLimits {
+                    unopened: port_guard.waiting_limit,
+                    ..ConnectionLimits::default()
+                },
+                Arc::clone(&counters),
+                port_guard.secret,
+            ),
+            incidents: Incidents::new(Arc::clone(&counters)),
             counters,
             copies_connected: Arc::default(),
             guard: None,
@@ -93,7 +144,10 @@ impl EventLoop {
         let mut next_expiry = Instant::now() + EXPIRE_EVERY;
         while !stop.load(Ordering::Relaxed) {
             self.fill_poll_set(&mut poll_set, &mut polled);
-            let timeout = next_expiry.saturating_duration_since(Instant::now());
+            let wake = self
+                .listener_resting_until
+                .map_or(next_expiry, |until| until.min(next_expiry));
+            let timeout = wake.saturating_duration_since(Instant::now());
             if !poll(&mut poll_set, timeout).context("poll on intercept's sockets failed")? {
                 // A signal: look at the stop flag.
                 continue;
@@ -120,6 +174,12 @@ impl EventLoop {
             self.switchboard.end_turn();
             self.copies_connected
                 .store(self.switchboard.connection_count(), Ordering::Relaxed);
+            if self
+                .listener_resting_until
+                .is_some_and(|until| now >= until)
+            {
+                self.listener_resting_until = None;
+            }
             if now >= next_expiry {
                 self.switchboard.expire(now);
                 self.update_kernel_dropped();
@@ -134,8 +194,10 @@ impl EventLoop {
         poll_set.clear();
         polled.clear();
         let readable = |fd| pollfd(fd, libc::POLLIN);
-        poll_set.push(readable(self.listener.as_raw_fd()));
-        polled.push(Polled::Listener);
+        if self.listener_resting_until.is_none() {
+            poll_set.push(readable(self.listener.as_raw_fd()));
+            polled.push(Polled::Listener);
+        }
         for (index, source) in self.sources.iter().enumerate() {
             poll_set.push(readable(source.fd()));
             polled.push(Polled::Source(index));
@@ -155,6 +217,14 @@ impl EventLoop {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
                     let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+                    if !admitted(&self.allow, peer.ip()) {
+                        // Dropping the stream closes it before anything is read.
+                        drop(stream);
+                        self.incidents.report(Counter::ConnectionsRefused, now, || {
+                            format!("refused a connection from {peer}: not in --allow")
+                        });
+                        continue;
+                    }
                     if let Err(err) = self.switchboard.connect(stream, peer, now) {
                         log::warn!("cannot take copy connection {peer}: {err}");
                     }
@@ -162,7 +232,12 @@ impl EventLoop {
                 Err(err) if err.kind() == ErrorKind::WouldBlock => return,
                 Err(err) if err.kind() == ErrorKind::Interrupted => {}
                 Err(err) => {
-                    log::warn!("accepting a copy connection failed: {err}");
+                    // Out of descriptors or memory: the listener stays readable, so it
+                    // rests a while rather than spin.
+                    self.listener_resting_until = Some(now + LISTENER_REST);
+                    log::warn!(
+                        "accepting a copy connection failed: {err}; accepting again in {LISTENER_REST:?}"
+                    );
                     return;
                 }
             }
@@ -287,7 +362,13 @@ mod tests {
         let loop_stop = Arc::clone(&stop);
         thread::spawn(move || {
             let sources: Vec<Box<dyn ReplySource>> = vec![Box::new(DatagramReplies(source))];
-            EventLoop::new(listener, sources, Arc::new(Counters::default()))?.run(&loop_stop)
+            EventLoop::new(
+                listener,
+                sources,
+                Arc::new(Counters::default()),
+                PortGuard::default(),
+            )?
+            .run(&loop_stop)
         });
         (addr, feed, stop)
     }
@@ -354,8 +435,11 @@ mod tests {
             Some(proto::InterceptMessage::Switch(Version::V7))
         );
         let reply = loop {
-            if let Some(message) = decoder.next_message().unwrap() {
-                break message;
+            match decoder.next_message().unwrap() {
+                // Without a secret: nothing to prove.
+                Some(proto::InterceptMessage::Challenge(proto::Challenge::None)) => continue,
+                Some(message) => break message,
+                None => {}
             }
             let mut chunk = [0u8; 256];
             let n = copy.read(&mut chunk).unwrap();
@@ -371,13 +455,67 @@ mod tests {
     }
 
     #[test]
+    fn only_peers_in_an_allowed_block_are_admitted_and_anyone_without_allow() {
+        let allow: Vec<Cidr> = vec![
+            "198.51.100.20".parse().unwrap(),
+            "2001:db8::/32".parse().unwrap(),
+        ];
+        let ip = |text: &str| text.parse().unwrap();
+        assert!(admitted(&allow, ip("198.51.100.20")));
+        assert!(admitted(&allow, ip("2001:db8::20")));
+        assert!(!admitted(&allow, ip("198.51.100.21")));
+        assert!(!admitted(&allow, ip("2001:db9::1")));
+        assert!(admitted(&[], ip("203.0.113.1")));
+    }
+
+    #[test]
+    fn a_peer_outside_allow_is_closed_unread_and_counted() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let counters = Arc::new(Counters::default());
+        let guard = PortGuard {
+            allow: vec!["198.51.100.0/24".parse().unwrap()],
+            ..PortGuard::default()
+        };
+        let mut event_loop =
+            EventLoop::new(listener, Vec::new(), Arc::clone(&counters), guard).unwrap();
+        let mut stranger = TcpStream::connect(addr).unwrap();
+        stranger
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut hello = Vec::new();
+        proto::encode_hello(Version::V7, &mut hello);
+        stranger.write_all(&hello).unwrap();
+        for _ in 0..500 {
+            event_loop.accept(Instant::now());
+            if counters.get(Counter::ConnectionsRefused) > 0 {
+                break;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(counters.get(Counter::ConnectionsRefused), 1);
+        assert_eq!(event_loop.switchboard.connection_count(), 0);
+        let mut answer = [0u8; 8];
+        assert!(
+            !matches!(stranger.read(&mut answer), Ok(n) if n > 0),
+            "the stranger reads nothing but the close"
+        );
+    }
+
+    #[test]
     fn unreadable_replies_are_counted_malformed() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let (feed, source) = UnixDatagram::pair().unwrap();
         source.set_nonblocking(true).unwrap();
         let counters = Arc::new(Counters::default());
         let sources: Vec<Box<dyn ReplySource>> = vec![Box::new(DatagramReplies(source))];
-        let mut event_loop = EventLoop::new(listener, sources, Arc::clone(&counters)).unwrap();
+        let mut event_loop = EventLoop::new(
+            listener,
+            sources,
+            Arc::clone(&counters),
+            PortGuard::default(),
+        )
+        .unwrap();
         feed.send(&[0x45, 0, 0]).unwrap();
         event_loop.drain_source(0, 0, Instant::now()).unwrap();
         assert_eq!(counters.get(Counter::Captured), 1);

@@ -14,14 +14,19 @@
 //!   forwarding off on an assistant, replies queued on a target.
 //! - `sources.rs`: what a reply source is, and the pcap one; `nfqueue.rs`: the NFQUEUE one.
 //! - `switchboard.rs`: the connections and the routing table, fed by the loop.
-//! - `connection.rs`: one copy connection: decoder, batch, bounded outbound buffer.
+//! - `connection.rs`: one copy connection: decoder, handshake, batch, bounded outbound buffer.
 //! - `router.rs`: which connection owns which flow (pure).
+//! - `incidents.rs`: refusals on the control port, counted and logged rate-limited.
+//!
+//! The control port is guarded by `--allow` (at accept) and `--secret-file` (at the hello);
+//! docs/security.md says what each protects.
 //!
 //! This file sets the pieces up and runs the loop; it handles no packet itself.
 
 mod connection;
 mod event_loop;
 mod failsafe;
+mod incidents;
 mod nfqueue;
 mod router;
 mod sources;
@@ -41,7 +46,7 @@ use crate::stats::{Counter, Counters, Reporter};
 
 pub use router::{ConnId, Router, RouterLimits};
 
-use event_loop::EventLoop;
+use event_loop::{EventLoop, PortGuard};
 use failsafe::{Guard, Mode, SystemProbe};
 use sources::{CapturedReplies, ReplySource};
 
@@ -55,6 +60,11 @@ const REPORTED: &[Counter] = &[
     Counter::RepliesUnrouted,
     Counter::RepliesDroppedSlowPeer,
     Counter::FlowsHeldByOtherCopy,
+    Counter::RegistrationsOverLimit,
+    Counter::ConnectionsRefused,
+    Counter::ConnectionsUnauthenticated,
+    Counter::ConnectionsMalformed,
+    Counter::ConnectionsSilent,
 ];
 
 /// Bytes of each reply the assistant captures: headers and a payload prefix.
@@ -62,6 +72,16 @@ const CAPTURE_SNAPLEN: i32 = 256;
 
 /// `tcpcopy intercept`: runs until SIGINT/SIGTERM.
 pub fn run(args: &InterceptArgs) -> Result<()> {
+    let port_guard = PortGuard {
+        allow: args.allow.clone(),
+        waiting_limit: PortGuard::default().waiting_limit,
+        secret: args
+            .secret
+            .secret_file
+            .as_deref()
+            .map(crate::secret_file::load)
+            .transpose()?,
+    };
     // The host first: an assistant that would forward the replies is refused before any
     // capture opens; a missing NFQUEUE rule is said at once.
     let (guard, alarms) = Guard::start(
@@ -93,6 +113,13 @@ pub fn run(args: &InterceptArgs) -> Result<()> {
         })
         .with_context(|| format!("cannot listen on {bind}"))?;
     log::info!("waiting for copy connections on {}", listener.local_addr()?);
+    describe_port_guard(&port_guard, args.port);
+    let descriptors = raise_open_file_limit();
+    let port_guard = PortGuard {
+        // Strangers waiting for their hello never take more than a quarter of them.
+        waiting_limit: port_guard.waiting_limit.min(descriptors / 4).max(16),
+        ..port_guard
+    };
 
     let _reporter = Reporter::start(
         "intercept",
@@ -101,7 +128,7 @@ pub fn run(args: &InterceptArgs) -> Result<()> {
         args.report.stats_interval,
     );
     let mut event_loop =
-        EventLoop::new(listener, sources, Arc::clone(&counters))?.guarded_by(guard);
+        EventLoop::new(listener, sources, Arc::clone(&counters), port_guard)?.guarded_by(guard);
     let _metrics = match args.report.metrics {
         Some(addr) => Some(MetricsServer::start(
             addr,
@@ -110,6 +137,68 @@ pub fn run(args: &InterceptArgs) -> Result<()> {
         None => None,
     };
     event_loop.run(&stop)
+}
+
+/// Says once who may use the control port, and how to restrict it when anyone may.
+fn describe_port_guard(guard: &PortGuard, port: u16) {
+    let secret = if guard.secret.is_some() {
+        "copies must prove the --secret-file secret"
+    } else {
+        "no secret is asked (--secret-file)"
+    };
+    if guard.allow.is_empty() {
+        log::warn!(
+            "port {port} takes copy connections from any address and {secret}: any host that \
+             reaches it can register flows and read the target's reply headers; restrict it with \
+             --allow CIDR (the copy hosts) and --secret-file FILE (see docs/security.md)"
+        );
+    } else {
+        let blocks: Vec<String> = guard.allow.iter().map(ToString::to_string).collect();
+        log::info!(
+            "port {port} takes copy connections from {} only; {secret}",
+            blocks.join(", ")
+        );
+    }
+}
+
+/// Raises the soft limit of open descriptors to the hard one (every copy connection holds
+/// one, and strangers may hold some until the hello timeout closes them), unless a seccomp
+/// filter runs this process (systemd's `SystemCallFilter=~@resources` kills a process that
+/// calls setrlimit: the unit sets `LimitNOFILE` instead). Returns the soft limit in force.
+fn raise_open_file_limit() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the one struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return usize::MAX;
+        }
+        let soft = limit.rlim_cur;
+        if soft < limit.rlim_max && !under_seccomp_filter() {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                log::debug!(
+                    "open descriptors: limit raised from {soft} to {}",
+                    limit.rlim_max
+                );
+            } else {
+                limit.rlim_cur = soft;
+            }
+        }
+    }
+    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+}
+
+/// Whether a seccomp filter runs this process (`Seccomp: 2` in /proc/self/status).
+fn under_seccomp_filter() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status.lines().any(|line| {
+            line.strip_prefix("Seccomp:")
+                .is_some_and(|mode| mode.trim() != "0")
+        })
+    })
 }
 
 /// What `intercept --metrics` serves: the reported counters and the copies connected.

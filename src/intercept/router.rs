@@ -4,6 +4,10 @@
 //! connection that registered its flow. A SYN-ACK or RST can race ahead of its registration,
 //! so such replies are parked for a while (TCPCopy parks them for 30 s) and delivered when
 //! the registration arrives. Pure: time is an argument.
+//!
+//! Bounded against strangers: the routes are capped ([`RouterLimits::max_routes`]), and a
+//! flood of replies for flows nobody registered holds at most [`RouterLimits::max_parked`]
+//! parked replies, found by flow in constant time (a registration never scans the park).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -22,6 +26,8 @@ pub struct RouterLimits {
     pub max_parked: usize,
     /// A route with no reply for this long is forgotten.
     pub idle_route: Duration,
+    /// Routes kept at most; registrations of new flows beyond are refused.
+    pub max_routes: usize,
 }
 
 impl Default for RouterLimits {
@@ -30,6 +36,8 @@ impl Default for RouterLimits {
             park_for: Duration::from_secs(30),
             max_parked: 65_536,
             idle_route: Duration::from_secs(600),
+            // About 100 MiB of routes: ten copies' full session tables.
+            max_routes: 1 << 20,
         }
     }
 }
@@ -40,19 +48,37 @@ struct Route {
     last_used: Instant,
 }
 
+/// One parked reply, numbered in parking order.
 #[derive(Debug)]
 struct Parked<R> {
-    at: Instant,
-    flow: Flow,
+    serial: u64,
     reply: R,
 }
+
+/// When a reply was parked and for which flow: the park's age order.
+#[derive(Debug)]
+struct ParkedAt {
+    at: Instant,
+    serial: u64,
+    flow: Flow,
+}
+
+/// A registration refused because the routing table holds [`RouterLimits::max_routes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableFull;
 
 /// The routing table, generic over the parked reply type `R`.
 #[derive(Debug)]
 pub struct Router<R> {
     limits: RouterLimits,
     routes: HashMap<Flow, Route>,
-    parked: VecDeque<Parked<R>>,
+    /// Parked replies by flow, oldest first.
+    parked: HashMap<Flow, VecDeque<Parked<R>>>,
+    /// Every parked reply in parking order, and entries of replies delivered since (skipped
+    /// when reached): at most `max_parked` long.
+    park_order: VecDeque<ParkedAt>,
+    parked_len: usize,
+    next_serial: u64,
     /// Parked replies dropped because they waited too long or the park was full.
     expired: u64,
 }
@@ -62,14 +88,26 @@ impl<R> Router<R> {
         Router {
             limits,
             routes: HashMap::new(),
-            parked: VecDeque::new(),
+            parked: HashMap::new(),
+            park_order: VecDeque::new(),
+            parked_len: 0,
+            next_serial: 0,
             expired: 0,
         }
     }
 
     /// `conn` owns `flow` from now on (a later registration by another copy takes it over).
-    /// Returns the replies that were parked waiting for it, oldest first.
-    pub fn register(&mut self, flow: Flow, conn: ConnId, now: Instant) -> Vec<R> {
+    /// Returns the replies that were parked waiting for it, oldest first; refuses a new flow
+    /// when the table is full.
+    pub fn register(
+        &mut self,
+        flow: Flow,
+        conn: ConnId,
+        now: Instant,
+    ) -> Result<Vec<R>, TableFull> {
+        if self.routes.len() >= self.limits.max_routes && !self.routes.contains_key(&flow) {
+            return Err(TableFull);
+        }
         self.routes.insert(
             flow,
             Route {
@@ -77,14 +115,12 @@ impl<R> Router<R> {
                 last_used: now,
             },
         );
-        if !self.parked.iter().any(|p| p.flow == flow) {
-            return Vec::new();
-        }
-        let (waiting, rest) = std::mem::take(&mut self.parked)
-            .into_iter()
-            .partition::<VecDeque<_>, _>(|p| p.flow == flow);
-        self.parked = rest;
-        waiting.into_iter().map(|p| p.reply).collect()
+        let Some(waiting) = self.parked.remove(&flow) else {
+            return Ok(Vec::new());
+        };
+        // Their entries in the age order go stale and are skipped when reached.
+        self.parked_len -= waiting.len();
+        Ok(waiting.into_iter().map(|p| p.reply).collect())
     }
 
     /// The connection that registered `flow`, if any; the route counts as used `now`.
@@ -102,15 +138,39 @@ impl<R> Router<R> {
     /// Keeps a reply of an unregistered flow until its registration arrives (a SYN-ACK or
     /// RST that overtook it); the oldest parked reply makes room when the park is full.
     pub fn park(&mut self, flow: Flow, reply: R, now: Instant) {
-        if self.parked.len() >= self.limits.max_parked {
-            self.parked.pop_front();
-            self.expired += 1;
+        while self.park_order.len() >= self.limits.max_parked.max(1) {
+            self.drop_oldest_parked();
         }
-        self.parked.push_back(Parked {
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        self.park_order.push_back(ParkedAt {
             at: now,
+            serial,
             flow,
-            reply,
         });
+        self.parked
+            .entry(flow)
+            .or_default()
+            .push_back(Parked { serial, reply });
+        self.parked_len += 1;
+    }
+
+    /// Drops the reply at the head of the age order, if it still waits.
+    fn drop_oldest_parked(&mut self) {
+        let Some(oldest) = self.park_order.pop_front() else {
+            return;
+        };
+        let Some(waiting) = self.parked.get_mut(&oldest.flow) else {
+            return;
+        };
+        if waiting.front().is_some_and(|p| p.serial == oldest.serial) {
+            waiting.pop_front();
+            self.parked_len -= 1;
+            self.expired += 1;
+            if waiting.is_empty() {
+                self.parked.remove(&oldest.flow);
+            }
+        }
     }
 
     /// Forgets one flow.
@@ -126,12 +186,11 @@ impl<R> Router<R> {
     /// Drops parked replies and idle routes past their time; call now and then.
     pub fn expire(&mut self, now: Instant) {
         while self
-            .parked
+            .park_order
             .front()
             .is_some_and(|p| now.saturating_duration_since(p.at) >= self.limits.park_for)
         {
-            self.parked.pop_front();
-            self.expired += 1;
+            self.drop_oldest_parked();
         }
         let idle = self.limits.idle_route;
         self.routes
@@ -148,7 +207,7 @@ impl<R> Router<R> {
     }
 
     pub fn parked_count(&self) -> usize {
-        self.parked.len()
+        self.parked_len
     }
 }
 
@@ -168,7 +227,7 @@ mod tests {
     fn registered_flows_route_to_their_connection() {
         let now = Instant::now();
         let mut router: Router<()> = Router::new(RouterLimits::default());
-        assert!(router.register(flow(1), 7, now).is_empty());
+        assert!(router.register(flow(1), 7, now).unwrap().is_empty());
         assert_eq!(router.owner(flow(1), now), Some(7));
         assert_eq!(router.owner(flow(2), now), None);
     }
@@ -179,7 +238,8 @@ mod tests {
         let mut router = Router::new(RouterLimits::default());
         router.park(flow(1), "syn-ack", now);
         router.park(flow(2), "other", now);
-        assert_eq!(router.register(flow(1), 3, now), vec!["syn-ack"]);
+        router.park(flow(1), "rst", now);
+        assert_eq!(router.register(flow(1), 3, now), Ok(vec!["syn-ack", "rst"]));
         assert_eq!(router.parked_count(), 1);
     }
 
@@ -205,12 +265,62 @@ mod tests {
     fn closed_connections_and_idle_routes_are_forgotten() {
         let now = Instant::now();
         let mut router: Router<()> = Router::new(RouterLimits::default());
-        router.register(flow(1), 1, now);
-        router.register(flow(2), 2, now);
+        router.register(flow(1), 1, now).unwrap();
+        router.register(flow(2), 2, now).unwrap();
         router.drop_connection(1);
         assert_eq!(router.owner(flow(1), now), None);
         assert_eq!(router.owner(flow(2), now), Some(2));
         router.expire(now + RouterLimits::default().idle_route);
         assert_eq!(router.route_count(), 0);
+    }
+
+    #[test]
+    fn a_flood_of_replies_for_unknown_flows_stays_within_the_park() {
+        let now = Instant::now();
+        let limits = RouterLimits {
+            max_parked: 1000,
+            ..RouterLimits::default()
+        };
+        let mut router = Router::new(limits);
+        router.park(flow(1), 0u32, now);
+        for i in 0..100_000u32 {
+            router.park(flow(2 + (i % 50_000) as u16), i, now);
+            // A registration now and then takes its replies out of the middle.
+            if i % 97 == 0 {
+                router
+                    .register(flow(2 + (i % 50_000) as u16), 1, now)
+                    .unwrap();
+            }
+        }
+        assert!(router.parked_count() <= 1000, "{}", router.parked_count());
+        assert!(router.park_order.len() <= 1000);
+        assert!(router.parked.len() <= 1000);
+        assert_eq!(
+            router.register(flow(1), 1, now),
+            Ok(vec![]),
+            "the oldest made room"
+        );
+        router.expire(now + limits.park_for);
+        assert_eq!(router.parked_count(), 0);
+        assert!(router.parked.is_empty() && router.park_order.is_empty());
+    }
+
+    #[test]
+    fn a_full_table_refuses_new_flows_and_keeps_serving_its_own() {
+        let now = Instant::now();
+        let limits = RouterLimits {
+            max_routes: 2,
+            ..RouterLimits::default()
+        };
+        let mut router: Router<()> = Router::new(limits);
+        router.register(flow(1), 1, now).unwrap();
+        router.register(flow(2), 1, now).unwrap();
+        assert_eq!(router.register(flow(3), 1, now), Err(TableFull));
+        assert_eq!(
+            router.register(flow(2), 2, now),
+            Ok(vec![]),
+            "a known flow moves"
+        );
+        assert_eq!(router.owner(flow(2), now), Some(2));
     }
 }

@@ -2,10 +2,16 @@
 //! thread: replies come in from the sources, each goes into the batch of the connection that
 //! registered its flow, and once per loop turn every batch goes out.
 //!
+//! A connection counts only once its hello's handshake has opened it (with `--secret-file`,
+//! once the copy has proven the secret): before that nothing it sends is registered and no
+//! reply reaches it. Connections that refuse or fail the handshake, send garbage or stay
+//! silent are closed, counted and logged rate-limited ([`Incidents`]); at most
+//! [`ConnectionLimits::unopened`] wait for their hello at once, the oldest making room.
+//!
 //! No locks and no threads. Does no polling itself: the event loop says which connection is
 //! readable and when a turn ends. Time is passed in.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
@@ -13,13 +19,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::connection::{ConnectionLimits, CopyConnection, PAYLOAD_PREFIX, Queued, ReadOutcome};
+use super::incidents::Incidents;
 use super::router::{ConnId, Router, RouterLimits};
 use crate::packet::{Flow, HeaderSplit};
-use crate::proto::{CopyMessage, MAX_HEADERS_LEN, RegKind};
+use crate::proto::{
+    Admission, CopyMessage, HandshakeError, InterceptHandshake, MAX_HEADERS_LEN, NONCE_LEN,
+    RegKind, Secret,
+};
 use crate::stats::{Counter, Counters};
 
-/// How long a new connection has to send its hello.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a new connection has to open: send its hello (and prove the secret).
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A reply kept until its flow is registered: the start of the captured IP packet.
 #[derive(Debug)]
@@ -32,33 +42,75 @@ pub struct ParkedReply {
 pub struct Switchboard {
     router: Router<ParkedReply>,
     connections: HashMap<ConnId, CopyConnection>,
+    /// Connections in accept order, for making room among those not open yet; ids of
+    /// connections that opened or closed since are pruned when room is needed.
+    unopened: VecDeque<ConnId>,
     next_conn: ConnId,
     limits: ConnectionLimits,
+    /// What copies must prove at the hello.
+    secret: Option<Secret>,
     counters: Arc<Counters>,
+    incidents: Incidents,
+    /// Scratch for discarding what refused connections sent.
+    discard: Box<[u8]>,
 }
 
 impl Switchboard {
-    pub fn new(limits: ConnectionLimits, counters: Arc<Counters>) -> Self {
+    pub fn new(limits: ConnectionLimits, counters: Arc<Counters>, secret: Option<Secret>) -> Self {
         Switchboard {
             router: Router::new(RouterLimits::default()),
             connections: HashMap::new(),
+            unopened: VecDeque::new(),
             next_conn: 0,
             limits,
+            secret,
+            incidents: Incidents::new(Arc::clone(&counters)),
             counters,
+            discard: vec![0; 4096].into_boxed_slice(),
         }
     }
 
-    /// Takes over an accepted copy connection.
+    /// Takes over an accepted copy connection; when too many wait for their hello, the
+    /// oldest of them is closed to make room.
     pub fn connect(
         &mut self,
         stream: TcpStream,
         peer: SocketAddr,
         now: Instant,
     ) -> io::Result<ConnId> {
-        let connection = CopyConnection::new(stream, peer, now)?;
+        let nonce = match self.secret {
+            Some(_) => fresh_nonce()?,
+            None => [0; NONCE_LEN],
+        };
+        let handshake = InterceptHandshake::new(self.secret.clone(), nonce, now, HELLO_TIMEOUT);
+        let connection = CopyConnection::new(stream, peer, handshake)?;
+        self.make_room_for_one_more_unopened(now);
         self.next_conn += 1;
         self.connections.insert(self.next_conn, connection);
+        self.unopened.push_back(self.next_conn);
         Ok(self.next_conn)
+    }
+
+    fn make_room_for_one_more_unopened(&mut self, now: Instant) {
+        let limit = self.limits.unopened.max(1);
+        if self.unopened.len() < limit {
+            return;
+        }
+        let connections = &self.connections;
+        self.unopened
+            .retain(|id| connections.get(id).is_some_and(|c| !c.is_open()));
+        while self.unopened.len() >= limit {
+            let Some(oldest) = self.unopened.pop_front() else {
+                return;
+            };
+            let peer = self.connections.get(&oldest).map(CopyConnection::peer);
+            self.incidents.report(Counter::ConnectionsSilent, now, || {
+                format!(
+                    "{limit} copy connections wait for their hello: closing the oldest, from                      {peer:?}, to make room"
+                )
+            });
+            self.close(oldest);
+        }
     }
 
     /// The sockets to poll: each connection's id, descriptor and whether it waits to write.
@@ -129,10 +181,16 @@ impl Switchboard {
             return;
         };
         let peer = connection.peer();
+        let open = connection.is_open();
         match connection.read_available(scratch) {
             Ok(ReadOutcome::Open) => {}
-            Ok(ReadOutcome::Closed) => {
+            Ok(ReadOutcome::Closed) if open => {
                 log::info!("copy {peer} disconnected");
+                return self.close(conn);
+            }
+            // Whatever it sent, it did not even finish its hello.
+            Ok(ReadOutcome::Closed) => {
+                log::debug!("copy connection {peer} closed before it opened");
                 return self.close(conn);
             }
             Err(err) => {
@@ -145,14 +203,53 @@ impl Switchboard {
                 return;
             };
             match connection.next_message() {
-                Ok(Some(message)) => self.on_message(conn, message, now),
+                Ok(Some(message)) => match connection.admit(message) {
+                    Admission::Deliver(message) => self.on_message(conn, message, now),
+                    Admission::Held => {}
+                    Admission::Opened {
+                        offered,
+                        version,
+                        authenticated,
+                    } => {
+                        log::info!(
+                            "copy {peer} connected, protocol version {}{}{}",
+                            version.number(),
+                            if offered != version.number() {
+                                format!(" (it offered {offered})")
+                            } else {
+                                String::new()
+                            },
+                            if authenticated { ", secret proven" } else { "" }
+                        );
+                        connection.start(version);
+                    }
+                    Admission::Refused(err) => return self.refuse(conn, &err, now),
+                },
                 Ok(None) => return,
                 Err(err) => {
-                    log::warn!("copy {peer}: bad data: {err}");
+                    self.incidents.report(Counter::ConnectionsMalformed, now, || {
+                        format!("copy {peer} sent bytes that are not tcpcopy's protocol: {err}; closing it")
+                    });
                     return self.close(conn);
                 }
             }
         }
+    }
+
+    /// Closes a connection whose handshake failed, after writing the refusal it queued.
+    fn refuse(&mut self, conn: ConnId, err: &HandshakeError, now: Instant) {
+        let Some(connection) = self.connections.get_mut(&conn) else {
+            return;
+        };
+        let peer = connection.peer();
+        connection.close_gracefully(&mut self.discard);
+        let counter = match err {
+            HandshakeError::NoHello { .. } => Counter::ConnectionsSilent,
+            _ => Counter::ConnectionsUnauthenticated,
+        };
+        self.incidents
+            .report(counter, now, || format!("copy {peer} refused: {err}"));
+        self.close(conn);
     }
 
     /// Acts on one message from `conn`.
@@ -161,15 +258,9 @@ impl Switchboard {
             return;
         };
         match message {
-            CopyMessage::Hello { version, .. } if connection.awaits_hello_since().is_some() => {
-                log::info!(
-                    "copy {} connected, protocol version {}",
-                    connection.peer(),
-                    version.number()
-                );
-                connection.start(version);
-            }
             CopyMessage::Hello { .. } => log::debug!("ignoring a repeated hello"),
+            // The handshake takes these; nothing is left to do once it has opened.
+            CopyMessage::Response(_) | CopyMessage::Refusal(_) => {}
             CopyMessage::Instance(id) => connection.set_instance(id),
             CopyMessage::Registration(registration) => {
                 let flow = Flow {
@@ -205,7 +296,24 @@ impl Switchboard {
             }
             return;
         }
-        for parked in self.router.register(flow, conn, now) {
+        let parked = match self.router.register(flow, conn, now) {
+            Ok(parked) => parked,
+            Err(_full) => {
+                self.incidents
+                    .report(Counter::RegistrationsOverLimit, now, || {
+                        format!(
+                            "the routing table is full ({} flows): registrations of new flows are \
+                         refused until routes expire",
+                            self.router.route_count()
+                        )
+                    });
+                return;
+            }
+        };
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection.set_registered();
+        }
+        for parked in parked {
             match crate::packet::split_ip_headers(&parked.packet) {
                 Ok(reply) => self.deliver(conn, &reply, parked.timestamp_us),
                 Err(_) => self.counters.add(Counter::Malformed, 1),
@@ -242,30 +350,34 @@ impl Switchboard {
         }
     }
 
-    /// Expires parked replies, idle routes and connections that never said hello.
+    /// Expires parked replies, idle routes and connections that did not open in time.
     pub fn expire(&mut self, now: Instant) {
         self.router.expire(now);
-        let silent: Vec<ConnId> = self
+        let timed_out: Vec<(ConnId, HandshakeError)> = self
             .connections
-            .iter()
-            .filter(|(_, connection)| {
-                connection
-                    .awaits_hello_since()
-                    .is_some_and(|since| now.saturating_duration_since(since) >= HELLO_TIMEOUT)
-            })
-            .map(|(&id, _)| id)
+            .iter_mut()
+            .filter_map(|(&id, connection)| Some((id, connection.on_timeout(now)?)))
             .collect();
-        for conn in silent {
-            log::warn!("copy connection {conn} sent no hello in {HELLO_TIMEOUT:?}; closing it");
-            self.close(conn);
+        for (conn, err) in timed_out {
+            self.refuse(conn, &err, now);
         }
     }
 
     /// Forgets a connection and every flow it registered.
     fn close(&mut self, conn: ConnId) {
-        self.connections.remove(&conn);
-        self.router.drop_connection(conn);
+        if let Some(connection) = self.connections.remove(&conn)
+            && connection.has_registered()
+        {
+            self.router.drop_connection(conn);
+        }
     }
+}
+
+/// A nonce for one connection's challenge, from the kernel's CSPRNG.
+fn fresh_nonce() -> io::Result<[u8; NONCE_LEN]> {
+    let mut nonce = [0; NONCE_LEN];
+    getrandom::fill(&mut nonce).map_err(|err| io::Error::other(err.to_string()))?;
+    Ok(nonce)
 }
 
 #[cfg(test)]
@@ -273,7 +385,7 @@ mod tests {
     use super::*;
     use crate::packet::{self, Segment, SeqNum, TcpFlags, TcpOptions};
     use crate::proto::Version;
-    use std::io::Read;
+    use std::io::{Read, Write};
     use std::net::TcpListener;
 
     const CLIENT: &str = "203.0.113.5:40000";
@@ -309,22 +421,42 @@ mod tests {
         copies: usize,
     ) -> (Switchboard, Vec<(TcpStream, ConnId)>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut board = Switchboard::new(limits, Arc::new(Counters::default()));
-        let now = Instant::now();
+        let mut board = Switchboard::new(limits, Arc::new(Counters::default()), None);
         let pairs = (0..copies)
             .map(|_| {
-                let copy = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-                let (stream, peer) = listener.accept().unwrap();
-                let conn = board.connect(stream, peer, now).unwrap();
-                let hello = CopyMessage::Hello {
-                    offered: 6,
-                    version: Version::V6,
-                };
-                board.on_message(conn, hello, now);
+                let (mut copy, conn) = connect(&mut board, &listener);
+                let mut hello = Vec::new();
+                crate::proto::encode_hello(Version::V6, &mut hello);
+                copy.write_all(&hello).unwrap();
+                read_until(&mut board, conn, |board| {
+                    board
+                        .connections
+                        .get(&conn)
+                        .is_some_and(CopyConnection::is_open)
+                });
                 (copy, conn)
             })
             .collect();
         (board, pairs)
+    }
+
+    fn connect(board: &mut Switchboard, listener: &TcpListener) -> (TcpStream, ConnId) {
+        let copy = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (stream, peer) = listener.accept().unwrap();
+        (copy, board.connect(stream, peer, Instant::now()).unwrap())
+    }
+
+    /// Lets the board read `conn` until `done` holds (what the copy wrote has arrived).
+    fn read_until(board: &mut Switchboard, conn: ConnId, done: impl Fn(&Switchboard) -> bool) {
+        let mut scratch = [0u8; 4096];
+        for _ in 0..500 {
+            board.on_readable(conn, &mut scratch, Instant::now());
+            if done(board) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("the board never got there");
     }
 
     fn register(board: &mut Switchboard, conn: ConnId) {
@@ -439,6 +571,7 @@ mod tests {
         let limits = ConnectionLimits {
             outbound_bytes: 4 * 1024,
             slow_peer_replies: 100,
+            ..ConnectionLimits::default()
         };
         let (mut board, copies) = board_with_copies(limits, 1);
         register(&mut board, copies[0].1);
@@ -463,8 +596,11 @@ mod tests {
     #[test]
     fn a_silent_connection_is_closed_after_the_hello_timeout() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut board =
-            Switchboard::new(ConnectionLimits::default(), Arc::new(Counters::default()));
+        let mut board = Switchboard::new(
+            ConnectionLimits::default(),
+            Arc::new(Counters::default()),
+            None,
+        );
         let _copy = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (stream, peer) = listener.accept().unwrap();
         let now = Instant::now();
@@ -473,5 +609,85 @@ mod tests {
         assert_eq!(board.connection_count(), 1);
         board.expire(now + HELLO_TIMEOUT);
         assert_eq!(board.connection_count(), 0);
+    }
+
+    #[test]
+    fn a_copy_with_the_secret_opens_and_one_with_another_is_refused_and_counted() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let secret = crate::proto::Secret::new(b"sixteen bytes or more".to_vec());
+        let mut board = Switchboard::new(
+            ConnectionLimits::default(),
+            Arc::new(Counters::default()),
+            secret.clone(),
+        );
+        let wrong = crate::proto::Secret::new(b"a stranger's guess!!".to_vec());
+        for (proof, opens) in [(secret, true), (wrong, false)] {
+            let (mut copy, conn) = connect(&mut board, &listener);
+            copy.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut hello = Vec::new();
+            crate::proto::encode_hello(Version::V7, &mut hello);
+            copy.write_all(&hello).unwrap();
+            read_until(&mut board, conn, |board| {
+                board.connections[&conn].wants_write()
+            });
+            board.end_turn();
+            // The switch marker, then the challenge: 8 + 4 + 33 bytes.
+            let mut answer = [0u8; 45];
+            copy.read_exact(&mut answer).unwrap();
+            let nonce: [u8; NONCE_LEN] = answer[13..].try_into().unwrap();
+            let mut response = Vec::new();
+            crate::proto::encode_switch(&mut response);
+            let mac = proof.unwrap().respond(&nonce);
+            response.extend_from_slice(&[0, 7, 0, 32]);
+            response.extend_from_slice(&mac);
+            copy.write_all(&response).unwrap();
+            read_until(&mut board, conn, |board| {
+                board
+                    .connections
+                    .get(&conn)
+                    .is_none_or(CopyConnection::is_open)
+            });
+            assert_eq!(board.connections.contains_key(&conn), opens);
+        }
+        assert_eq!(board.counters.get(Counter::ConnectionsUnauthenticated), 1);
+    }
+
+    #[test]
+    fn garbage_closes_only_its_own_connection_and_is_counted() {
+        let (mut board, mut copies) = board_with_copies(ConnectionLimits::default(), 1);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (mut stranger, conn) = connect(&mut board, &listener);
+        stranger
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        read_until(&mut board, conn, |board| {
+            !board.connections.contains_key(&conn)
+        });
+        assert_eq!(board.counters.get(Counter::ConnectionsMalformed), 1);
+        register(&mut board, copies[0].1);
+        on_reply(&mut board, &reply(TcpFlags::ACK));
+        board.end_turn();
+        assert_eq!(
+            read_frame(&mut copies[0].0)[..2],
+            [0, 1],
+            "the copy still gets replies"
+        );
+    }
+
+    #[test]
+    fn the_oldest_connection_without_a_hello_makes_room_for_a_new_one() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let limits = ConnectionLimits {
+            unopened: 3,
+            ..ConnectionLimits::default()
+        };
+        let mut board = Switchboard::new(limits, Arc::new(Counters::default()), None);
+        let ends: Vec<(TcpStream, ConnId)> =
+            (0..5).map(|_| connect(&mut board, &listener)).collect();
+        assert_eq!(board.connection_count(), 3);
+        assert!(!board.connections.contains_key(&ends[0].1));
+        assert!(!board.connections.contains_key(&ends[1].1));
+        assert!(board.connections.contains_key(&ends[4].1));
+        assert_eq!(board.counters.get(Counter::ConnectionsSilent), 2);
     }
 }

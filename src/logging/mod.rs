@@ -9,6 +9,7 @@
 mod counter_line;
 mod json;
 mod log_file;
+pub mod throttle;
 
 use std::path::PathBuf;
 

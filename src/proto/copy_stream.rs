@@ -1,16 +1,25 @@
 //! What intercept runs on the bytes a copy sends: the hello, then registrations in the
 //! version the two settled on.
 //!
-//! Owns the per-connection decoding state (hello → v6 records → optional switch → v7 frames).
-//! It writes nothing: when the hello asks for version 7 it is the caller's job to answer with
-//! [`encode_switch`](super::encode_switch) before sending any reply.
+//! Owns the per-connection decoding state (hello → v6 records → optional switch → v7 frames)
+//! and its bounds: the first 14 bytes must be a hello, and a version-7 frame body longer than
+//! [`MAX_COPY_FRAME_BODY`] is an error as soon as its length arrives, so a connection never
+//! holds more than one small frame of undecoded bytes. It writes nothing: what to answer is
+//! the [`InterceptHandshake`](super::InterceptHandshake)'s business.
 
+use super::auth::{
+    FRAME_REFUSAL, FRAME_RESPONSE, MAC_LEN, Refusal, decode_refusal, decode_response,
+};
 use super::negotiation::{SWITCH_LEN, SWITCH_MARKER, decode_switch};
 use super::stream_buf::StreamBuf;
 use super::v6::{RECORD_LEN, Record};
 use super::v7::{FRAME_INSTANCE, FRAME_REGISTRATION, Frame, decode_instance, decode_registration};
 use super::wire::be_u16_at;
 use super::{ProtoError, Registration, Version};
+
+/// The longest version-7 frame body intercept takes from a copy. Copy's frames are 1 to 38
+/// bytes; the rest is room for fields appended later.
+pub const MAX_COPY_FRAME_BODY: usize = 1024;
 
 /// One decoded message from a copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +32,10 @@ pub enum CopyMessage {
     /// The copy process the connection belongs to (version 7): connections of one process
     /// share its id.
     Instance(u64),
+    /// The MAC answering intercept's challenge (version 7, right after copy's switch).
+    Response([u8; MAC_LEN]),
+    /// The copy will not go on, and why; it closes the connection next.
+    Refusal(Refusal),
     /// A version-7 frame of a type this decoder does not know; it was skipped.
     Unknown { frame_type: u16, body_len: usize },
 }
@@ -89,7 +102,7 @@ impl CopyStreamDecoder {
                     let Some(record) = self.take_record()? else {
                         return Ok(None);
                     };
-                    let offered = record.record_type;
+                    let offered = record.hello_version()?;
                     let version = if offered >= Version::V7.number() {
                         self.highest
                     } else {
@@ -134,12 +147,15 @@ impl CopyStreamDecoder {
     }
 
     fn take_frame(&mut self) -> Result<Option<CopyMessage>, ProtoError> {
-        let Some((frame, len)) = Frame::split(self.input.pending()) else {
+        let Some((frame, len)) = Frame::split_within(self.input.pending(), MAX_COPY_FRAME_BODY)?
+        else {
             return Ok(None);
         };
         let message = match frame.frame_type {
             FRAME_REGISTRATION => CopyMessage::Registration(decode_registration(frame.body)?),
             FRAME_INSTANCE => CopyMessage::Instance(decode_instance(frame.body)?),
+            FRAME_RESPONSE => CopyMessage::Response(decode_response(frame.body)?),
+            FRAME_REFUSAL => CopyMessage::Refusal(decode_refusal(frame.body)?),
             frame_type => CopyMessage::Unknown {
                 frame_type,
                 body_len: frame.body.len(),

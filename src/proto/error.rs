@@ -45,8 +45,14 @@ pub enum ProtoError {
     PrefixBeyondPayload { prefix: usize, payload: usize },
     /// A version-6 combined frame already holds as many messages as the layout allows.
     BatchFull { max: u16 },
-    /// A version-7 frame body would not fit the 16-bit length field.
-    FrameTooLarge { len: usize },
+    /// A version-7 frame body longer than its receiver takes (or than the 16-bit length
+    /// field holds, when encoding).
+    FrameTooLarge { len: usize, max: usize },
+    /// The first record on a connection was no hello: a hello has both addresses and ports
+    /// zero and names version 6 or later.
+    BadHello { record_type: u16 },
+    /// A challenge asked for a proof this build does not know.
+    UnknownChallengeMethod { method: u8 },
 }
 
 impl fmt::Display for ProtoError {
@@ -99,8 +105,15 @@ impl fmt::Display for ProtoError {
                 "v7 reply: payload prefix of {prefix} bytes exceeds the {payload}-byte payload"
             ),
             Self::BatchFull { max } => write!(f, "v6 combined frame: already holds {max} messages"),
-            Self::FrameTooLarge { len } => {
-                write!(f, "v7 frame: body of {len} bytes exceeds 65535")
+            Self::FrameTooLarge { len, max } => {
+                write!(f, "v7 frame: body of {len} bytes exceeds {max}")
+            }
+            Self::BadHello { record_type } => write!(
+                f,
+                "hello: not a tcpcopy hello (addresses not zero, or type {record_type} below 6)"
+            ),
+            Self::UnknownChallengeMethod { method } => {
+                write!(f, "v7 challenge: unknown method {method}")
             }
         }
     }

@@ -7,6 +7,9 @@
 //! [`InterceptMessage::Switch`] the caller answers with [`encode_switch`](super::encode_switch)
 //! and sends version-7 registrations from then on.
 
+use super::auth::{
+    Challenge, FRAME_CHALLENGE, FRAME_REFUSAL, Refusal, decode_challenge, decode_refusal,
+};
 use super::negotiation::{SWITCH_LEN, SWITCH_MARKER, decode_switch};
 use super::stream_buf::StreamBuf;
 use super::v6::{COUNT_LEN, MAX_DECODE_COUNT, V6Layout, decode_message};
@@ -24,6 +27,11 @@ pub enum InterceptMessage {
     /// Another copy process registered this flow first (version 7): the session on it
     /// must move to another client port.
     FlowTaken(crate::packet::Flow),
+    /// What the intercept asks before it takes registrations (version 7, right after its
+    /// switch marker).
+    Challenge(Challenge),
+    /// The intercept will not go on, and why; it closes the connection next.
+    Refusal(Refusal),
     /// A version-7 frame of a type this decoder does not know; it was skipped.
     Unknown { frame_type: u16, body_len: usize },
 }
@@ -152,6 +160,8 @@ impl InterceptStreamDecoder {
         let message = match frame.frame_type {
             FRAME_REPLY => InterceptMessage::Reply(decode_reply(frame.body)?),
             FRAME_FLOW_TAKEN => InterceptMessage::FlowTaken(decode_flow_taken(frame.body)?),
+            FRAME_CHALLENGE => InterceptMessage::Challenge(decode_challenge(frame.body)?),
+            FRAME_REFUSAL => InterceptMessage::Refusal(decode_refusal(frame.body)?),
             frame_type => InterceptMessage::Unknown {
                 frame_type,
                 body_len: frame.body.len(),

@@ -6,7 +6,8 @@
 //! - **6**, exactly as TCPCopy 1.x and intercept 1.0 speak it (14-byte records one way,
 //!   combined frames of 64-byte messages the other), so either half works with the C one;
 //! - **7**, ours: tagged length-prefixed frames carrying IPv6, capture timestamps, payload
-//!   prefixes and the arbitration of flows between copy processes, negotiated in the hello so either side falls back to 6.
+//!   prefixes and the arbitration of flows between copy processes, negotiated in the hello so either side falls back to 6;
+//!   with a shared secret, copy proves it at the hello (`handshake`), and version 6 is refused.
 //!
 //! docs/protocol.md describes the bytes; the tests here hold its fixtures.
 //!
@@ -14,9 +15,11 @@
 //! spawn threads or panic on untrusted bytes: the connection code feeds the stream decoders
 //! whatever it reads and writes whatever the encoders append.
 
+mod auth;
 mod batch;
 mod copy_stream;
 mod error;
+mod handshake;
 mod headers;
 mod intercept_stream;
 mod negotiation;
@@ -32,9 +35,11 @@ mod fixtures;
 #[cfg(test)]
 mod tests;
 
+pub use auth::{Challenge, MAC_LEN, MIN_SECRET_LEN, NONCE_LEN, Refusal, Secret};
 pub use batch::ReplyBatch;
-pub use copy_stream::{CopyMessage, CopyStreamDecoder};
+pub use copy_stream::{CopyMessage, CopyStreamDecoder, MAX_COPY_FRAME_BODY};
 pub use error::ProtoError;
+pub use handshake::{Admission, CopyHandshake, CopyStep, HandshakeError, InterceptHandshake};
 pub use headers::MAX_HEADERS_LEN;
 pub use intercept_stream::{InterceptMessage, InterceptStreamDecoder};
 pub use negotiation::{encode_hello, encode_switch};

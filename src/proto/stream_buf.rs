@@ -2,9 +2,13 @@
 //! the error that ended the stream, if any.
 //!
 //! Owns buffering only; it knows no frame layout. Consumed bytes are reclaimed lazily, so a
-//! steady stream reuses one allocation.
+//! steady stream reuses one allocation, and a buffer emptied after a burst gives back all
+//! but [`KEPT_CAPACITY`] (thousands of idle connections keep no burst's memory).
 
 use super::ProtoError;
+
+/// Capacity an emptied buffer keeps.
+const KEPT_CAPACITY: usize = 4 * 1024;
 
 /// Bytes fed from a TCP stream, consumed from the front.
 #[derive(Debug, Default)]
@@ -39,6 +43,7 @@ impl StreamBuf {
         self.start = self.start.saturating_add(len).min(self.bytes.len());
         if self.start == self.bytes.len() {
             self.bytes.clear();
+            self.bytes.shrink_to(KEPT_CAPACITY);
             self.start = 0;
         }
     }
@@ -72,6 +77,18 @@ mod tests {
         assert_eq!(buf.pending(), &[3, 4, 5]);
         buf.consume(10);
         assert!(buf.pending().is_empty());
+    }
+
+    #[test]
+    fn an_emptied_buffer_gives_back_a_burst() {
+        let mut buf = StreamBuf::default();
+        buf.feed(&[0; 64 * 1024]);
+        buf.consume(64 * 1024);
+        assert!(
+            buf.bytes.capacity() <= KEPT_CAPACITY,
+            "{}",
+            buf.bytes.capacity()
+        );
     }
 
     #[test]

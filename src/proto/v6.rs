@@ -95,6 +95,18 @@ impl Record {
         }
     }
 
+    /// The version a hello offers; an error for a record that is no hello (TCPCopy 1.x's has
+    /// both addresses zero and type 6, ours type 7).
+    pub(crate) fn hello_version(&self) -> Result<u16, ProtoError> {
+        let unspecified = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+        if self.client != unspecified || self.target != unspecified || self.record_type < 6 {
+            return Err(ProtoError::BadHello {
+                record_type: self.record_type,
+            });
+        }
+        Ok(self.record_type)
+    }
+
     /// Appends the 14 bytes of the record.
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.client.ip().octets());

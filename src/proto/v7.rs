@@ -42,11 +42,32 @@ impl<'a> Frame<'a> {
     /// The frame at the start of `bytes` and its length on the wire, or `None` until all of
     /// it has arrived.
     pub(crate) fn split(bytes: &'a [u8]) -> Option<(Self, usize)> {
-        let frame_type = be_u16_at(bytes, 0)?;
-        let body_len = usize::from(be_u16_at(bytes, 2)?);
+        Self::split_within(bytes, usize::from(u16::MAX))
+            .ok()
+            .flatten()
+    }
+
+    /// [`Frame::split`] for a receiver that takes bodies of at most `max_body` bytes: a
+    /// longer one is an error as soon as its length field has arrived, so the receiver never
+    /// buffers more than one frame of that size.
+    pub(crate) fn split_within(
+        bytes: &'a [u8],
+        max_body: usize,
+    ) -> Result<Option<(Self, usize)>, ProtoError> {
+        let (Some(frame_type), Some(body_len)) = (be_u16_at(bytes, 0), be_u16_at(bytes, 2)) else {
+            return Ok(None);
+        };
+        let body_len = usize::from(body_len);
+        if body_len > max_body {
+            return Err(ProtoError::FrameTooLarge {
+                len: body_len,
+                max: max_body,
+            });
+        }
         let total = FRAME_HEADER_LEN + body_len;
-        let body = bytes.get(FRAME_HEADER_LEN..total)?;
-        Some((Frame { frame_type, body }, total))
+        Ok(bytes
+            .get(FRAME_HEADER_LEN..total)
+            .map(|body| (Frame { frame_type, body }, total)))
     }
 }
 
@@ -64,7 +85,10 @@ pub(crate) fn write_frame(
     let body_len = out.len() - start - FRAME_HEADER_LEN;
     let Ok(length_field) = u16::try_from(body_len) else {
         out.truncate(start);
-        return Err(ProtoError::FrameTooLarge { len: body_len });
+        return Err(ProtoError::FrameTooLarge {
+            len: body_len,
+            max: usize::from(u16::MAX),
+        });
     };
     out[start + 2..start + FRAME_HEADER_LEN].copy_from_slice(&length_field.to_be_bytes());
     Ok(())
@@ -393,7 +417,13 @@ mod tests {
     fn an_oversized_body_is_refused_and_leaves_out_untouched() {
         let mut out = vec![1, 2, 3];
         let result = write_frame(99, &mut out, |body| body.resize(body.len() + 70_000, 0));
-        assert_eq!(result, Err(ProtoError::FrameTooLarge { len: 70_000 }));
+        assert_eq!(
+            result,
+            Err(ProtoError::FrameTooLarge {
+                len: 70_000,
+                max: 65_535
+            })
+        );
         assert_eq!(out, [1, 2, 3]);
     }
 
@@ -408,6 +438,22 @@ mod tests {
             (parsed.frame_type, parsed.body, len),
             (0x1234, &[0xaa, 0xbb][..], 6)
         );
+    }
+
+    #[test]
+    fn a_receiver_refuses_a_frame_longer_than_it_takes_once_the_length_is_in() {
+        let header = [0x00, 0x09, 0x04, 0x01];
+        assert!(matches!(Frame::split_within(&header[..3], 1024), Ok(None)));
+        assert_eq!(
+            Frame::split_within(&header, 1024).err(),
+            Some(ProtoError::FrameTooLarge {
+                len: 1025,
+                max: 1024
+            })
+        );
+        let mut whole = header.to_vec();
+        whole.resize(4 + 1025, 0);
+        assert!(Frame::split_within(&whole, 1025).unwrap().is_some());
     }
 
     #[test]

@@ -14,6 +14,10 @@
 //! Registrations start in version 6, which has no IPv6: IPv6 flows wait until the intercept
 //! agrees to version 7, and a link still on version 6 after [`V7_WAIT`] is a TCPCopy 1.x
 //! intercept, which is said once, loudly, and counted (`registrations_refused`).
+//!
+//! With `--secret-file`, nothing is registered until the intercept's challenge is answered
+//! (`proto::CopyHandshake`); an intercept that cannot check the secret, or refuses it, is
+//! said at most every 30 s, and retried every second.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -27,7 +31,10 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::addresses::InterceptAddr;
 use crate::packet::Flow;
-use crate::proto::{self, InterceptMessage, InterceptStreamDecoder, Version};
+use crate::proto::{
+    self, CopyHandshake, CopyStep, HandshakeError, InterceptMessage, InterceptStreamDecoder,
+    Secret, Version,
+};
 use crate::stats::Counter;
 
 use super::core::ShardCore;
@@ -62,8 +69,8 @@ enum State {
     Up {
         stream: TcpStream,
         decoder: InterceptStreamDecoder,
-        /// The version registrations are encoded in: 6 until the intercept agrees to 7.
-        version: Version,
+        /// Which version registrations go in, and whether they may go yet.
+        handshake: CopyHandshake,
         /// IPv6 flows waiting for version 7.
         waiting: WaitingForV7,
     },
@@ -123,12 +130,23 @@ pub struct Link {
     unsent: Vec<u8>,
     read_buffer: Box<[u8]>,
     last_failure_log: Option<Instant>,
+    /// What this copy proves to every intercept.
+    secret: Option<Secret>,
+    /// When a refusal at the hello was last logged (kept across reconnections).
+    last_refusal_log: Option<Instant>,
 }
 
 impl Link {
-    /// The link of shard `shard` to `addr`; `stopping` is copy's stop flag (a link that
-    /// fails once it is set is no news: intercepts stopped with copy close their end).
-    pub fn new(addr: InterceptAddr, shard: usize, now: Instant, stopping: Arc<AtomicBool>) -> Link {
+    /// The link of shard `shard` to `addr`, proving `secret` if given; `stopping` is copy's
+    /// stop flag (a link that fails once it is set is no news: intercepts stopped with copy
+    /// close their end).
+    pub fn new(
+        addr: InterceptAddr,
+        shard: usize,
+        now: Instant,
+        stopping: Arc<AtomicBool>,
+        secret: Option<Secret>,
+    ) -> Link {
         Link {
             addr,
             shard,
@@ -137,6 +155,8 @@ impl Link {
             unsent: Vec::new(),
             read_buffer: vec![0; READ_CHUNK].into_boxed_slice(),
             last_failure_log: None,
+            secret,
+            last_refusal_log: None,
         }
     }
 
@@ -220,7 +240,10 @@ impl Link {
             }
         };
         if let Err(err) = result {
-            self.failed(now, &format!("{err:#}"));
+            match err.downcast_ref::<HandshakeError>() {
+                Some(refusal) => self.refused(now, refusal),
+                None => self.failed(now, &format!("{err:#}")),
+            }
         }
     }
 
@@ -238,11 +261,12 @@ impl Link {
         }
         let stream: TcpStream = socket.into();
         stream.set_nodelay(true)?;
+        let now = Instant::now();
         self.state = State::Up {
             stream,
             decoder: InterceptStreamDecoder::new(Version::LATEST),
-            version: Version::V6,
-            waiting: WaitingForV7::new(Instant::now()),
+            handshake: CopyHandshake::new(self.secret.clone(), now, V7_WAIT),
+            waiting: WaitingForV7::new(now),
         };
         self.last_failure_log = None;
         core.emitted().counters.bump(Counter::InterceptConnects);
@@ -260,7 +284,7 @@ impl Link {
         let State::Up {
             stream,
             decoder,
-            version,
+            handshake,
             waiting,
         } = &mut self.state
         else {
@@ -278,26 +302,36 @@ impl Link {
             read += n;
             decoder.feed(&self.read_buffer[..n]);
             while let Some(message) = decoder.next_message().context("bad data from intercept")? {
-                match message {
-                    InterceptMessage::Reply(reply) => core.on_reply(now, reply.headers()),
-                    InterceptMessage::FlowTaken(flow) => core.on_flow_taken(now, flow),
-                    InterceptMessage::Switch(agreed) => {
+                match handshake.on_message(message, &mut self.unsent) {
+                    CopyStep::Deliver(InterceptMessage::Reply(reply)) => {
+                        core.on_reply(now, reply.headers());
+                    }
+                    CopyStep::Deliver(InterceptMessage::FlowTaken(flow)) => {
+                        core.on_flow_taken(now, flow);
+                    }
+                    CopyStep::Deliver(_) | CopyStep::Held => {}
+                    CopyStep::Opened { held_back } => {
                         log::info!(
-                            "shard {}: intercept {} speaks protocol version {}",
+                            "shard {}: intercept {} speaks protocol version 7{}",
                             self.shard,
                             self.addr,
-                            agreed.number()
-                        );
-                        if agreed == Version::V7 && *version == Version::V6 {
-                            proto::encode_switch(&mut self.unsent);
-                            proto::encode_instance(process_instance(), &mut self.unsent);
-                            *version = Version::V7;
-                            for flow in waiting.release() {
-                                encode_registration(*version, flow, &mut self.unsent);
+                            if held_back {
+                                "; its secret challenge answered"
+                            } else {
+                                ""
                             }
+                        );
+                        proto::encode_instance(process_instance(), &mut self.unsent);
+                        let held = held_back.then(|| core.sessions().live_flows());
+                        for flow in held.into_iter().flatten().chain(waiting.release()) {
+                            encode_registration(Version::V7, flow, &mut self.unsent);
                         }
                     }
-                    InterceptMessage::Unknown { .. } => {}
+                    CopyStep::Failed(err) => {
+                        // Let it read the refusal this side queued, if any.
+                        let _ = stream.write_all(&self.unsent);
+                        return Err(err.into());
+                    }
                 }
             }
         }
@@ -309,21 +343,31 @@ impl Link {
     /// IPv6 flow, and the intercept speaks only version 6).
     pub fn register(&mut self, flow: Flow) -> bool {
         let State::Up {
-            version, waiting, ..
+            handshake, waiting, ..
         } = &mut self.state
         else {
             return true;
         };
-        if *version == Version::V6 && flow.client.is_ipv6() {
-            return waiting.hold(flow);
+        match handshake.registrations() {
+            // Registered with every other live flow once the handshake opens.
+            None => true,
+            Some(Version::V6) if flow.client.is_ipv6() => waiting.hold(flow),
+            Some(version) => {
+                encode_registration(version, flow, &mut self.unsent);
+                true
+            }
         }
-        encode_registration(*version, flow, &mut self.unsent);
-        true
     }
 
     /// Writes what is queued, as far as the socket takes it without blocking. Returns how
     /// many held IPv6 registrations this link gave up on (see [`V7_WAIT`]).
     pub fn flush(&mut self, now: Instant) -> usize {
+        if let State::Up { handshake, .. } = &mut self.state
+            && let Some(err) = handshake.on_timeout(now)
+        {
+            self.refused(now, &err);
+            return 0;
+        }
         let refused = self.expire_v6_wait(now);
         if self.unsent.is_empty() || !self.is_up() {
             return refused;
@@ -409,6 +453,29 @@ impl Link {
                 RECONNECT_DELAY.as_secs()
             );
             self.last_failure_log = Some(now);
+        }
+    }
+}
+
+impl Link {
+    /// The hello failed (a secret the intercept cannot check or refuses): an error, said at
+    /// most every 30 s however often the link retries.
+    fn refused(&mut self, now: Instant, err: &HandshakeError) {
+        self.state = State::Down {
+            retry_at: now + RECONNECT_DELAY,
+        };
+        self.unsent.clear();
+        if self
+            .last_refusal_log
+            .is_none_or(|at| now - at >= UNREACHABLE_LOG_INTERVAL)
+        {
+            log::error!(
+                "shard {}: intercept {}: {err}; retrying every {}s",
+                self.shard,
+                self.addr,
+                RECONNECT_DELAY.as_secs()
+            );
+            self.last_refusal_log = Some(now);
         }
     }
 }

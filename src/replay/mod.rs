@@ -197,6 +197,12 @@ pub fn run(args: &CopyArgs) -> Result<()> {
         rewriter: rewrite::Rewriter::new(mappings.clone()),
         shaping: shaping(args),
         intercepts: args.all_intercepts(),
+        secret: args
+            .secret
+            .secret_file
+            .as_deref()
+            .map(crate::secret_file::load)
+            .transpose()?,
         limits: SessionLimits {
             session: session_config(args),
             mtu: usize::from(args.mtu),
@@ -296,6 +302,8 @@ pub struct PipelineConfig {
     pub rewriter: rewrite::Rewriter,
     pub shaping: Shaping,
     pub intercepts: Vec<InterceptAddr>,
+    /// What every link proves to its intercept (`--secret-file`).
+    pub secret: Option<crate::proto::Secret>,
     pub limits: SessionLimits,
     /// Offline, once the files are replayed: how long to keep running so sessions finish.
     pub drain: Duration,
@@ -327,7 +335,10 @@ pub fn run_shards(
         let links = config
             .intercepts
             .iter()
-            .map(|addr| link::Link::new(addr.clone(), index, now, Arc::clone(stop)))
+            .map(|addr| {
+                let secret = config.secret.clone();
+                link::Link::new(addr.clone(), index, now, Arc::clone(stop), secret)
+            })
             .collect();
         let core = ShardCore::new(
             config.rewriter.clone(),

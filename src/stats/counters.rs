@@ -134,6 +134,20 @@ counters! {
     PortsHeldByOtherCopy => "ports_held_by_other_copy",
     /// Replies dropped because a copy connection could not keep up.
     RepliesDroppedSlowPeer => "replies_dropped_slow_peer",
+    /// Registrations intercept refused because its routing table was full.
+    RegistrationsOverLimit => "registrations_over_limit",
+    /// Connections to intercept's control port closed at accept: their address is outside
+    /// --allow.
+    ConnectionsRefused => "connections_refused",
+    /// Copy connections closed at the hello for not proving the --secret-file secret (a wrong
+    /// or missing secret, or TCPCopy 1.x's version 6).
+    ConnectionsUnauthenticated => "connections_unauthenticated",
+    /// Copy connections closed because what they sent is not the control protocol (or a
+    /// frame over the size limit).
+    ConnectionsMalformed => "connections_malformed",
+    /// Copy connections closed because they completed no hello in time, or made room for
+    /// newer ones while too many waited for theirs.
+    ConnectionsSilent => "connections_silent",
 }
 
 /// Shared, thread-safe totals.
