@@ -16,7 +16,14 @@ fn fifty_thousand_requests_replay_exactly_in_flat_memory() {
          the e2e tests as root"
     );
     let output = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/soak.sh"))
-        .args(["--requests", "50000", "--rate", "3000", "--prefix", "soakci"])
+        .args([
+            "--requests",
+            "50000",
+            "--rate",
+            "3000",
+            "--prefix",
+            "soakci",
+        ])
         .output()
         .expect("scripts/soak.sh runs");
     let report = String::from_utf8_lossy(&output.stdout);

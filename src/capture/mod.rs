@@ -1,8 +1,10 @@
-//! Packet sources: live capture with libpcap behind the [`PacketSource`] trait, and
-//! capture files (pcap and pcapng), one at a time ([`FileCapture`]) or several merged by
-//! timestamp ([`FileSet`]).
+//! Packet sources behind the [`PacketSource`] trait: copy's own TPACKET_V3 ring on Ethernet
+//! devices ([`BlockRing`]), live capture with libpcap elsewhere and for intercept
+//! ([`LiveCapture`]), and capture files (pcap and pcapng), one at a time ([`FileCapture`])
+//! or several merged by timestamp ([`FileSet`]).
 //!
-//! Owns capture setup (immediate mode, inbound direction, the BPF filter) and nothing else:
+//! Owns capture setup (ring layout, inbound direction, the BPF filter, fanout groups) and
+//! nothing else:
 //! frames leave here as raw bytes with a timestamp; parsing is the packet model's job, and
 //! when a file's frames are replayed is the offline clock's.
 
