@@ -15,7 +15,12 @@ impl Session {
         let flags = segment.flags;
         let acks_our_syn = flags.ack() && segment.ack == self.snd.isn + 1u32;
         if flags.rst() {
-            if acks_our_syn {
+            // RFC 9293 §3.10.7.1: a closed port answers our SYN (no ACK bit) with SEQ=0. A
+            // rebuilt connection reuses the old one's 4-tuple and byte numbers, so a late
+            // RST of the old connection can acknowledge the new SYN too; its SEQ is the old
+            // connection's, which tells it apart: it is ignored.
+            let late_reset = self.rebuilds > 0 && segment.seq != SeqNum(0);
+            if acks_our_syn && !late_reset {
                 out.event(Event::HandshakeRefused);
                 self.end(now, false, out);
             }
@@ -88,6 +93,19 @@ impl Session {
             return;
         }
         if self.state == State::TargetReset {
+            return;
+        }
+        if segment.seq_end() < self.rcv.nxt
+            || (segment.seq_len() == 0 && segment.seq < self.rcv.nxt)
+        {
+            // RFC 9293 §3.10.7.4, first check: nothing of this segment is new, so its ACK is
+            // old news, or not even this connection's: a rebuilt connection reuses the old
+            // one's 4-tuple and byte numbers, and a late ACK of the old connection would
+            // acknowledge bytes the new one never received. Repeated data or FIN is
+            // acknowledged again; a stale pure ACK is dropped.
+            if segment.seq_len() > 0 {
+                self.send_ack(now, out);
+            }
             return;
         }
         self.update_ts_recent(segment);
@@ -253,6 +271,14 @@ impl Session {
             return;
         }
         out.event(Event::ResetByTarget);
+        // A reset with ACK (what Linux sends when the application closes with data unread,
+        // or aborts) tells what the target received. Its last plain ACK may have been lost
+        // on the way to intercept: rebuilding from an older SND.UNA would hand the target
+        // those bytes again, on the new connection, as a second request.
+        if segment.flags.ack() && segment.ack > self.snd.una && segment.ack <= self.snd.nxt {
+            self.snd.una = segment.ack;
+            self.queue.acknowledge(segment.ack);
+        }
         self.pacer.on_target_closed();
         self.timers.stop(Timer::Retransmit);
         self.timers.stop(Timer::DelayedAck);
