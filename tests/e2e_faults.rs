@@ -311,6 +311,86 @@ fn sessions_open_when_the_target_server_restarts_carry_on() {
     );
 }
 
+#[test]
+fn a_copy_killed_and_started_again_leaves_nothing_half_open() {
+    /// Keep-alive connections open while copy is killed and after it is back.
+    const OPEN: usize = 5;
+    /// How long the target may hold a connection after copy stopped: longer than copy's 6 s
+    /// time-wait.
+    const TIME_WAIT: Duration = Duration::from_secs(20);
+    let lab = Lab::up("fltck", false).unwrap_or_else(|err| panic!("{err:#}"));
+    let online = lab.start_nginx(Host::Online).unwrap();
+    let target = lab.start_nginx(Host::Target).unwrap();
+    let _intercept = lab.start_intercept(Mode::Assistant, HTTP_PORT).unwrap();
+    let mut copy = lab
+        .start_assistant_copy(Host::Online, HTTP_PORT, CLIENT_NET)
+        .unwrap();
+    let mut open: Vec<HeldHttp> = (0..OPEN)
+        .map(|_| {
+            lab.hold_http(Host::Client, Host::Online.socket(HTTP_PORT))
+                .unwrap()
+        })
+        .collect();
+    for held in &mut open {
+        held_phase(&online, held);
+    }
+    client_phase(&lab, &online);
+    let before = OPEN * HELD_REQUESTS + REQUESTS;
+    let replayed = settled(CATCH_UP, || target.access_count(), |&n| n >= before).unwrap();
+    assert_eq!(replayed, before, "requests replayed before copy was killed");
+
+    copy.signal(libc::SIGKILL).unwrap();
+    assert!(
+        copy.wait_timeout(EXIT_TIMEOUT).unwrap().is_some(),
+        "copy survived SIGKILL"
+    );
+    let online_before = online.access_count().unwrap();
+    let mut copy = lab
+        .start_assistant_copy(Host::Online, HTTP_PORT, CLIENT_NET)
+        .unwrap();
+    client_phase(&lab, &online);
+    for held in &mut open {
+        held_phase(&online, held);
+    }
+    let expected = before + REQUESTS + OPEN * HELD_REQUESTS;
+    settled(CATCH_UP, || target.access_count(), |&n| n >= expected).unwrap();
+    drop(open);
+    let ended = wait_for_sessions_to_end(&copy, CATCH_UP);
+    let totals = stop_copy(&mut copy).unwrap_or_else(|err| panic!("{err:#}"));
+    ended.unwrap_or_else(|err| panic!("{err:#}; copy totals {totals:?}"));
+    let left = wait_until(TIME_WAIT, "the target to close every connection", || {
+        Ok(lab.open_connections_on(Host::Target, HTTP_PORT)?.is_empty())
+    });
+    let after = target.access_entries().unwrap();
+    let online_after = online.access_entries().unwrap();
+    eprintln!(
+        "e2e: after the restart the target logged {} of the online server's {} requests; \
+         copy totals {totals:?}",
+        after.len() - before,
+        online_after.len() - online_before
+    );
+    left.unwrap_or_else(|err| {
+        panic!(
+            "{err:#}: {:?}",
+            lab.open_connections_on(Host::Target, HTTP_PORT)
+        )
+    });
+    let online_after = requests(&online_after[online_before..]);
+    let target_after = requests(&after[before..]);
+    let differences = multiset_differences(&online_after, &target_after, 10);
+    assert!(
+        differences.is_empty(),
+        "requests after the restart, online vs target: {differences:?}"
+    );
+    // The connections the killed copy left open on the target expected exactly the next
+    // byte of their client's connection: the new copy reset each and opened it again.
+    assert_eq!(
+        totals.get("stale_connections_reset"),
+        Some(&(OPEN as u64)),
+        "copy totals {totals:?}"
+    );
+}
+
 /// Waits until copy has ended every session, stops it, and checks that the target logged
 /// exactly the online server's requests after its first `skipped` ones, each as often.
 fn finish(

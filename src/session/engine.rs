@@ -156,6 +156,8 @@ pub struct Session {
     syn_retransmitted: bool,
     /// The target answered our SYN for another connection on this 4-tuple.
     port_in_use: bool,
+    /// A stale connection of an earlier replay was found on our 4-tuple and reset (once).
+    stale_reset: bool,
     /// The client sent payload in this session (a SYN flood's sessions never do).
     carried_data: bool,
     rebuilds: u32,
@@ -200,6 +202,7 @@ impl Session {
             syn_sent_at: now,
             syn_retransmitted: false,
             port_in_use: false,
+            stale_reset: false,
             carried_data: false,
             rebuilds: 0,
             config,

@@ -1462,3 +1462,48 @@ fn a_late_ack_of_the_connection_a_rebuild_replaced_acknowledges_nothing() {
         "the request the target reset on came again"
     );
 }
+
+/// A copy killed mid-session leaves the target's connection open, expecting the client's next
+/// byte. The next copy's session (mid-stream, its own SYN just before that byte) gets a
+/// challenge ACK for it: it resets that connection at exactly its RCV.NXT and opens again on
+/// the same 4-tuple; a second such answer moves it to another port.
+#[test]
+fn a_stale_replay_of_the_same_connection_is_reset_once() {
+    let start = Instant::now();
+    let mut session = Session::new(Arc::default(), start, client_addr(), target_addr());
+    let mut out = RecordingOutput::default();
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.send(b"GET /next\n");
+    let (_, data, payload) = &client.items[0];
+    session.on_client(start, data, payload, &mut out);
+    let (syn, _) = out.transmits[0].clone();
+    assert!(
+        syn.flags.syn() && syn.seq == SeqNum(CLIENT_ISN - 1),
+        "{syn}"
+    );
+    let challenge = target_segment(0x7000_0000, CLIENT_ISN, TcpFlags::ACK, 502);
+    out.clear();
+    session.on_reply(start + ms(1), &challenge, &mut out);
+    assert_eq!(out.count(Event::StaleConnectionReset), 1);
+    let sent: Vec<_> = out
+        .transmits
+        .iter()
+        .map(|(segment, _)| segment.clone())
+        .collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(
+        sent[0].flags.rst() && sent[0].seq == SeqNum(CLIENT_ISN),
+        "{}",
+        sent[0]
+    );
+    assert!(
+        sent[1].flags.syn() && sent[1].seq == SeqNum(CLIENT_ISN - 1),
+        "{}",
+        sent[1]
+    );
+    out.clear();
+    session.on_reply(start + ms(2), &challenge, &mut out);
+    assert_eq!(out.count(Event::StaleConnectionReset), 0);
+    assert_eq!(out.count(Event::PortInUse), 1);
+    assert!(session.port_in_use());
+}

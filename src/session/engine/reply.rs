@@ -26,7 +26,23 @@ impl Session {
             }
             return;
         }
-        if flags.ack() && !acks_our_syn {
+        // An ACK without SYN that acknowledges our SYN comes from a connection the target
+        // holds on this 4-tuple and that expects exactly our next byte (RFC 5961 §4
+        // challenge ACK). After a rebuild that is a late segment of our own old connection,
+        // ignored; on a session's first connection it is an earlier replay of this very
+        // client connection, left half-open by a copy that was killed.
+        let stale = flags.ack() && acks_our_syn && !flags.syn() && self.rebuilds == 0;
+        if stale && !self.stale_reset {
+            // RFC 5961 §3.2: a RST at exactly RCV.NXT closes it at once; then we open again
+            // on the same 4-tuple (once: a second such answer moves the session to another
+            // port, below).
+            self.stale_reset = true;
+            out.event(Event::StaleConnectionReset);
+            self.send_reset_reply(now, segment, out);
+            self.start_connection(now, self.snd.isn, out);
+            return;
+        }
+        if flags.ack() && (!acks_our_syn || stale) {
             // The target holds this 4-tuple for another connection (RFC 9293 §3.10.7.3
             // would have us reset it, but it may be another copy's live session, so we never
             // touch it): the owner of the session reopens it from another port.
