@@ -2,7 +2,11 @@
 //! - intercept killed (SIGKILL) and started again mid-run: copy keeps running, reconnects, and
 //!   every request made once it has reconnected reaches the target;
 //! - nginx on the target stopped: copy keeps running and counts the refused connections; once
-//!   nginx runs again, every new request reaches it.
+//!   nginx runs again, every new request reaches it;
+//! - nginx on the target restarted under open sessions: each is rebuilt on the new nginx and
+//!   carries on;
+//! - intercept not running yet when copy starts: copy says so, waits, and replays once it
+//!   comes up.
 //!
 //! Requests after a fault come both on new connections and on a keep-alive connection opened
 //! before the fault, as a long-lived client's would.
@@ -20,8 +24,8 @@ use std::time::Duration;
 
 use common::{
     CLIENT_NET, Connections, HTTP_PORT, HeldHttp, Host, Lab, Mode, Nginx, Proc, READY_TIMEOUT,
-    caught_up, intercept_connections, last_counters, port_open, settled, stable, stop_copy,
-    wait_for_log, wait_until,
+    caught_up, intercept_connections, last_counters, multiset_differences, port_open, requests,
+    settled, stable, stop_copy, wait_for_log, wait_for_sessions_to_end, wait_until,
 };
 
 /// Short connections the client makes in each phase of a test.
@@ -40,6 +44,9 @@ const QUIET_TIMEOUT: Duration = Duration::from_secs(60);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// What copy logs when it loses its intercept.
 const LINK_LOST_LOG: &str = "reconnecting";
+/// What copy logs when it cannot reach an intercept, and when none is connected.
+const UNREACHABLE_LOG: &str = "retrying every 1s";
+const NO_INTERCEPT_LOG: &str = "no intercept is connected";
 
 #[test]
 fn copy_survives_an_intercept_restart() {
@@ -209,6 +216,202 @@ fn copy_survives_the_target_server_going_down() {
         "requests made after nginx restarted on the target that reached it; copy totals \
          {totals:?}"
     );
+}
+
+#[test]
+fn copy_waits_for_an_intercept_that_is_not_up_yet() {
+    let lab = Lab::up("fltiu", false).unwrap_or_else(|err| panic!("{err:#}"));
+    let online = lab.start_nginx(Host::Online).unwrap();
+    let target = lab.start_nginx(Host::Target).unwrap();
+    let mut copy = lab
+        .start_copy_capturing(Host::Online, HTTP_PORT, CLIENT_NET)
+        .unwrap();
+    wait_for_log(
+        &mut copy,
+        READY_TIMEOUT,
+        "copy to say it cannot reach intercept",
+        |log| log.contains(UNREACHABLE_LOG) && log.contains(NO_INTERCEPT_LOG),
+    )
+    .unwrap_or_else(|err| panic!("{err:#}\ncopy log:\n{}", copy.stderr()));
+    assert_eq!(intercept_connections(&copy.stderr()), 0);
+
+    let _intercept = lab.start_intercept(Mode::Assistant, HTTP_PORT).unwrap();
+    wait_for_log(
+        &mut copy,
+        READY_TIMEOUT,
+        "copy to connect to the intercept once it is up",
+        |log| intercept_connections(log) > 0,
+    )
+    .unwrap();
+    let mut held = lab
+        .hold_http(Host::Client, Host::Online.socket(HTTP_PORT))
+        .unwrap();
+    let replayed = replayed_phase(&lab, &online, &target, 0, &mut held, &mut copy);
+    drop(held);
+    let totals = finish(&mut copy, &online, &target, 0);
+    assert_eq!(
+        replayed,
+        REQUESTS + HELD_REQUESTS,
+        "requests once intercept was up; copy totals {totals:?}"
+    );
+}
+
+#[test]
+fn sessions_open_when_the_target_server_restarts_carry_on() {
+    /// Keep-alive connections open across the restart.
+    const OPEN: usize = 5;
+    let lab = Lab::up("fltrs", false).unwrap_or_else(|err| panic!("{err:#}"));
+    let online = lab.start_nginx(Host::Online).unwrap();
+    let mut target = lab.start_nginx(Host::Target).unwrap();
+    let _intercept = lab.start_intercept(Mode::Assistant, HTTP_PORT).unwrap();
+    let mut copy = lab
+        .start_assistant_copy(Host::Online, HTTP_PORT, CLIENT_NET)
+        .unwrap();
+    let mut open: Vec<HeldHttp> = (0..OPEN)
+        .map(|_| {
+            lab.hold_http(Host::Client, Host::Online.socket(HTTP_PORT))
+                .unwrap()
+        })
+        .collect();
+    for held in &mut open {
+        held_phase(&online, held);
+    }
+    let before = OPEN * HELD_REQUESTS;
+    let replayed = settled(CATCH_UP, || target.access_count(), |&n| n >= before).unwrap();
+    assert_eq!(replayed, before, "requests replayed before the restart");
+    let counts_before = copy_counters(&mut copy);
+
+    target.proc_mut().stop(libc::SIGTERM, EXIT_TIMEOUT).unwrap();
+    let target = lab.start_nginx(Host::Target).unwrap();
+    for held in &mut open {
+        held_phase(&online, held);
+    }
+    client_phase(&lab, &online);
+    let expected = 2 * before + REQUESTS;
+    settled(CATCH_UP, || target.access_count(), |&n| n >= expected).unwrap();
+    let counts_after = copy_counters(&mut copy);
+    copy.ensure_running()
+        .unwrap_or_else(|err| panic!("copy must survive the restart: {err:#}"));
+    drop(open);
+    let totals = finish(&mut copy, &online, &target, 0);
+    eprintln!(
+        "e2e: across the restart of the target's nginx: {}",
+        changes(&counts_before, &counts_after)
+    );
+    let grew = |name: &str| {
+        let value = |counts: &BTreeMap<String, u64>| counts.get(name).copied().unwrap_or(0);
+        value(&counts_after).saturating_sub(value(&counts_before))
+    };
+    // nginx stopping closes its idle keep-alive connections with FIN; each session's next
+    // request then opens a new connection to the new nginx (none was reset).
+    assert_eq!(
+        (grew("sessions_rebuilt"), grew("sessions_reset")),
+        (OPEN as u64, 0),
+        "each session open at the restart rebuilt once; copy totals {totals:?}"
+    );
+}
+
+#[test]
+fn a_copy_killed_and_started_again_leaves_nothing_half_open() {
+    /// Keep-alive connections open while copy is killed and after it is back.
+    const OPEN: usize = 5;
+    /// How long the target may hold a connection after copy stopped: longer than copy's 6 s
+    /// time-wait.
+    const TIME_WAIT: Duration = Duration::from_secs(20);
+    let lab = Lab::up("fltck", false).unwrap_or_else(|err| panic!("{err:#}"));
+    let online = lab.start_nginx(Host::Online).unwrap();
+    let target = lab.start_nginx(Host::Target).unwrap();
+    let _intercept = lab.start_intercept(Mode::Assistant, HTTP_PORT).unwrap();
+    let mut copy = lab
+        .start_assistant_copy(Host::Online, HTTP_PORT, CLIENT_NET)
+        .unwrap();
+    let mut open: Vec<HeldHttp> = (0..OPEN)
+        .map(|_| {
+            lab.hold_http(Host::Client, Host::Online.socket(HTTP_PORT))
+                .unwrap()
+        })
+        .collect();
+    for held in &mut open {
+        held_phase(&online, held);
+    }
+    client_phase(&lab, &online);
+    let before = OPEN * HELD_REQUESTS + REQUESTS;
+    let replayed = settled(CATCH_UP, || target.access_count(), |&n| n >= before).unwrap();
+    assert_eq!(replayed, before, "requests replayed before copy was killed");
+
+    copy.signal(libc::SIGKILL).unwrap();
+    assert!(
+        copy.wait_timeout(EXIT_TIMEOUT).unwrap().is_some(),
+        "copy survived SIGKILL"
+    );
+    let online_before = online.access_count().unwrap();
+    let mut copy = lab
+        .start_assistant_copy(Host::Online, HTTP_PORT, CLIENT_NET)
+        .unwrap();
+    client_phase(&lab, &online);
+    for held in &mut open {
+        held_phase(&online, held);
+    }
+    let expected = before + REQUESTS + OPEN * HELD_REQUESTS;
+    settled(CATCH_UP, || target.access_count(), |&n| n >= expected).unwrap();
+    drop(open);
+    let ended = wait_for_sessions_to_end(&copy, CATCH_UP);
+    let totals = stop_copy(&mut copy).unwrap_or_else(|err| panic!("{err:#}"));
+    ended.unwrap_or_else(|err| panic!("{err:#}; copy totals {totals:?}"));
+    let left = wait_until(TIME_WAIT, "the target to close every connection", || {
+        Ok(lab.open_connections_on(Host::Target, HTTP_PORT)?.is_empty())
+    });
+    let after = target.access_entries().unwrap();
+    let online_after = online.access_entries().unwrap();
+    eprintln!(
+        "e2e: after the restart the target logged {} of the online server's {} requests; \
+         copy totals {totals:?}",
+        after.len() - before,
+        online_after.len() - online_before
+    );
+    left.unwrap_or_else(|err| {
+        panic!(
+            "{err:#}: {:?}",
+            lab.open_connections_on(Host::Target, HTTP_PORT)
+        )
+    });
+    let online_after = requests(&online_after[online_before..]);
+    let target_after = requests(&after[before..]);
+    let differences = multiset_differences(&online_after, &target_after, 10);
+    assert!(
+        differences.is_empty(),
+        "requests after the restart, online vs target: {differences:?}"
+    );
+    // The connections the killed copy left open on the target expected exactly the next
+    // byte of their client's connection: the new copy reset each and opened it again.
+    assert_eq!(
+        totals.get("stale_connections_reset"),
+        Some(&(OPEN as u64)),
+        "copy totals {totals:?}"
+    );
+}
+
+/// Waits until copy has ended every session, stops it, and checks that the target logged
+/// exactly the online server's requests after its first `skipped` ones, each as often.
+fn finish(
+    copy: &mut Proc,
+    online: &Nginx,
+    target: &Nginx,
+    skipped: usize,
+) -> BTreeMap<String, u64> {
+    let ended = wait_for_sessions_to_end(copy, CATCH_UP);
+    let totals = stop_copy(copy).unwrap_or_else(|err| panic!("{err:#}"));
+    ended.unwrap_or_else(|err| panic!("{err:#}; copy totals {totals:?}"));
+    let online = online.access_entries().unwrap();
+    let online = requests(online.get(skipped..).unwrap_or_default());
+    let target = requests(&target.access_entries().unwrap());
+    let differences = multiset_differences(&online, &target, 10);
+    assert!(
+        differences.is_empty(),
+        "requests logged a different number of times ((port, method, path, status, request \
+         length, bytes sent), online, target): {differences:?}; copy totals {totals:?}"
+    );
+    totals
 }
 
 /// Sends [`REQUESTS`] short connections to the online nginx and checks that each succeeded

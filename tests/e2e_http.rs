@@ -9,15 +9,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
 use std::thread;
 use std::time::Duration;
 
 use common::{
     AccessEntry, BIG_FILE, BIG_FILE_BYTES, Capture, Host, HttpRequest, Lab, LoadReport, Mode,
-    Nginx, Replication, Totals, UPLOAD, keep_alive_rounds, last_counters, open_connections,
-    short_connections, wait_until,
+    Nginx, Replication, Totals, UPLOAD, keep_alive_rounds, last_counters, multiset_differences,
+    open_connections, requests, short_connections, wait_until,
 };
 
 /// How the client's load is named when a request fails.
@@ -304,21 +303,6 @@ fn keep_alive_load(test: &Deployment) -> LoadReport {
     })
 }
 
-/// A logged request with the client address left out: in assistant mode the target sees
-/// the client rewritten into 203.0.113.0/24, but with its own port.
-type Request = (u16, String, String, u16, u64, u64);
-
-fn request_of(entry: &AccessEntry) -> Request {
-    (
-        entry.client.port(),
-        entry.method.clone(),
-        entry.uri.clone(),
-        entry.status,
-        entry.request_length,
-        entry.bytes_sent,
-    )
-}
-
 /// The online server logged `expected` requests, all answered 200, and the target logged the
 /// same ones: same count, and the same (port, method, path, status, request length, bytes
 /// sent) for each, as a multiset.
@@ -328,26 +312,7 @@ fn assert_same_requests(
     expected: usize,
     totals: &Totals,
 ) {
-    let counted = |entries: &[AccessEntry]| {
-        let mut counts = BTreeMap::<Request, usize>::new();
-        for entry in entries {
-            *counts.entry(request_of(entry)).or_default() += 1;
-        }
-        counts
-    };
-    let (online_requests, target_requests) = (counted(online), counted(target));
-    let differences: Vec<_> = online_requests
-        .iter()
-        .filter(|(request, count)| target_requests.get(*request) != Some(count))
-        .map(|(request, count)| (request, *count, target_requests.get(request).copied()))
-        .chain(
-            target_requests
-                .iter()
-                .filter(|(request, _)| !online_requests.contains_key(*request))
-                .map(|(request, count)| (request, 0, Some(*count))),
-        )
-        .take(10)
-        .collect();
+    let differences = multiset_differences(&requests(online), &requests(target), 10);
     assert_eq!(
         online.len(),
         expected,

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::{
     CLIENT_NET, CommandLoad, Connections, HTTP_PORT, Host, Lab, MEMCACHED_PORT, Mode, Proc,
-    REDIS_PORT, caught_up, settled,
+    REDIS_PORT, caught_up, multiset_differences, requests, settled, wait_for_sessions_to_end,
 };
 
 /// Four concurrent connections of 250 rounds: 3,000 commands per load.
@@ -83,13 +83,14 @@ fn memcached_commands_reach_the_target_exactly_once() {
         "the online memcached's own counts of the load"
     );
 
-    let target = settled(
+    settled(
         CATCH_UP,
         || Ok(delta(&stats(Host::Target)?, &target_before)),
         |target| covers(target, &online),
     )
     .unwrap();
-    let totals = stop_copy(&mut copy);
+    let totals = stop_when_sessions_ended(&mut copy);
+    let target = delta(&stats(Host::Target).unwrap(), &target_before);
     assert_eq!(
         target, online,
         "memcached counters, target vs online; copy totals: {totals:?}"
@@ -127,13 +128,14 @@ fn redis_commands_reach_the_target_exactly_once() {
     let online = delta(&calls(Host::Online).unwrap(), &online_before);
     assert_eq!(online, expected, "the online redis's own command counts");
 
-    let target = settled(
+    settled(
         CATCH_UP,
         || Ok(delta(&calls(Host::Target)?, &target_before)),
         |target| covers(target, &online),
     )
     .unwrap();
-    let totals = stop_copy(&mut copy);
+    let totals = stop_when_sessions_ended(&mut copy);
+    let target = delta(&calls(Host::Target).unwrap(), &target_before);
     assert_eq!(
         target, online,
         "redis commandstats calls, target vs online; copy totals: {totals:?}"
@@ -193,43 +195,50 @@ fn two_copies_feed_one_target_through_one_intercept() {
         (KEEP_ALIVE + SHORT, KEEP_ALIVE + SHORT)
     );
 
-    let target_count = settled(
+    settled(
         CATCH_UP,
         || target.access_count(),
         |&count| count >= online_count + online2_count,
     )
     .unwrap();
+    // Final readings once both copies have ended every session and stopped: no handshake or
+    // response timer of theirs can still change the target's log.
+    let ended = wait_for_sessions_to_end(&copy, CATCH_UP);
+    let ended2 = wait_for_sessions_to_end(&copy2, CATCH_UP);
     let totals = stop_copy(&mut copy);
     let totals2 = stop_copy(&mut copy2);
-    assert_eq!(
-        target_count,
-        online_count + online2_count,
-        "target requests vs online {online_count} + online2 {online2_count}; copy totals \
-         {totals:?}; copy2 totals {totals2:?}"
-    );
+    ended.unwrap_or_else(|err| panic!("{err:#}; copy totals {totals:?}"));
+    ended2.unwrap_or_else(|err| panic!("{err:#}; copy2 totals {totals2:?}"));
 
-    // Each copy used its own half of the rewritten network.
-    let (lower, upper): (Vec<_>, Vec<_>) = target
-        .client_addrs()
-        .unwrap()
-        .into_iter()
-        .map(|addr| match addr {
-            std::net::IpAddr::V4(v4) => v4,
-            v6 => panic!("an IPv6 client {v6} in an IPv4 test"),
-        })
-        .partition(|addr| addr.octets()[3] < 128);
+    // Each copy used its own half of the rewritten network: the target's requests from each
+    // half are exactly its online host's, request by request.
+    let target_entries = target.access_entries().unwrap();
     assert!(
-        lower
-            .iter()
-            .chain(&upper)
-            .all(|addr| addr.octets()[..3] == [203, 0, 113]),
-        "target clients outside {CLIENT_NET}: {lower:?} {upper:?}"
+        target_entries.iter().all(|entry| match entry.client.ip() {
+            std::net::IpAddr::V4(v4) => v4.octets()[..3] == [203, 0, 113],
+            std::net::IpAddr::V6(_) => false,
+        }),
+        "target clients outside {CLIENT_NET}: {target_entries:?}"
     );
-    assert_eq!(
-        (lower.len(), upper.len()),
-        (online_count, online2_count),
-        "target requests from {LOWER_HALF} (copy on online) and {UPPER_HALF} (copy on online2)"
+    let (lower, upper): (Vec<_>, Vec<_>) = target_entries.into_iter().partition(
+        |entry| matches!(entry.client.ip(), std::net::IpAddr::V4(v4) if v4.octets()[3] < 128),
     );
+    for (half, target_half, online_host, totals) in [
+        (LOWER_HALF, &lower, &online, &totals),
+        (UPPER_HALF, &upper, &online2, &totals2),
+    ] {
+        let differences = multiset_differences(
+            &requests(&online_host.access_entries().unwrap()),
+            &requests(target_half),
+            10,
+        );
+        assert!(
+            differences.is_empty(),
+            "target requests from {half} vs its online host's ((port, method, path, status, \
+             request length, bytes sent), online, target): {differences:?}; copy totals \
+             {totals:?}"
+        );
+    }
 }
 
 #[test]
@@ -316,6 +325,15 @@ fn covers(target: &BTreeMap<&str, u64>, online: &BTreeMap<&str, u64>) -> bool {
     online
         .iter()
         .all(|(name, &value)| target.get(name).is_some_and(|&got| got >= value))
+}
+
+/// Waits until copy has ended every session (the client closed its connections), then
+/// stops it: a reading of the target taken after this can no longer change.
+fn stop_when_sessions_ended(copy: &mut Proc) -> BTreeMap<String, u64> {
+    let ended = wait_for_sessions_to_end(copy, CATCH_UP);
+    let totals = stop_copy(copy);
+    ended.unwrap_or_else(|err| panic!("{err:#}; copy totals {totals:?}"));
+    totals
 }
 
 /// Stops copy, checking that its capture lost nothing, and returns its totals.

@@ -2,12 +2,12 @@
 //! goes in, the copies land in a memory sink, and a stand-in for a TCPCopy 1.x intercept on
 //! loopback speaks protocol version 6 with it (registration in, SYN-ACK headers out).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tcpcopy::offline_clock::{ClockSettings, Speed};
 use tcpcopy::packet::{self, Segment, SeqNum, TcpFlags, TcpOptions};
@@ -28,6 +28,8 @@ const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 const CLIENT_ISN: u32 = 1000;
 const ONLINE_ISN: u32 = 5000;
 const TARGET_ISN: u32 = 900_000;
+/// How long the stand-in intercept waits for copy to connect before the test fails.
+const ACCEPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn addr(text: &str) -> SocketAddr {
     text.parse().unwrap()
@@ -90,7 +92,7 @@ fn client_capture(path: &std::path::Path) {
 /// and answers the first registration with the target's SYN-ACK headers.
 fn fake_v6_intercept(listener: TcpListener) -> thread::JoinHandle<Vec<proto::Registration>> {
     thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
+        let mut stream = accept_within(&listener, ACCEPT_TIMEOUT);
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
@@ -131,6 +133,29 @@ fn fake_v6_intercept(listener: TcpListener) -> thread::JoinHandle<Vec<proto::Reg
         let _ = stream.read(&mut buffer);
         registrations
     })
+}
+
+/// The first connection to `listener`; panics if none comes within `timeout` (a copy that
+/// never connects fails the test instead of hanging it).
+fn accept_within(listener: &TcpListener, timeout: Duration) -> TcpStream {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + timeout;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).unwrap();
+                return stream;
+            }
+            Err(err) if err.kind() == ErrorKind::WouldBlock => {
+                assert!(
+                    Instant::now() < deadline,
+                    "copy did not connect to the stand-in intercept within {timeout:?}"
+                );
+                thread::sleep(Duration::from_millis(10));
+            }
+            Err(err) => panic!("accepting copy's connection: {err}"),
+        }
+    }
 }
 
 #[test]

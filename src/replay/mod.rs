@@ -95,6 +95,7 @@ const REPORTED: &[Counter] = &[
     Counter::SessionsNoPort,
     Counter::PortsRemapped,
     Counter::PortsInUseAtTarget,
+    Counter::StaleConnectionsReset,
     Counter::PortsHeldByOtherCopy,
     Counter::Sent,
     Counter::SendFailed,

@@ -171,6 +171,7 @@ fn count_event(event: Event, counters: &mut LocalCounters) {
             counters.add(Counter::BytesNotReplayed, bytes as u64);
         }
         Event::PortInUse => counters.bump(Counter::PortsInUseAtTarget),
+        Event::StaleConnectionReset => counters.bump(Counter::StaleConnectionsReset),
         Event::FakeHandshake
         | Event::Established
         | Event::FinByTarget

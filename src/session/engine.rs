@@ -156,6 +156,8 @@ pub struct Session {
     syn_retransmitted: bool,
     /// The target answered our SYN for another connection on this 4-tuple.
     port_in_use: bool,
+    /// A stale connection of an earlier replay was found on our 4-tuple and reset (once).
+    stale_reset: bool,
     /// The client sent payload in this session (a SYN flood's sessions never do).
     carried_data: bool,
     rebuilds: u32,
@@ -200,6 +202,7 @@ impl Session {
             syn_sent_at: now,
             syn_retransmitted: false,
             port_in_use: false,
+            stale_reset: false,
             carried_data: false,
             rebuilds: 0,
             config,
@@ -247,7 +250,7 @@ impl Session {
 
     /// When [`on_timeout`](Self::on_timeout) must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.timers.next(), self.pacer.deadline()) {
+        match (self.timers.next(), self.pacing_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -327,12 +330,24 @@ impl Session {
         while let Some(timer) = self.timers.pop_expired(now) {
             self.on_timer(now, timer, out);
         }
+        if self.pacing_deadline().is_none() {
+            return;
+        }
         if let Some(expiry) = self.pacer.on_timeout(now) {
             if expiry == PacingExpiry::HoldTimedOut {
                 out.event(Event::ResponseTimeout);
             }
             self.push(now, out);
         }
+    }
+
+    /// When pacing next releases something, while the connection is open: an ended session
+    /// holds nothing more, so a hold it still had neither fires nor counts as timed out.
+    fn pacing_deadline(&self) -> Option<Instant> {
+        if matches!(self.state, State::TimeWait | State::Finished) {
+            return None;
+        }
+        self.pacer.deadline()
     }
 
     // ---- state changes ----

@@ -51,6 +51,10 @@ pub enum Event {
     /// 4-tuple (TIME-WAIT, or another copy's session). The session waits to be reopened
     /// from another port ([`Session::reopen_from`](super::Session::reopen_from)).
     PortInUse,
+    /// The target answered our SYN for a connection it still held on this 4-tuple that
+    /// expected exactly our next byte (an earlier replay of this client connection, left
+    /// half-open by a copy that was killed); we reset it and opened again.
+    StaleConnectionReset,
     /// The target reset the established connection.
     ResetByTarget,
     /// The target closed its side (FIN) before the client did.

@@ -5,9 +5,13 @@
 //! answers a SYN with SYN-ACK (MSS, window scale, timestamps), accepts data in order only
 //! (acknowledging duplicates and out-of-order segments at once), treats each `\n`-terminated
 //! line as a request and answers it with a scripted number of bytes after a think time,
-//! respects the engine's window, retransmits its own data on a fixed timeout, closes with FIN
-//! after the client's FIN (or after a scripted number of requests), and resets data that
-//! arrives once it has closed. Test-only; no extra crates.
+//! respects the engine's window, retransmits its own data (and FIN) on a fixed timeout, closes
+//! with FIN after the client's FIN (or after a scripted number of requests), and resets data
+//! that arrives once it has closed.
+//!
+//! The network can lose, delay and reorder packets both ways: engine → target (the copies)
+//! and target → engine (the reply headers intercept passes on: a lossy target → assistant
+//! link loses them, a slow intercept delays them). Test-only; no extra crates.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -576,15 +580,10 @@ impl SimTarget {
         if let Some(mut conn) = self.conn.take() {
             if conn.snd_una < conn.snd_nxt && conn.last_progress + TARGET_RTO <= now {
                 conn.last_progress = now;
-                if conn.fin_sent {
-                    // Only the FIN is unacknowledged (replies are never lost): repeat it.
-                    self.reply(
-                        now,
-                        &conn,
-                        conn.snd_nxt - 1,
-                        TcpFlags::FIN | TcpFlags::ACK,
-                        0,
-                    );
+                if !conn.established {
+                    // A lost SYN-ACK is repeated when the engine repeats its SYN.
+                } else if conn.fin_sent {
+                    self.retransmit_before_fin(now, &conn);
                 } else {
                     // Go back to the oldest unacknowledged byte.
                     conn.snd_nxt = conn.snd_una;
@@ -593,6 +592,19 @@ impl SimTarget {
             self.conn = Some(conn);
         }
         self.send_data(now);
+    }
+
+    /// After the FIN went out: sends again every unacknowledged byte (the data sent has been
+    /// within the engine's window already), then the FIN.
+    fn retransmit_before_fin(&mut self, now: Instant, conn: &Conn) {
+        let fin_seq = conn.snd_nxt - 1;
+        let mut seq = conn.snd_una;
+        while seq < fin_seq {
+            let len = (fin_seq.distance_from(seq) as usize).min(usize::from(self.config.mss));
+            self.reply(now, conn, seq, TcpFlags::ACK, len);
+            seq = seq + len;
+        }
+        self.reply(now, conn, fin_seq, TcpFlags::FIN | TcpFlags::ACK, 0);
     }
 }
 
@@ -622,6 +634,12 @@ pub struct NetConfig {
     pub reorder_to_target: u64,
     /// Engine transmissions (0-based, in sending order) that are lost.
     pub drop_to_target: Vec<usize>,
+    /// Percent of target → engine reply headers lost (a lossy target → assistant link).
+    pub loss_to_engine: u64,
+    /// Percent of target → engine reply headers delayed by an extra latency (reordering).
+    pub reorder_to_engine: u64,
+    /// Extra delay of every reply header on its way to the engine (a slow intercept).
+    pub reply_delay: Duration,
     pub seed: u64,
 }
 
@@ -632,6 +650,9 @@ impl Default for NetConfig {
             loss_to_target: 0,
             reorder_to_target: 0,
             drop_to_target: Vec::new(),
+            loss_to_engine: 0,
+            reorder_to_engine: 0,
+            reply_delay: Duration::ZERO,
             seed: 1,
         }
     }
@@ -649,6 +670,9 @@ pub struct World {
     /// Every reply header the engine received, with the time it arrived.
     pub replies: Vec<(Instant, Segment)>,
     pub events: Vec<Event>,
+    /// Segments the target sent toward the engine, and how many of them the network lost.
+    pub replies_sent: usize,
+    pub replies_lost: usize,
     rng: Rng,
     net: Vec<InFlight>,
     order: u64,
@@ -666,6 +690,8 @@ impl World {
             sent: Vec::new(),
             replies: Vec::new(),
             events: Vec::new(),
+            replies_sent: 0,
+            replies_lost: 0,
             rng: Rng::new(net.seed),
             net_config: net,
             net: Vec::new(),
@@ -732,9 +758,18 @@ impl World {
         });
     }
 
+    /// Puts the target's segments on the network toward the engine: some lost, some late.
     fn flush_target(&mut self) {
         for segment in self.target.take_outbox() {
-            let arrives = self.now + self.net_config.latency;
+            self.replies_sent += 1;
+            if self.rng.chance(self.net_config.loss_to_engine) {
+                self.replies_lost += 1;
+                continue;
+            }
+            let mut arrives = self.now + self.net_config.latency + self.net_config.reply_delay;
+            if self.rng.chance(self.net_config.reorder_to_engine) {
+                arrives += self.net_config.latency * 3;
+            }
             self.send(arrives, Direction::ToEngine, segment, Vec::new());
         }
     }

@@ -449,6 +449,49 @@ fn loss_toward_the_target_is_repaired_exactly_once_in_order() {
     }
 }
 
+/// Reply headers lost on the target → assistant link, reordered, and late (a slow
+/// intercept): the engine sees the target's retransmissions instead, and the target still
+/// reads every request once, in order; nothing stays open on it.
+#[test]
+fn lost_delayed_and_reordered_replies_are_repaired_exactly_once() {
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn().ack();
+    for i in 0..6 {
+        let mut request = format!("POST /{i} ").into_bytes();
+        request.extend(std::iter::repeat_n(b'a' + i as u8, 8_000));
+        request.push(b'\n');
+        client.send(&request).receive(20_000);
+    }
+    client.fin();
+    for seed in 1..=6 {
+        let net = NetConfig {
+            loss_to_engine: 10,
+            reorder_to_engine: 10,
+            reply_delay: ms(30),
+            seed,
+            ..NetConfig::default()
+        };
+        let target = TargetConfig {
+            response_len: 20_000,
+            ..TargetConfig::default()
+        };
+        let mut world = World::new(SessionConfig::default(), target, net);
+        world.play(&client);
+        run_to_end(&mut world);
+        assert!(world.replies_lost > 0, "seed {seed}: no reply was lost");
+        assert_stream_delivered(&world, &client);
+        assert_eq!(world.target.requests, 6, "seed {seed}");
+        assert_eq!(world.requests_sent(), 6, "seed {seed}");
+        assert_eq!(
+            world.count(Event::Closed),
+            1,
+            "seed {seed}: {:?}",
+            world.events
+        );
+        assert!(!world.target.has_connection(), "seed {seed}");
+    }
+}
+
 #[test]
 fn client_retransmissions_are_not_sent_twice() {
     let mut client = ClientScript::new(CLIENT_ISN);
@@ -888,11 +931,46 @@ mod random_sessions {
         }
     }
 
+    /// What the path back from the target does to its reply headers: percent lost (a lossy
+    /// target → assistant link), percent reordered, and a delay added to every one (a slow
+    /// intercept).
+    #[derive(Debug, Clone, Copy)]
+    struct ReplyPath {
+        loss: u64,
+        reorder: u64,
+        delay: Duration,
+    }
+
+    prop_compose! {
+        fn reply_path()(loss in 0u64..15, reorder in 0u64..15, delay_ms in 0u64..40) -> ReplyPath {
+            ReplyPath { loss, reorder, delay: ms(delay_ms) }
+        }
+    }
+
+    /// Whether `read` is `sent` with at most one range read twice: `sent[..p]` then
+    /// `sent[i..]` for some `i <= p` (every byte in order, one rewind at most).
+    fn is_stream_with_one_rewind(read: &[u8], sent: &[u8]) -> bool {
+        let prefix = read.iter().zip(sent).take_while(|(a, b)| a == b).count();
+        let rest = &read[prefix..];
+        read.len() >= sent.len() && sent.ends_with(rest)
+    }
+
+    #[test]
+    fn one_rewind_is_told_from_loss_and_disorder() {
+        assert!(is_stream_with_one_rewind(b"abcdef", b"abcdef"));
+        assert!(is_stream_with_one_rewind(b"abcdcdef", b"abcdef"));
+        assert!(!is_stream_with_one_rewind(b"abcef", b"abcdef"));
+        assert!(!is_stream_with_one_rewind(b"abdcef", b"abcdef"));
+        assert!(!is_stream_with_one_rewind(b"abcbcdbcdef", b"abcdef"));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
-        /// Whatever the loss, reordering, client retransmissions and early closes by the
-        /// target, the target reads the client's stream exactly, never beyond its window.
+        /// Whatever the loss and reordering both ways, the delay of the replies, client
+        /// retransmissions and early closes by the target, the target reads the client's
+        /// stream exactly, never beyond its window, and every session and request is
+        /// accounted for once.
         #[test]
         fn the_target_reads_the_client_stream_exactly(
             sizes in request_sizes(),
@@ -906,6 +984,7 @@ mod random_sessions {
             isn: u32,
             reset_on_request in proptest::option::of(1usize..7),
             close_after_request in proptest::option::of(2usize..7),
+            replies in reply_path(),
         ) {
             let mut client = ClientScript::new(isn);
             if full {
@@ -939,6 +1018,9 @@ mod random_sessions {
             }
             let config = SessionConfig {
                 wait_for_response: pacing,
+                // Loss both ways fails a handshake attempt up to 27 % of the time here: 3 s
+                // hold four attempts (a 0.5 % chance that all fail), 10 s eight.
+                handshake_timeout: Duration::from_secs(10),
                 ..SessionConfig::default()
             };
             let target = TargetConfig {
@@ -950,6 +1032,9 @@ mod random_sessions {
             let net = NetConfig {
                 loss_to_target: loss,
                 reorder_to_target: reorder,
+                loss_to_engine: replies.loss,
+                reorder_to_engine: replies.reorder,
+                reply_delay: replies.delay,
                 seed,
                 ..NetConfig::default()
             };
@@ -958,8 +1043,22 @@ mod random_sessions {
             world.run_for(Duration::from_secs(60));
 
             prop_assert!(world.session.is_finished(), "events {:?}", world.events);
-            prop_assert!(world.target.stream == client.stream, "events {:?}", world.events);
-            prop_assert_eq!(world.target.requests, sizes.len());
+            assert_each_opened_session_ended_once(&world);
+            assert_each_captured_request_sent_or_discarded(&world);
+            if reset_on_request.is_some() && (replies.loss > 0 || replies.reorder > 0) {
+                // The target's reset, and its last ACK before it, may both be lost or come
+                // late: the target forgets the connection and answers what follows with a RST
+                // that carries no ACK, so nobody can tell which bytes it read before
+                // resetting. Those (and only those) come again on the rebuilt connection.
+                prop_assert!(
+                    is_stream_with_one_rewind(&world.target.stream, &client.stream),
+                    "events {:?}", world.events
+                );
+                prop_assert!(world.target.requests >= sizes.len());
+            } else {
+                prop_assert!(world.target.stream == client.stream, "events {:?}", world.events);
+                prop_assert_eq!(world.target.requests, sizes.len());
+            }
             prop_assert_eq!(world.target.window_violations, 0);
             // Nothing stays open on the target: we reset it, or it reset itself.
             prop_assert!(!world.target.has_connection());
@@ -1238,3 +1337,173 @@ fn a_syn_answered_by_rst_is_a_refused_handshake() {
 }
 
 mod keep_alive;
+
+/// Found by the random sessions with lost replies: the target read a request whole and reset
+/// the connection, and the ACK it sent before its RST was lost. Rebuilt from the last byte
+/// acknowledged before, the session sent the request's tail again, and the target read a
+/// second request. The RST's own ACK says what the target received.
+#[test]
+fn a_target_reset_acknowledges_what_the_target_read() {
+    let mut client = ClientScript::new(0);
+    let mut request = vec![b'a'; 17_520];
+    request.push(b'\n');
+    client.send(&request).receive(1).fin();
+    let target = TargetConfig {
+        response_len: 1,
+        reset_on_request: Some(1),
+        ..TargetConfig::default()
+    };
+    let net = NetConfig {
+        loss_to_target: 2,
+        reorder_to_target: 3,
+        loss_to_engine: 8,
+        seed: 390,
+        ..NetConfig::default()
+    };
+    let mut world = World::new(SessionConfig::default(), target, net);
+    world.play(&client);
+    run_to_end(&mut world);
+    assert_eq!(world.count(Event::ResetByTarget), 1, "{:?}", world.events);
+    assert_stream_delivered(&world, &client);
+    assert_eq!(world.target.requests, 1, "{:?}", world.events);
+    // The client's FIN, held for the answer the target never sent, goes with the session:
+    // no response timeout after it ended.
+    assert_eq!(
+        world.events.last(),
+        Some(&Event::Closed),
+        "nothing after the session ended: {:?}",
+        world.events
+    );
+}
+
+/// Found by the random sessions with lost and reordered replies: the target's RST with ACK
+/// comes late, after a RST without ACK made the session rebuild, and acknowledges the rebuilt
+/// connection's SYN (same 4-tuple, same byte numbers). Taken as a refusal, it ended the
+/// session and discarded every request left.
+#[test]
+fn a_late_reset_of_the_old_connection_does_not_refuse_the_rebuilt_one() {
+    let sizes = [2_920usize, 18_980, 7_300, 13_140, 18_980];
+    let mut client = ClientScript::new(0);
+    for (i, size) in sizes.iter().enumerate() {
+        let mut request = vec![b'a' + i as u8; *size];
+        request.push(b'\n');
+        client.send(&request).receive(1);
+    }
+    client.fin();
+    let config = SessionConfig {
+        wait_for_response: false,
+        ..SessionConfig::default()
+    };
+    let target = TargetConfig {
+        response_len: 1,
+        reset_on_request: Some(1),
+        ..TargetConfig::default()
+    };
+    let net = NetConfig {
+        loss_to_target: 12,
+        loss_to_engine: 9,
+        reorder_to_engine: 4,
+        reply_delay: ms(1),
+        seed: 108,
+        ..NetConfig::default()
+    };
+    let mut world = World::new(config, target, net);
+    world.play(&client);
+    run_to_end(&mut world);
+    assert_eq!(
+        world.count(Event::HandshakeRefused),
+        0,
+        "{:?}",
+        world.events
+    );
+    assert_eq!(world.count(Event::Closed), 1, "{:?}", world.events);
+    assert!(world.target.requests >= sizes.len());
+}
+
+/// Found by the random sessions with reordered replies: the target resets the connection, its
+/// RST with ACK and the ACK before it arrive late, behind RSTs without ACK, so the session
+/// rebuilds from an older byte. The late ACK then arrives on the rebuilt connection, with the
+/// old connection's sequence number: taken as news, it acknowledged a byte the new connection
+/// never received, which was then never sent, and the session gave up (retransmit limit).
+#[test]
+fn a_late_ack_of_the_connection_a_rebuild_replaced_acknowledges_nothing() {
+    let sizes = [11_680usize, 17_520, 16_060, 17_520];
+    let mut client = ClientScript::new(0);
+    for (i, size) in sizes.iter().enumerate() {
+        let mut request = vec![b'a' + i as u8; *size];
+        request.push(b'\n');
+        client.send(&request).receive(1);
+    }
+    client.fin();
+    let config = SessionConfig {
+        wait_for_response: false,
+        ..SessionConfig::default()
+    };
+    let target = TargetConfig {
+        response_len: 1,
+        reset_on_request: Some(1),
+        ..TargetConfig::default()
+    };
+    let net = NetConfig {
+        loss_to_target: 3,
+        reorder_to_engine: 8,
+        seed: 274,
+        ..NetConfig::default()
+    };
+    let mut world = World::new(config, target, net);
+    world.play(&client);
+    run_to_end(&mut world);
+    assert_eq!(world.count(Event::SessionRebuilt), 1, "{:?}", world.events);
+    assert_eq!(world.count(Event::RetransmitLimit), 0, "{:?}", world.events);
+    assert_eq!(world.count(Event::Closed), 1, "{:?}", world.events);
+    assert_eq!(
+        world.target.requests,
+        sizes.len() + 1,
+        "the request the target reset on came again"
+    );
+}
+
+/// A copy killed mid-session leaves the target's connection open, expecting the client's next
+/// byte. The next copy's session (mid-stream, its own SYN just before that byte) gets a
+/// challenge ACK for it: it resets that connection at exactly its RCV.NXT and opens again on
+/// the same 4-tuple; a second such answer moves it to another port.
+#[test]
+fn a_stale_replay_of_the_same_connection_is_reset_once() {
+    let start = Instant::now();
+    let mut session = Session::new(Arc::default(), start, client_addr(), target_addr());
+    let mut out = RecordingOutput::default();
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.send(b"GET /next\n");
+    let (_, data, payload) = &client.items[0];
+    session.on_client(start, data, payload, &mut out);
+    let (syn, _) = out.transmits[0].clone();
+    assert!(
+        syn.flags.syn() && syn.seq == SeqNum(CLIENT_ISN - 1),
+        "{syn}"
+    );
+    let challenge = target_segment(0x7000_0000, CLIENT_ISN, TcpFlags::ACK, 502);
+    out.clear();
+    session.on_reply(start + ms(1), &challenge, &mut out);
+    assert_eq!(out.count(Event::StaleConnectionReset), 1);
+    let sent: Vec<_> = out
+        .transmits
+        .iter()
+        .map(|(segment, _)| segment.clone())
+        .collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(
+        sent[0].flags.rst() && sent[0].seq == SeqNum(CLIENT_ISN),
+        "{}",
+        sent[0]
+    );
+    assert!(
+        sent[1].flags.syn() && sent[1].seq == SeqNum(CLIENT_ISN - 1),
+        "{}",
+        sent[1]
+    );
+    out.clear();
+    session.on_reply(start + ms(2), &challenge, &mut out);
+    assert_eq!(out.count(Event::StaleConnectionReset), 0);
+    assert_eq!(out.count(Event::PortInUse), 1);
+    assert!(session.port_in_use());
+}

@@ -101,6 +101,9 @@ counters! {
     /// SYNs the target answered for a connection it still holds on that 4-tuple (its
     /// TIME-WAIT, or another copy's session); each such session moved to another port.
     PortsInUseAtTarget => "ports_in_use_at_target",
+    /// Connections the target still held on a session's 4-tuple from an earlier replay of the
+    /// same client connection (a copy killed mid-session), reset so the session could open.
+    StaleConnectionsReset => "stale_connections_reset",
     /// Handshakes the target never answered.
     HandshakesFailed => "handshakes_failed",
     /// Handshakes the target answered with a RST (nothing listening on the target port).

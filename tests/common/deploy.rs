@@ -205,35 +205,9 @@ impl Lab {
         client_ips: Option<&str>,
         extra: &[&str],
     ) -> Result<Proc> {
-        let socket = |host| std::net::SocketAddr::new(family.addr(host), port);
-        let map = format!("{}-{}", socket(online), socket(Host::Target));
-        let intercept = family.addr(mode.intercept_host()).to_string();
-        let mut args = vec![
-            super::tcpcopy_bin(),
-            "copy",
-            "-i",
-            "eth0",
-            "-x",
-            &map,
-            "-s",
-            &intercept,
-            "--stats-interval",
-            STATS_INTERVAL,
-        ];
-        if let Some(client_ips) = client_ips {
-            args.extend(["-c", client_ips]);
-        }
-        let shards = shards_override().filter(|_| !extra.contains(&"--workers"));
-        if let Some(shards) = &shards {
-            args.extend(["--workers", shards]);
-        }
-        args.extend_from_slice(extra);
+        let args = copy_args(online, port, mode, family, client_ips, extra);
         let mut copy = self.spawn(online, &args)?;
-        let pid = copy.pid();
-        wait_until(READY_TIMEOUT, "copy to capture on eth0", || {
-            copy.ensure_running()?;
-            has_bound_packet_socket(pid)
-        })?;
+        wait_for_capture(&mut copy)?;
         wait_for_log(
             &mut copy,
             READY_TIMEOUT,
@@ -242,6 +216,69 @@ impl Lab {
         )?;
         Ok(copy)
     }
+
+    /// [`Lab::start_copy`] in assistant mode that returns once copy captures, connected to
+    /// an intercept or not (e.g. none runs yet).
+    pub fn start_copy_capturing(&self, online: Host, port: u16, client_ips: &str) -> Result<Proc> {
+        let args = copy_args(
+            online,
+            port,
+            Mode::Assistant,
+            Family::Ipv4,
+            Some(client_ips),
+            &[],
+        );
+        let mut copy = self.spawn(online, &args)?;
+        wait_for_capture(&mut copy)?;
+        Ok(copy)
+    }
+}
+
+/// The command line of a copy on `online` replaying `port` to the target through the
+/// intercept of `mode` (see [`Lab::start_copy_for`]).
+fn copy_args(
+    online: Host,
+    port: u16,
+    mode: Mode,
+    family: Family,
+    client_ips: Option<&str>,
+    extra: &[&str],
+) -> Vec<String> {
+    let socket = |host| std::net::SocketAddr::new(family.addr(host), port);
+    let map = format!("{}-{}", socket(online), socket(Host::Target));
+    let intercept = family.addr(mode.intercept_host()).to_string();
+    let mut args: Vec<String> = [
+        super::tcpcopy_bin(),
+        "copy",
+        "-i",
+        "eth0",
+        "-x",
+        &map,
+        "-s",
+        &intercept,
+        "--stats-interval",
+        STATS_INTERVAL,
+    ]
+    .map(String::from)
+    .to_vec();
+    if let Some(client_ips) = client_ips {
+        args.extend(["-c".to_owned(), client_ips.to_owned()]);
+    }
+    let shards = shards_override().filter(|_| !extra.contains(&"--workers"));
+    if let Some(shards) = &shards {
+        args.extend(["--workers".to_owned(), shards.clone()]);
+    }
+    args.extend(extra.iter().map(|arg| arg.to_string()));
+    args
+}
+
+/// Waits until copy captures on its interface (from then on it misses no client packet).
+fn wait_for_capture(copy: &mut Proc) -> Result<()> {
+    let pid = copy.pid();
+    wait_until(READY_TIMEOUT, "copy to capture on eth0", || {
+        copy.ensure_running()?;
+        has_bound_packet_socket(pid)
+    })
 }
 
 impl Lab {

@@ -22,11 +22,15 @@ mod deploy;
 mod held;
 mod host;
 mod http;
+mod impairment;
 mod lab;
 mod netns;
 mod process;
+mod reorder;
 mod replication;
+mod request_multiset;
 mod servers;
+mod sessions;
 mod settle;
 mod temp_dir;
 mod wait;
@@ -46,10 +50,14 @@ pub use http::{
     BIG_FILE, BIG_FILE_BYTES, HttpConnection, HttpRequest, UPLOAD, keep_alive_rounds,
     open_connections, short_connections,
 };
+pub use impairment::{Link, LossCounts};
 pub use lab::Lab;
 pub use process::{Output, Proc};
+pub use reorder::{ReorderCounts, Reorderer};
 pub use replication::{Replication, Totals};
+pub use request_multiset::{RequestKey, multiset, multiset_differences, multiset_excess, requests};
 pub use servers::{HTTP_PORT, MEMCACHED_PORT, Nginx, REDIS_PORT};
+pub use sessions::wait_for_sessions_to_end;
 pub use settle::{caught_up, settled, stable};
 pub use wait::{has_bound_packet_socket, port_open, wait_until};
 

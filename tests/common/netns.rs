@@ -16,7 +16,7 @@ pub fn in_netns<T: Send>(ns: &str, work: impl FnOnce() -> Result<T> + Send) -> R
     let path = format!("{NETNS_RUN_DIR}/{ns}");
     thread::scope(|scope| {
         let worker = scope.spawn(|| {
-            enter_netns(&path)?;
+            enter_netns_path(&path)?;
             work()
         });
         worker
@@ -25,7 +25,9 @@ pub fn in_netns<T: Send>(ns: &str, work: impl FnOnce() -> Result<T> + Send) -> R
     })
 }
 
-fn enter_netns(path: &str) -> Result<()> {
+/// Moves the calling thread into the network namespace pinned at `path` (for threads that
+/// outlive one call, as [`in_netns`]'s do not).
+pub fn enter_netns_path(path: &str) -> Result<()> {
     let file = File::open(path).with_context(|| format!("opening network namespace {path}"))?;
     // SAFETY: setns(2) only changes this thread's namespace; the fd is valid while `file` lives.
     if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {

@@ -74,7 +74,7 @@ impl Session {
     }
 
     /// Resets the send state to a new connection whose SYN carries `isn`, and sends that SYN.
-    fn start_connection(&mut self, now: Instant, isn: SeqNum, out: &mut impl Output) {
+    pub(super) fn start_connection(&mut self, now: Instant, isn: SeqNum, out: &mut impl Output) {
         if self.state == State::Unopened {
             self.queue = SendQueue::new(
                 isn + 1u32,

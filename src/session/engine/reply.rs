@@ -15,13 +15,34 @@ impl Session {
         let flags = segment.flags;
         let acks_our_syn = flags.ack() && segment.ack == self.snd.isn + 1u32;
         if flags.rst() {
-            if acks_our_syn {
+            // RFC 9293 §3.10.7.1: a closed port answers our SYN (no ACK bit) with SEQ=0. A
+            // rebuilt connection reuses the old one's 4-tuple and byte numbers, so a late
+            // RST of the old connection can acknowledge the new SYN too; its SEQ is the old
+            // connection's, which tells it apart: it is ignored.
+            let late_reset = self.rebuilds > 0 && segment.seq != SeqNum(0);
+            if acks_our_syn && !late_reset {
                 out.event(Event::HandshakeRefused);
                 self.end(now, false, out);
             }
             return;
         }
-        if flags.ack() && !acks_our_syn {
+        // An ACK without SYN that acknowledges our SYN comes from a connection the target
+        // holds on this 4-tuple and that expects exactly our next byte (RFC 5961 §4
+        // challenge ACK). After a rebuild that is a late segment of our own old connection,
+        // ignored; on a session's first connection it is an earlier replay of this very
+        // client connection, left half-open by a copy that was killed.
+        let stale = flags.ack() && acks_our_syn && !flags.syn() && self.rebuilds == 0;
+        if stale && !self.stale_reset {
+            // RFC 5961 §3.2: a RST at exactly RCV.NXT closes it at once; then we open again
+            // on the same 4-tuple (once: a second such answer moves the session to another
+            // port, below).
+            self.stale_reset = true;
+            out.event(Event::StaleConnectionReset);
+            self.send_reset_reply(now, segment, out);
+            self.start_connection(now, self.snd.isn, out);
+            return;
+        }
+        if flags.ack() && (!acks_our_syn || stale) {
             // The target holds this 4-tuple for another connection (RFC 9293 §3.10.7.3
             // would have us reset it, but it may be another copy's live session, so we never
             // touch it): the owner of the session reopens it from another port.
@@ -88,6 +109,19 @@ impl Session {
             return;
         }
         if self.state == State::TargetReset {
+            return;
+        }
+        if segment.seq_end() < self.rcv.nxt
+            || (segment.seq_len() == 0 && segment.seq < self.rcv.nxt)
+        {
+            // RFC 9293 §3.10.7.4, first check: nothing of this segment is new, so its ACK is
+            // old news, or not even this connection's: a rebuilt connection reuses the old
+            // one's 4-tuple and byte numbers, and a late ACK of the old connection would
+            // acknowledge bytes the new one never received. Repeated data or FIN is
+            // acknowledged again; a stale pure ACK is dropped.
+            if segment.seq_len() > 0 {
+                self.send_ack(now, out);
+            }
             return;
         }
         self.update_ts_recent(segment);
@@ -253,6 +287,14 @@ impl Session {
             return;
         }
         out.event(Event::ResetByTarget);
+        // A reset with ACK (what Linux sends when the application closes with data unread,
+        // or aborts) tells what the target received. Its last plain ACK may have been lost
+        // on the way to intercept: rebuilding from an older SND.UNA would hand the target
+        // those bytes again, on the new connection, as a second request.
+        if segment.flags.ack() && segment.ack > self.snd.una && segment.ack <= self.snd.nxt {
+            self.snd.una = segment.ack;
+            self.queue.acknowledge(segment.ack);
+        }
         self.pacer.on_target_closed();
         self.timers.stop(Timer::Retransmit);
         self.timers.stop(Timer::DelayedAck);
