@@ -194,6 +194,9 @@ pub struct CopyArgs {
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub compare: CompareFlags,
+
     /// With --offline: how long to keep running after the end of the files so sessions finish
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
     pub drain: Duration,
@@ -207,6 +210,40 @@ pub struct CopyArgs {
     /// to fix it; then lists what only the other hosts can show
     #[arg(long)]
     pub check: bool,
+}
+
+/// `copy --compare`: a comparison test of the target against the online server.
+#[derive(Debug, Args)]
+pub struct CompareFlags {
+    /// Comparison test: also capture the online server's replies, and write a JSON Lines
+    /// record for each replayed request to FILE: its head and how the online server and the
+    /// target answered (class, bytes, time to the first and the last reply byte). Read it
+    /// with `tcpcopy stats compare FILE` (docs/comparison.md)
+    #[arg(help_heading = "Comparison", long = "compare", value_name = "FILE", conflicts_with_all = ["offline", "output"])]
+    pub file: Option<PathBuf>,
+
+    /// With --compare: the longest request or reply head a record shows, in bytes
+    /// [default: 64]
+    #[arg(help_heading = "Comparison", long = "compare-head", value_name = "BYTES", requires = "file", value_parser = clap::value_parser!(u16).range(8..=2048))]
+    pub head: Option<u16>,
+
+    /// With --compare: the protocol of the copied service(s), which classes the replies
+    /// [default: guessed from each session's first request, and logged]
+    #[arg(
+        help_heading = "Comparison",
+        long,
+        value_name = "PROTOCOL",
+        value_enum,
+        requires = "file"
+    )]
+    pub protocol: Option<crate::compare::Protocol>,
+}
+
+impl CompareFlags {
+    /// `--compare-head`, 64 bytes by default.
+    pub fn head_bytes(&self) -> usize {
+        usize::from(self.head.unwrap_or(64))
+    }
 }
 
 /// How copy multiplies, samples and caps what it replays.
@@ -837,6 +874,45 @@ mod tests {
         );
         assert_eq!(args.all_intercepts()[1].port, 9000);
         assert_eq!(args.client_ips.unwrap().len(), 254);
+    }
+
+    #[test]
+    fn compare_flags_need_compare_and_live_capture() {
+        let base = ["copy", "-i", "eth0", "-x", "80-198.51.100.30:80", "-s", "h"];
+        let args = copy(&base);
+        assert_eq!(
+            (args.compare.file.as_ref(), args.compare.head_bytes()),
+            (None, 64)
+        );
+        let args = copy(
+            &[
+                &base[..],
+                &[
+                    "--compare",
+                    "c.jsonl",
+                    "--compare-head",
+                    "128",
+                    "--protocol",
+                    "memcached",
+                ],
+            ]
+            .concat(),
+        );
+        assert_eq!(args.compare.file, Some(PathBuf::from("c.jsonl")));
+        assert_eq!(
+            (args.compare.head_bytes(), args.compare.protocol),
+            (128, Some(crate::compare::Protocol::Memcached))
+        );
+        for (extra, flag) in [
+            (&["--protocol", "http"][..], "--compare"),
+            (&["--compare-head", "32"], "--compare"),
+            (&["--compare", "c", "--protocol", "smtp"], "--protocol"),
+            (&["--compare", "c", "--compare-head", "4"], "--compare-head"),
+            (&["--compare", "c", "--output", "o.pcap"], "--output"),
+        ] {
+            let err = parse(&[&base[..], extra].concat()).unwrap_err().to_string();
+            assert!(err.contains(flag), "{extra:?}: {err}");
+        }
     }
 
     #[test]

@@ -124,6 +124,15 @@ impl LiveCapture {
         self.fanout_group
     }
 
+    /// Captures what the device sends as well as what it receives (`copy --compare`: the
+    /// online server's replies).
+    pub fn capture_both_directions(&mut self) -> Result<()> {
+        let device = &self.device;
+        self.capture
+            .direction(Direction::InOut)
+            .with_context(|| format!("cannot capture both directions on {device}"))
+    }
+
     /// Sets the BPF filter; libpcap discards what the capture held before.
     pub fn apply_filter(&mut self, filter: &str) -> Result<()> {
         let device = &self.device;

@@ -279,7 +279,7 @@ impl Link {
             decoder.feed(&self.read_buffer[..n]);
             while let Some(message) = decoder.next_message().context("bad data from intercept")? {
                 match message {
-                    InterceptMessage::Reply(reply) => core.on_reply(now, reply.headers()),
+                    InterceptMessage::Reply(reply) => core.on_reply(now, &reply),
                     InterceptMessage::FlowTaken(flow) => core.on_flow_taken(now, flow),
                     InterceptMessage::Switch(agreed) => {
                         log::info!(
