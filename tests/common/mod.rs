@@ -28,6 +28,7 @@ mod process;
 mod replication;
 mod servers;
 mod settle;
+mod slow_http;
 mod temp_dir;
 mod wait;
 
@@ -51,7 +52,8 @@ pub use process::{Output, Proc};
 pub use replication::{Replication, Totals};
 pub use servers::{HTTP_PORT, MEMCACHED_PORT, Nginx, REDIS_PORT};
 pub use settle::{caught_up, settled, stable};
-pub use wait::{has_bound_packet_socket, port_open, wait_until};
+pub use slow_http::SlowHttp;
+pub use wait::{bound_packet_sockets, has_bound_packet_socket, port_open, wait_until};
 
 /// The `tcpcopy` binary cargo built for this test run.
 pub fn tcpcopy_bin() -> &'static str {
