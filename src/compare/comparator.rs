@@ -69,7 +69,7 @@ pub struct Tally {
     /// Server bytes that belong to no request: greetings (server-first protocols) and
     /// bytes after a reply had ended.
     pub stray_bytes: u64,
-    /// Target events for flows no session replays (their session ended first).
+    /// Target events for flows no `Opened` named (or whose `Ended` came first).
     pub target_events_unknown: u64,
 }
 
@@ -178,7 +178,7 @@ impl Comparator {
                     len,
                     known: &[],
                 };
-                self.with_target(replayed, |side| side.client(piece, keep));
+                self.with_target(replayed, len > 0, |side| side.client(piece, keep));
             }
             TargetEvent::Replied {
                 received_us,
@@ -211,7 +211,7 @@ impl Comparator {
                     len,
                     known: &prefix,
                 };
-                self.with_target(replayed, |side| side.server(piece, keep));
+                self.with_target(replayed, len > 0, |side| side.server(piece, keep));
             }
             TargetEvent::Ended { replayed } => {
                 if let Some(captured) = self.captured_of.remove(&replayed) {
@@ -325,16 +325,17 @@ impl Comparator {
         self.sessions.get_mut(&key)
     }
 
-    /// Runs `apply` on the target side of the session replayed as `replayed`.
-    fn with_target(&mut self, replayed: Flow, apply: impl FnOnce(&mut SideTrack)) {
+    /// Runs `apply` on the target side of the session replayed as `replayed`. A session
+    /// compared to its end takes no more; one forgotten while idle opens again with data.
+    fn with_target(&mut self, replayed: Flow, data: bool, apply: impl FnOnce(&mut SideTrack)) {
         let Some(&captured) = self.captured_of.get(&replayed) else {
             self.tally.target_events_unknown += 1;
             return;
         };
-        let Some(session) = self.sessions.get_mut(&captured) else {
-            self.tally.target_events_unknown += 1;
+        let Some(session) = self.session(captured, data) else {
             return;
         };
+        session.replayed = true;
         apply(&mut session.sides.target);
         session.sides.target_over |= session.sides.target.closed();
         self.drain(captured);
@@ -523,6 +524,48 @@ mod tests {
             comparator.take_notes().is_empty(),
             "a chosen protocol is not news"
         );
+    }
+
+    #[test]
+    fn a_session_compared_to_its_end_takes_no_more_target_events() {
+        let mut comparator = Comparator::new(None, ComparatorLimits::default());
+        let captured = flow("198.51.100.10:40003", "198.51.100.30:80");
+        let online: SocketAddr = "198.51.100.20:80".parse().unwrap();
+        comparator.target(TargetEvent::Opened {
+            captured,
+            replayed: captured,
+        });
+        let fin = TcpFlags::ACK | TcpFlags::FIN;
+        comparator.online(captured, online, true, piece(0, 100, TcpFlags::ACK, GET));
+        comparator.online(captured, online, false, piece(10, 500, fin, OK));
+        comparator.online(captured, online, true, piece(20, 119, fin, b""));
+        let sent = |at_us, seq, flags, len| TargetEvent::Sent {
+            at_us,
+            replayed: captured,
+            seq: SeqNum(seq),
+            flags,
+            len,
+        };
+        comparator.target(sent(5, 100, TcpFlags::ACK, GET.len() as u32));
+        comparator.target(TargetEvent::Replied {
+            received_us: 30,
+            stamped_us: None,
+            replayed: captured,
+            seq: SeqNum(900),
+            flags: fin,
+            len: OK.len() as u32,
+            prefix: OK.to_vec(),
+        });
+        comparator.target(sent(31, 119, fin, 0));
+        assert_eq!(comparator.take_records().len(), 1);
+        assert!(comparator.is_empty());
+        // A late reset of the finished session, then its end.
+        comparator.target(sent(40, 120, TcpFlags::RST, 0));
+        comparator.target(TargetEvent::Ended { replayed: captured });
+        assert!(comparator.is_empty() && comparator.take_records().is_empty());
+        assert_eq!(comparator.tally().target_events_unknown, 0);
+        comparator.target(sent(50, 120, TcpFlags::RST, 0));
+        assert_eq!(comparator.tally().target_events_unknown, 1, "after its end");
     }
 
     #[test]

@@ -351,11 +351,9 @@ impl Worker {
         }
         log::info!(
             "--compare: {} sessions not replayed (sampled out, shed or over a limit) were not \
-             compared; {} server bytes answered no request (greetings, late bytes); {} target \
-             events came for sessions already over",
+             compared; {} server bytes answered no request (greetings, late bytes)",
             tally.sessions_not_replayed,
-            tally.stray_bytes,
-            tally.target_events_unknown
+            tally.stray_bytes
         );
     }
 }
