@@ -725,7 +725,10 @@ Examples:
   tcpcopy copy --offline day1.pcap day2.pcapng --speed 2 --max-gap 1s --loop 3 \\
       -x 80-198.51.100.30:80 -c 203.0.113.0/24 -s 198.51.100.40
   # check this host's half of the set-up first (exit 1 names what is wrong)
-  tcpcopy copy --check -i eth0 -x 80-198.51.100.30:80 -c 203.0.113.0/24 -s 198.51.100.40";
+  tcpcopy copy --check -i eth0 -x 80-198.51.100.30:80 -c 203.0.113.0/24 -s 198.51.100.40
+  # a comparison test: a record per request in replies.jsonl, for `tcpcopy stats compare`
+  tcpcopy copy -i eth0 -x 80-198.51.100.30:80 -c 203.0.113.0/24 -s 198.51.100.40 \\
+      --compare replies.jsonl";
 
 const INTERCEPT_EXAMPLES: &str = "\
 Examples:
