@@ -224,7 +224,7 @@ fn loop_turn(c: &mut Criterion) {
             false,
         );
         let syn_ack = reply_headers(client, target_isn, 1001, TcpFlags::SYN | TcpFlags::ACK, 0);
-        core.on_reply(start, &syn_ack);
+        core.on_reply_headers(start, &syn_ack, &[], None);
     }
     core.emitted().outgoing.clear();
     core.emitted().new_flows.clear();
@@ -260,7 +260,7 @@ fn loop_turn(c: &mut Criterion) {
                     );
                 }
                 for reply in &replies {
-                    core.on_reply(now, black_box(reply));
+                    core.on_reply_headers(now, black_box(reply), &[], None);
                 }
                 core.sessions().fire_timers(now);
                 let emitted = core.emitted();

@@ -27,7 +27,7 @@
 #   lab.sh up    [--prefix P] [--offloads on|off] [--ipv6]
 #   lab.sh down  [--prefix P]
 #   lab.sh exec  [--prefix P] HOST CMD...
-#   lab.sh nginx [--prefix P] HOST DIR
+#   lab.sh nginx [--prefix P] [--answer PATH=STATUS]... HOST DIR
 #   lab.sh check
 set -euo pipefail
 
@@ -270,9 +270,19 @@ lab_exec() {
 #   /upload         reads the whole request body (up to 4 MB: proxied to a
 #                   loopback-only server, so $request_length counts every
 #                   body byte) and answers "stored";
-#   anything else   "200 ok".
+#   anything else   "200 ok";
+# and each --answer PATH=STATUS (the answers list, from the 4th argument on)
+# answers exactly PATH with STATUS and "STATUS\n" (a target that differs from
+# the online server on one path, for comparison tests).
 lab_nginx() {
     local prefix=$1 host=$2 dir=$3
+    shift 3
+    local answer answers=""
+    for answer in "$@"; do
+        [[ $answer =~ ^(/[A-Za-z0-9_./-]*)=([1-5][0-9][0-9])$ ]] ||
+            die "--answer must be PATH=STATUS (e.g. /missing=404), not '$answer'"
+        answers+="location = ${BASH_REMATCH[1]} { return ${BASH_REMATCH[2]} \"${BASH_REMATCH[2]}\\n\"; }"$'\n'
+    done
     require_root
     require_commands nginx
     [[ -v HOST_ADDR[$host] ]] || die "unknown host '$host' (one of: ${HOSTS[*]})"
@@ -312,6 +322,7 @@ http {
         listen ${HOST_ADDR[$host]}:80;
         $ipv6_listen
         location / { return 200 "ok\n"; }
+        $answers
         location /files/ { alias $dir/files/; }
         location = /upload { proxy_pass http://127.0.0.1:$NGINX_UPLOAD_SINK_PORT/; }
     }
@@ -360,9 +371,15 @@ main() {
     shift
     [[ $action == check ]] && { lab_check; return; }
 
-    local prefix=$DEFAULT_PREFIX offloads=off ipv6=off
+    local prefix=$DEFAULT_PREFIX offloads=off ipv6=off answers=()
     while (($# > 0)); do
         case $1 in
+            --answer)
+                (($# >= 2)) || die "--answer needs PATH=STATUS"
+                [[ $action == nginx ]] || die "--answer applies to nginx only"
+                answers+=("$2")
+                shift 2
+                ;;
             --prefix)
                 (($# >= 2)) || die "--prefix needs a value"
                 prefix=$2
@@ -405,8 +422,8 @@ main() {
             lab_exec "$prefix" "$@"
             ;;
         nginx)
-            (($# == 2)) || die "usage: lab.sh nginx [--prefix P] HOST DIR"
-            lab_nginx "$prefix" "$@"
+            (($# == 2)) || die "usage: lab.sh nginx [--prefix P] [--answer PATH=STATUS]... HOST DIR"
+            lab_nginx "$prefix" "$@" "${answers[@]}"
             ;;
         *) usage ;;
     esac

@@ -197,6 +197,9 @@ pub struct CopyArgs {
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub compare: CompareFlags,
+
     /// With --offline: how long to keep running after the end of the files so sessions finish
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
     pub drain: Duration,
@@ -213,6 +216,40 @@ pub struct CopyArgs {
     /// to fix it; then lists what only the other hosts can show
     #[arg(long)]
     pub check: bool,
+}
+
+/// `copy --compare`: a comparison test of the target against the online server.
+#[derive(Debug, Args)]
+pub struct CompareFlags {
+    /// Comparison test: also capture the online server's replies, and write a JSON Lines
+    /// record for each replayed request to FILE: its head and how the online server and the
+    /// target answered (class, bytes, time to the first and the last reply byte). Read it
+    /// with `tcpcopy stats compare FILE` (docs/comparison.md)
+    #[arg(help_heading = "Comparison", long = "compare", value_name = "FILE", conflicts_with_all = ["offline", "output"])]
+    pub file: Option<PathBuf>,
+
+    /// With --compare: the longest request or reply head a record shows, in bytes
+    /// [default: 64]
+    #[arg(help_heading = "Comparison", long = "compare-head", value_name = "BYTES", requires = "file", value_parser = clap::value_parser!(u16).range(8..=2048))]
+    pub head: Option<u16>,
+
+    /// With --compare: the protocol of the copied service(s), which classes the replies
+    /// [default: guessed from each session's first request, and logged]
+    #[arg(
+        help_heading = "Comparison",
+        long,
+        value_name = "PROTOCOL",
+        value_enum,
+        requires = "file"
+    )]
+    pub protocol: Option<crate::compare::Protocol>,
+}
+
+impl CompareFlags {
+    /// `--compare-head`, 64 bytes by default.
+    pub fn head_bytes(&self) -> usize {
+        usize::from(self.head.unwrap_or(64))
+    }
 }
 
 /// How copy multiplies, samples and caps what it replays.
@@ -495,6 +532,51 @@ pub enum StatsCommand {
     Logs(LogsArgs),
     /// Rates and losses from running copies and intercepts (their --metrics endpoints)
     Live(LiveArgs),
+    /// A comparison test: how the target answered each request against the online server
+    /// (the files `copy --compare` wrote)
+    Compare(CompareArgs),
+}
+
+/// Options of `tcpcopy stats compare`.
+#[derive(Debug, Args)]
+#[command(after_help = STATS_COMPARE_EXAMPLES)]
+pub struct CompareArgs {
+    /// Files `copy --compare` wrote (JSON Lines, gzip-compressed or not), one per copy;
+    /// their records are summed
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+
+    /// Print one JSON summary object (`{"type":"summary","data":{...}}`) instead of the
+    /// report
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also write a chart of both sides' latency distributions to FILE (SVG)
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+
+    /// Group the latency table by request head (HTTP: method and path without the query)
+    /// or by the online reply's status (class)
+    #[arg(long, value_name = "WHAT", value_enum, default_value_t = GroupBy::Head)]
+    pub by: GroupBy,
+
+    /// Rows of the group table and of the lists of differing heads and sizes
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub top: u32,
+
+    /// Exit 1 when the share of matched requests whose outcomes differ is above RATE: a
+    /// fraction (0.01) or a percentage (1%)
+    #[arg(long, value_name = "RATE", value_parser = parse_mismatch_rate)]
+    pub max_mismatch: Option<f64>,
+}
+
+/// What `stats compare` groups its latency table by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GroupBy {
+    /// The request head's group.
+    Head,
+    /// The online reply's class.
+    Status,
 }
 
 /// Options of `tcpcopy stats live`.
@@ -611,6 +693,16 @@ fn parse_factor(text: &str) -> Result<f64, String> {
 
 /// A `--max-loss`: a fraction (`0.01`) or a percentage (`1%`), from 0 to 1.
 fn parse_loss_rate(text: &str) -> Result<f64, String> {
+    parse_fraction(text, "loss rate")
+}
+
+/// A `--max-mismatch`: a fraction or a percentage, from 0 to 1.
+fn parse_mismatch_rate(text: &str) -> Result<f64, String> {
+    parse_fraction(text, "mismatch rate")
+}
+
+/// A fraction (`0.01`) or a percentage (`1%`), from 0 to 1; errors name it `what`.
+fn parse_fraction(text: &str, what: &str) -> Result<f64, String> {
     let (number, scale) = match text.strip_suffix('%') {
         Some(percent) => (percent, 100.0),
         None => (text, 1.0),
@@ -618,7 +710,7 @@ fn parse_loss_rate(text: &str) -> Result<f64, String> {
     match number.trim().parse::<f64>() {
         Ok(rate) if (0.0..=scale).contains(&rate) => Ok(rate / scale),
         _ => Err(format!(
-            "`{text}` is not a loss rate from 0 to 1 (or 0% to 100%)"
+            "`{text}` is not a {what} from 0 to 1 (or 0% to 100%)"
         )),
     }
 }
@@ -702,7 +794,10 @@ Examples:
   tcpcopy copy --offline day1.pcap day2.pcapng --speed 2 --max-gap 1s --loop 3 \\
       -x 80-198.51.100.30:80 -c 203.0.113.0/24 -s 198.51.100.40
   # check this host's half of the set-up first (exit 1 names what is wrong)
-  tcpcopy copy --check -i eth0 -x 80-198.51.100.30:80 -c 203.0.113.0/24 -s 198.51.100.40";
+  tcpcopy copy --check -i eth0 -x 80-198.51.100.30:80 -c 203.0.113.0/24 -s 198.51.100.40
+  # a comparison test: a record per request in replies.jsonl, for `tcpcopy stats compare`
+  tcpcopy copy -i eth0 -x 80-198.51.100.30:80 -c 203.0.113.0/24 -s 198.51.100.40 \\
+      --compare replies.jsonl";
 
 const INTERCEPT_EXAMPLES: &str = "\
 Examples:
@@ -725,7 +820,9 @@ Examples:
   # loss per minute: two online hosts against the target, exit 1 above 1 % loss
   tcpcopy stats logs --online host13.log host14.log.gz --target access.log --max-loss 1%
   # live rates from running copies and intercepts (started with --metrics)
-  tcpcopy stats live 127.0.0.1:9361 198.51.100.40:9361";
+  tcpcopy stats live 127.0.0.1:9361 198.51.100.40:9361
+  # a comparison test: what copy --compare wrote on two online hosts
+  tcpcopy stats compare host13.jsonl host14.jsonl --max-mismatch 1%";
 
 const STATS_LOGS_EXAMPLES: &str = "\
 Examples:
@@ -735,6 +832,15 @@ Examples:
   tcpcopy stats logs --online a.log --target t.log --factor 2 --window 10s --json --svg loss.svg
 
 Exit status: 0, or 1 when the total loss is above --max-loss, 2 on a usage or input error.";
+
+const STATS_COMPARE_EXAMPLES: &str = "\
+Examples:
+  # the report of the comparison files of two online hosts; exit 1 above 1 % differing
+  tcpcopy stats compare host13.jsonl host14.jsonl.gz --max-mismatch 1%
+  # grouped by the online status, as JSON, with a latency chart
+  tcpcopy stats compare compare.jsonl --by status --json --svg latency.svg
+
+Exit status: 0, or 1 when the mismatch is above --max-mismatch, 2 on a usage or input error.";
 
 const STATS_LIVE_EXAMPLES: &str = "\
 Examples:
@@ -845,6 +951,45 @@ mod tests {
         );
         assert_eq!(args.all_intercepts()[1].port, 9000);
         assert_eq!(args.client_ips.unwrap().len(), 254);
+    }
+
+    #[test]
+    fn compare_flags_need_compare_and_live_capture() {
+        let base = ["copy", "-i", "eth0", "-x", "80-198.51.100.30:80", "-s", "h"];
+        let args = copy(&base);
+        assert_eq!(
+            (args.compare.file.as_ref(), args.compare.head_bytes()),
+            (None, 64)
+        );
+        let args = copy(
+            &[
+                &base[..],
+                &[
+                    "--compare",
+                    "c.jsonl",
+                    "--compare-head",
+                    "128",
+                    "--protocol",
+                    "memcached",
+                ],
+            ]
+            .concat(),
+        );
+        assert_eq!(args.compare.file, Some(PathBuf::from("c.jsonl")));
+        assert_eq!(
+            (args.compare.head_bytes(), args.compare.protocol),
+            (128, Some(crate::compare::Protocol::Memcached))
+        );
+        for (extra, flag) in [
+            (&["--protocol", "http"][..], "--compare"),
+            (&["--compare-head", "32"], "--compare"),
+            (&["--compare", "c", "--protocol", "smtp"], "--protocol"),
+            (&["--compare", "c", "--compare-head", "4"], "--compare-head"),
+            (&["--compare", "c", "--output", "o.pcap"], "--output"),
+        ] {
+            let err = parse(&[&base[..], extra].concat()).unwrap_err().to_string();
+            assert!(err.contains(flag), "{extra:?}: {err}");
+        }
     }
 
     #[test]
@@ -1304,6 +1449,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("--interval"), "{err}");
+    }
+
+    #[test]
+    fn compare_takes_files_and_its_report_options() {
+        let compare = |args: &[&str]| {
+            let cli = parse(&[&["stats", "compare"], args].concat())?;
+            let Command::Stats(StatsArgs {
+                command: StatsCommand::Compare(compare),
+            }) = cli.command
+            else {
+                panic!("parsed as {:?}", cli.command)
+            };
+            Ok::<_, clap::Error>(compare)
+        };
+        let args = compare(&["a.jsonl", "b.jsonl"]).unwrap();
+        assert_eq!(args.files, ["a.jsonl", "b.jsonl"].map(PathBuf::from));
+        assert_eq!(
+            (args.by, args.top, args.json, args.max_mismatch),
+            (GroupBy::Head, 10, false, None)
+        );
+        let args = compare(&["a", "--by", "status", "--top", "3", "--max-mismatch", "2%"]).unwrap();
+        assert_eq!(
+            (args.by, args.top, args.max_mismatch),
+            (GroupBy::Status, 3, Some(0.02))
+        );
+        assert!(compare(&[]).is_err(), "a file is required");
+        for (bad, flag) in [
+            (&["a", "--top", "0"][..], "--top"),
+            (&["a", "--max-mismatch", "2"], "--max-mismatch"),
+            (&["a", "--by", "path"], "--by"),
+        ] {
+            let err = compare(bad).unwrap_err().to_string();
+            assert!(err.contains(flag), "{err}");
+        }
     }
 
     #[test]

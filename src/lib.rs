@@ -35,6 +35,7 @@ pub mod capabilities;
 pub mod capture;
 pub mod cli;
 pub mod cli_render;
+pub mod compare;
 pub mod compat;
 pub mod diagnosis;
 pub mod intercept;

@@ -185,6 +185,7 @@ fn a_captured_connection_is_replayed_with_the_targets_sequence_numbers() {
         },
         drain: Duration::from_secs(1),
         no_reply: None,
+        compare: None,
     };
     let feed = OfflineFeed::open(FeedSettings {
         paths: vec![input.clone()],

@@ -21,7 +21,45 @@ pub fn build_filter(
     own: &[IpAddr],
     pool: Option<&ClientAddresses>,
 ) -> Result<String> {
-    let mut clauses = Vec::with_capacity(mappings.len());
+    let clauses = services(mappings, own, pool)?
+        .iter()
+        .map(|(port, hosts)| direction_clause("dst", *port, hosts))
+        .collect::<Vec<_>>();
+    Ok(clauses.join(" or "))
+}
+
+/// The filter of `copy --compare`'s capture: both directions of the conversations
+/// [`build_filter`] copies, the client's packets to the service and the service's replies.
+/// Copies never match it: they go to the target, from a client address.
+pub fn build_conversation_filter(
+    mappings: &[PortMapping],
+    own: &[IpAddr],
+    pool: Option<&ClientAddresses>,
+) -> Result<String> {
+    let clauses = services(mappings, own, pool)?
+        .iter()
+        .flat_map(|(port, hosts)| ["dst", "src"].map(|end| direction_clause(end, *port, hosts)))
+        .collect::<Vec<_>>();
+    Ok(clauses.join(" or "))
+}
+
+/// `(tcp END port PORT and (END host H or ...))`, END being `dst` or `src`.
+fn direction_clause(end: &str, port: u16, hosts: &[IpAddr]) -> String {
+    let hosts = hosts
+        .iter()
+        .map(|ip| format!("{end} host {ip}"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    format!("(tcp {end} port {port} and ({hosts}))")
+}
+
+/// Each mapping's online port and the addresses it is copied from.
+fn services(
+    mappings: &[PortMapping],
+    own: &[IpAddr],
+    pool: Option<&ClientAddresses>,
+) -> Result<Vec<(u16, Vec<IpAddr>)>> {
+    let mut services = Vec::with_capacity(mappings.len());
     for mapping in mappings {
         let to_ipv6 = mapping.target.is_ipv6();
         let translatable = |ip: &IpAddr| {
@@ -45,17 +83,9 @@ pub fn build_filter(
                 mapping.online_port
             );
         }
-        let hosts = hosts
-            .iter()
-            .map(|ip| format!("dst host {ip}"))
-            .collect::<Vec<_>>()
-            .join(" or ");
-        clauses.push(format!(
-            "(tcp dst port {} and ({hosts}))",
-            mapping.online_port
-        ));
+        services.push((mapping.online_port, hosts));
     }
-    Ok(clauses.join(" or "))
+    Ok(services)
 }
 
 /// A capture device as [`default_devices`] weighs it: `up` is up and running (it has a
@@ -211,6 +241,17 @@ mod tests {
     fn no_address_is_an_error_that_says_what_to_do() {
         let err = build_filter(&mappings("80-198.51.100.30:80"), &[], None).unwrap_err();
         assert!(err.to_string().contains("ONLINE_IP:80"), "{err}");
+    }
+
+    #[test]
+    fn the_conversation_filter_has_both_directions() {
+        let own = ["198.51.100.20".parse().unwrap()];
+        let filter =
+            build_conversation_filter(&mappings("80-198.51.100.30:80"), &own, None).unwrap();
+        assert_eq!(
+            filter,
+            "(tcp dst port 80 and (dst host 198.51.100.20)) or (tcp src port 80 and (src host 198.51.100.20))"
+        );
     }
 
     #[test]

@@ -116,6 +116,15 @@ impl LiveCapture {
             snaplen: usize::try_from(options.snaplen).unwrap_or(0),
         })
     }
+
+    /// Captures what the device sends as well as what it receives (`copy --compare`: the
+    /// online server's replies).
+    pub fn capture_both_directions(&mut self) -> Result<()> {
+        let device = &self.device;
+        self.capture
+            .direction(Direction::InOut)
+            .with_context(|| format!("cannot capture both directions on {device}"))
+    }
 }
 
 impl Unfiltered for LiveCapture {

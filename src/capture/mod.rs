@@ -21,7 +21,9 @@ pub(crate) mod testing;
 use std::time::Duration;
 
 pub use file_set::{FileSet, Recorded};
-pub use filter::{DeviceInfo, build_filter, default_devices, devices, own_addresses};
+pub use filter::{
+    DeviceInfo, build_conversation_filter, build_filter, default_devices, devices, own_addresses,
+};
 pub use group::{Unfiltered, open_group};
 pub use live::{BLOCK_TIMEOUT, Fanout, LiveCapture, LiveOptions, RingMode};
 pub use offline::FileCapture;

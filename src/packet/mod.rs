@@ -52,7 +52,10 @@ pub use link::{
     VlanTag,
 };
 pub use options::MAX_OPTIONS_LEN;
-pub use parse::{HeaderSplit, Parsed, parse_frame, parse_ip, parse_ip_headers, split_ip_headers};
+pub use parse::{
+    HeaderSplit, Parsed, parse_frame, parse_frame_prefix, parse_ip, parse_ip_headers,
+    split_ip_headers,
+};
 pub use segment::{Segment, TcpFlags, TcpOptions, Timestamps};
 pub use seq::SeqNum;
 pub use split::{Split, max_payload_for_mtu, split};

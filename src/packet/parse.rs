@@ -65,6 +65,19 @@ pub fn parse_ip_headers(headers: &[u8]) -> Result<Segment> {
     Ok(parsed.segment)
 }
 
+/// Parses a frame captured with a snap length that may have cut its payload short: the
+/// segment (`payload_len` from the IP length fields) and the payload bytes at hand (link
+/// padding excluded). The headers must be whole.
+pub fn parse_frame_prefix(link: LinkType, frame: &[u8]) -> Result<(Segment, &[u8])> {
+    let (link, network) = LinkHeader::parse(link, frame)?;
+    let version = match link.ip_version() {
+        Some(version) => version,
+        None => IpVersion::sniff(network)?,
+    };
+    let packet = parse_packet(version, network, Extent::Prefix)?;
+    Ok((packet.segment, packet.payload))
+}
+
 /// The header bytes of a TCP/IP packet, borrowed from it: what a reply's headers are made of
 /// when they travel on (the control protocol carries them as bytes, not as a [`Segment`]).
 ///
@@ -114,6 +127,8 @@ pub fn split_ip_headers(bytes: &[u8]) -> Result<HeaderSplit<'_>> {
 enum Extent {
     Whole,
     HeadersOnly,
+    /// The headers and as much of the payload as was captured.
+    Prefix,
 }
 
 /// The IP-layer facts a segment needs.
@@ -154,6 +169,7 @@ fn parse_layers(version: IpVersion, bytes: &[u8], extent: Extent) -> Result<Laye
     let end = match extent {
         Extent::Whole => network.ip_len,
         Extent::HeadersOnly => bytes.len(),
+        Extent::Prefix => network.ip_len.min(bytes.len()),
     };
     let ip = bytes.get(..end).unwrap_or(bytes);
     let tcp = TcpPacket::new_checked(ip.get(network.tcp_offset..).unwrap_or_default())?;
@@ -180,7 +196,7 @@ fn parse_packet(version: IpVersion, bytes: &[u8], extent: Extent) -> Result<Pars
         payload_len,
     } = parse_layers(version, bytes, extent)?;
     let payload = match extent {
-        Extent::Whole => ip
+        Extent::Whole | Extent::Prefix => ip
             .get(network.tcp_offset + tcp.header_len()..)
             .unwrap_or_default(),
         Extent::HeadersOnly => &[],
@@ -207,7 +223,7 @@ fn parse_packet(version: IpVersion, bytes: &[u8], extent: Extent) -> Result<Pars
 fn parse_ipv4(bytes: &[u8], extent: Extent) -> Result<Network> {
     let ip = match extent {
         Extent::Whole => Ipv4Packet::new_checked(bytes)?,
-        Extent::HeadersOnly => Ipv4Packet::new_checked_header(bytes)?,
+        Extent::HeadersOnly | Extent::Prefix => Ipv4Packet::new_checked_header(bytes)?,
     };
     // A fragment carries part of a segment: replaying it as a whole one would desync the
     // session (RFC 791 §2.3).
@@ -233,7 +249,7 @@ fn parse_ipv4(bytes: &[u8], extent: Extent) -> Result<Network> {
 fn parse_ipv6(bytes: &[u8], extent: Extent) -> Result<Network> {
     let ip = match extent {
         Extent::Whole => Ipv6Packet::new_checked(bytes)?,
-        Extent::HeadersOnly => Ipv6Packet::new_checked_header(bytes)?,
+        Extent::HeadersOnly | Extent::Prefix => Ipv6Packet::new_checked_header(bytes)?,
     };
     let upper = ip.upper_layer()?;
     ensure_tcp(Layer::Ipv6, upper.protocol)?;
@@ -284,6 +300,31 @@ mod tests {
             );
             assert_eq!(parsed.ip, fixture.ip(), "{}", fixture.name);
             assert_eq!(parsed.payload, PAYLOAD, "{}", fixture.name);
+        }
+    }
+
+    #[test]
+    fn a_prefix_capture_keeps_the_bytes_at_hand_and_the_declared_length() {
+        for fixture in frame_fixtures() {
+            let frame = fixture.frame();
+            let whole = parse_frame(fixture.link.link_type(), &frame).unwrap();
+            let (segment, payload) = parse_frame_prefix(fixture.link.link_type(), &frame).unwrap();
+            assert_eq!(
+                (&segment, payload),
+                (&whole.segment, whole.payload),
+                "{}",
+                fixture.name
+            );
+            let headers_end = frame.len() - PAYLOAD.len();
+            for cut in headers_end..frame.len() {
+                let (segment, payload) =
+                    parse_frame_prefix(fixture.link.link_type(), &frame[..cut]).unwrap();
+                assert_eq!(segment.payload_len, PAYLOAD.len(), "{}", fixture.name);
+                assert_eq!(payload, &PAYLOAD[..cut - headers_end], "{}", fixture.name);
+            }
+            assert!(
+                parse_frame_prefix(fixture.link.link_type(), &frame[..headers_end - 1]).is_err()
+            );
         }
     }
 

@@ -9,6 +9,7 @@
 use std::time::Instant;
 
 use crate::packet::{self, Flow, LinkType};
+use crate::proto::ReplyHeaders;
 use crate::stats::Counter;
 
 use super::rewrite::{Repetition, Rewriter};
@@ -70,12 +71,34 @@ impl ShardCore {
             .on_client(now, &segment, parsed.payload, shedding);
     }
 
-    /// The IP and TCP headers of a target reply, as an intercept sent them.
-    pub fn on_reply(&mut self, now: Instant, headers: &[u8]) {
+    /// A target reply, as an intercept sent it.
+    pub fn on_reply(&mut self, now: Instant, reply: &ReplyHeaders) {
+        self.on_reply_headers(
+            now,
+            reply.headers(),
+            reply.payload_prefix(),
+            reply.timestamp_us(),
+        );
+    }
+
+    /// The IP and TCP headers of a target reply, with the payload bytes and intercept's
+    /// capture time that came with them (version 7; none from a version-6 intercept).
+    pub fn on_reply_headers(
+        &mut self,
+        now: Instant,
+        headers: &[u8],
+        prefix: &[u8],
+        stamped_us: Option<u64>,
+    ) {
         let counters = &mut self.sessions.emitted().counters;
         counters.bump(Counter::RepliesReceived);
         match packet::parse_ip_headers(headers) {
-            Ok(segment) => self.sessions.on_reply(now, &segment),
+            Ok(segment) => {
+                if let Some(tap) = self.sessions.tap() {
+                    tap.replied(&segment, prefix, stamped_us);
+                }
+                self.sessions.on_reply(now, &segment);
+            }
             Err(err) => {
                 counters.bump(Counter::Malformed);
                 log::debug!("unusable reply headers from intercept: {err}");
@@ -176,7 +199,7 @@ mod tests {
             false,
         );
         core.on_frame(now, LinkType::RawIp, &[0x45, 0, 0], first, false);
-        core.on_reply(now, &[0x45]);
+        core.on_reply_headers(now, &[0x45], &[], None);
         assert!(core.emitted().outgoing.is_empty());
         let shared = Counters::default();
         core.emitted().counters.flush_into(&shared);

@@ -304,7 +304,7 @@ impl Link {
             while let Some(message) = decoder.next_message().context("bad data from intercept")? {
                 match handshake.on_message(message, &mut self.unsent) {
                     CopyStep::Deliver(InterceptMessage::Reply(reply)) => {
-                        core.on_reply(now, reply.headers());
+                        core.on_reply(now, &reply);
                     }
                     CopyStep::Deliver(InterceptMessage::FlowTaken(flow)) => {
                         core.on_flow_taken(now, flow);

@@ -27,9 +27,12 @@
 //! - [`admission`]: `-r`/`--ramp`/`--max-rate`: which new sessions open.
 //! - [`feed`]: the frames of the files of an offline replay, in replay order.
 //! - [`no_reply`]: the warning when SYNs go out and no reply comes back (pure).
+//! - [`compare`]: `--compare`: the online conversations' capture, the shards' tap and the
+//!   thread that writes the comparison's records.
 
 pub mod admission;
 mod backlog;
+pub mod compare;
 pub mod core;
 pub mod feed;
 pub mod link;
@@ -194,6 +197,12 @@ pub fn run(args: &CopyArgs) -> Result<()> {
             .context("cannot install the signal handler")?;
     }
     let mappings = args.all_mappings();
+    let devices = if args.offline.is_empty() {
+        capture_devices(args, &mappings)?
+    } else {
+        Vec::new()
+    };
+    let recorder = compare::Recorder::start(args, &mappings, &devices, &stop)?;
     let config = PipelineConfig {
         rewriter: rewrite::Rewriter::new(mappings.clone()),
         shaping: shaping(args),
@@ -220,8 +229,9 @@ pub fn run(args: &CopyArgs) -> Result<()> {
             .is_none()
             .then(|| Setup::new(&mappings, &args.all_intercepts(), args.client_ips.as_ref()))
             .flatten(),
+        compare: recorder.as_ref().map(compare::Recorder::tap),
     };
-    let feeds = open_feeds(args, &mappings)?;
+    let feeds = open_feeds(args, &mappings, &devices)?;
     let pcap_output = match &args.output {
         Some(path) => Some(sink::SharedSink::new(sink::PcapFileSink::create(path)?)),
         None => None,
@@ -259,7 +269,8 @@ pub fn run(args: &CopyArgs) -> Result<()> {
     };
     let result = run_shards(&config, shards, &stop, &counters, &statuses);
     drop(progress);
-    result
+    let compared = recorder.map_or(Ok(()), compare::Recorder::finish);
+    result.and(compared)
 }
 
 /// What `copy --metrics` serves: the reported counters, and per shard the sessions tracked,
@@ -311,6 +322,8 @@ pub struct PipelineConfig {
     /// The deployment to name the likely causes for when SYNs go unanswered; `None` when
     /// no reply is expected.
     pub no_reply: Option<Setup>,
+    /// `--compare`: the tap every shard's sessions tell the target side to.
+    pub compare: Option<compare::ChannelTap>,
 }
 
 /// Runs one shard per entry of `shards` until `stop` is set or (offline) the files are
@@ -341,12 +354,15 @@ pub fn run_shards(
                 link::Link::new(addr.clone(), index, now, Arc::clone(stop), secret)
             })
             .collect();
-        let core = ShardCore::new(
+        let mut core = ShardCore::new(
             config.rewriter.clone(),
             config.limits.clone(),
             &config.shaping,
             now,
         );
+        if let Some(tap) = &config.compare {
+            core.sessions().set_tap(Box::new(tap.clone()));
+        }
         let shard = Shard::new(index, core, inputs, links, Arc::clone(counters), status)?;
         let (stop, drain) = (Arc::clone(stop), config.drain);
         let name = format!("shard-{index}");
@@ -438,7 +454,17 @@ fn shard_count(args: &CopyArgs) -> usize {
 /// The feed of each shard: the captures of every `-i` device, or offline the files (one
 /// shard). With several shards, the captures of one device form a fanout group, and no
 /// capture lets packets in before every member has joined.
-fn open_feeds(args: &CopyArgs, mappings: &[PortMapping]) -> Result<Vec<Feed>> {
+/// The devices copy captures on live: `-i`, or every device that is up and holds an address.
+fn capture_devices(args: &CopyArgs, mappings: &[PortMapping]) -> Result<Vec<String>> {
+    if !args.interfaces.is_empty() {
+        return Ok(args.interfaces.clone());
+    }
+    let devices = capture::default_devices(mappings)?;
+    log::info!("no -i given: capturing on {}", devices.join(", "));
+    Ok(devices)
+}
+
+fn open_feeds(args: &CopyArgs, mappings: &[PortMapping], devices: &[String]) -> Result<Vec<Feed>> {
     if !args.offline.is_empty() {
         let feed = feed::OfflineFeed::open(feed::FeedSettings {
             paths: args.offline.clone(),
@@ -463,16 +489,9 @@ fn open_feeds(args: &CopyArgs, mappings: &[PortMapping]) -> Result<Vec<Feed>> {
         return Ok(vec![Feed::Offline(Box::new(feed))]);
     }
     let shards = shard_count(args);
-    let devices = if args.interfaces.is_empty() {
-        let devices = capture::default_devices(mappings)?;
-        log::info!("no -i given: capturing on {}", devices.join(", "));
-        devices
-    } else {
-        args.interfaces.clone()
-    };
     let mut shard_captures: Vec<Vec<Box<dyn PacketSource>>> =
         (0..shards).map(|_| Vec::new()).collect();
-    for device in &devices {
+    for device in devices {
         let filter = match &args.filter {
             Some(filter) => filter.clone(),
             None => capture::build_filter(

@@ -16,6 +16,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::compare::TargetTap;
 use crate::packet::{self, Flow, Segment};
 use crate::session::{Event, Output, Session, SessionConfig};
 use crate::stats::{Counter, LocalCounters};
@@ -100,6 +101,8 @@ pub struct Emitted {
 struct Emitter {
     mtu: usize,
     emitted: Emitted,
+    /// `copy --compare`'s view of the target side; `None` without it.
+    tap: Option<Box<dyn TargetTap>>,
 }
 
 impl Emitter {
@@ -107,12 +110,16 @@ impl Emitter {
         Emitter {
             mtu,
             emitted: Emitted::default(),
+            tap: None,
         }
     }
 }
 
 impl Output for Emitter {
     fn transmit(&mut self, segment: &Segment, payload: &[u8]) {
+        if let Some(tap) = &mut self.tap {
+            tap.sent(segment);
+        }
         let emitted = &mut self.emitted;
         if segment.flags.syn() && !segment.flags.ack() {
             emitted.new_flows.push(Flow::of_request(segment));
@@ -227,6 +234,25 @@ impl SessionTable {
         &mut self.out.emitted
     }
 
+    /// Tells `tap` (`copy --compare`) what the first replica of each session opens, sends,
+    /// hears and ends.
+    pub fn set_tap(&mut self, tap: Box<dyn TargetTap>) {
+        self.out.tap = Some(tap);
+    }
+
+    /// The tap, if any.
+    pub fn tap(&mut self) -> Option<&mut (dyn TargetTap + 'static)> {
+        self.out.tap.as_deref_mut()
+    }
+
+    /// Tells the tap that replica `replica` of `captured` replays as `replayed`: only the
+    /// first replica is compared.
+    fn tap_opened(&mut self, (captured, replica): Origin, replayed: Flow) {
+        if let (Some(tap), 0) = (&mut self.out.tap, replica) {
+            tap.opened(captured, replayed);
+        }
+    }
+
     /// A client segment toward the target (src = the real client, dst = the target), for
     /// every replica of its flow. While `shedding`, a segment of an unknown flow opens no
     /// session: the shard is behind, and the sessions already open are worth more than new
@@ -320,6 +346,7 @@ impl SessionTable {
             },
         );
         self.replayed.insert(origin, replayed);
+        self.tap_opened(origin, replayed);
         self.eviction_order.push_back(replayed);
         if self.eviction_order.len() > 2 * self.sessions.len() + PRUNE_SLACK {
             let sessions = &self.sessions;
@@ -412,6 +439,7 @@ impl SessionTable {
             .counters
             .add(Counter::PortsRemapped, u64::from(claimed.remapped));
         tracked.scheduled = None;
+        self.tap_opened(origin, moved);
         tracked
             .session
             .reopen_from(now, moved.client, &mut self.out);
@@ -466,6 +494,9 @@ impl SessionTable {
         if let Some(tracked) = self.sessions.remove(&key) {
             self.replayed.remove(&tracked.origin);
             self.ports.release(&key);
+            if let (Some(tap), 0) = (&mut self.out.tap, tracked.origin.1) {
+                tap.ended(key);
+            }
         }
     }
 

@@ -5,14 +5,18 @@
 //! - [`metrics`]: the same counters, and gauges, served to Prometheus (`--metrics`).
 //! - `logs`: `tcpcopy stats logs`, the loss between access logs.
 //! - `live`: `tcpcopy stats live`, rates and losses scraped from the metrics.
+//! - `compare`: `tcpcopy stats compare`, the report of a comparison test.
 
 mod balance;
+mod columns;
+mod compare;
 mod counters;
 mod histogram;
 mod live;
 mod logs;
 pub mod metrics;
 mod reporter;
+mod svg;
 
 pub use balance::{Balance, ENDINGS, RequestBalance};
 pub use counters::{Counter, Counters, LocalCounters, Snapshot};
@@ -35,5 +39,6 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<Verdict> {
     match &args.command {
         StatsCommand::Logs(logs) => logs::run(logs),
         StatsCommand::Live(live) => live::run(live),
+        StatsCommand::Compare(compare) => compare::run(compare),
     }
 }

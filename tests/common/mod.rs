@@ -32,6 +32,7 @@ mod request_multiset;
 mod servers;
 mod sessions;
 mod settle;
+mod slow_http;
 mod temp_dir;
 mod wait;
 
@@ -59,7 +60,8 @@ pub use request_multiset::{RequestKey, multiset, multiset_differences, multiset_
 pub use servers::{HTTP_PORT, MEMCACHED_PORT, Nginx, REDIS_PORT};
 pub use sessions::wait_for_sessions_to_end;
 pub use settle::{caught_up, settled, stable};
-pub use wait::{has_bound_packet_socket, port_open, wait_until};
+pub use slow_http::SlowHttp;
+pub use wait::{bound_packet_sockets, has_bound_packet_socket, port_open, wait_until};
 
 /// The `tcpcopy` binary cargo built for this test run.
 pub fn tcpcopy_bin() -> &'static str {

@@ -69,11 +69,19 @@ impl Nginx {
 impl Lab {
     /// Starts nginx on `host` (config written by `lab.sh nginx`) and waits until it accepts.
     pub fn start_nginx(&self, host: Host) -> Result<Nginx> {
+        self.start_nginx_answering(host, &[])
+    }
+
+    /// [`Lab::start_nginx`], answering each `(path, status)` of `answers` with that status
+    /// instead of `200 ok` (`lab.sh nginx --answer`).
+    pub fn start_nginx_answering(&self, host: Host, answers: &[(&str, u16)]) -> Result<Nginx> {
         let dir = self.dir().join(format!("nginx-{host}"));
         let mut command = Command::new(LAB_SCRIPT);
-        command
-            .args(["nginx", "--prefix", self.prefix(), host.name()])
-            .arg(&dir);
+        command.args(["nginx", "--prefix", self.prefix()]);
+        for (path, status) in answers {
+            command.args(["--answer", &format!("{path}={status}")]);
+        }
+        command.arg(host.name()).arg(&dir);
         let proc = self.spawn_command(&format!("{host}-nginx"), command)?;
         let mut nginx = Nginx { proc, dir };
         self.wait_for_server(host, HTTP_PORT, &mut nginx.proc)?;

@@ -43,8 +43,14 @@ pub fn port_open(addr: SocketAddrV4) -> bool {
 /// Reads `/proc/PID/fd` for the process's socket inodes and `/proc/PID/net/packet` (its
 /// namespace's packet sockets: `sk RefCnt Type Proto Iface R Rmem User Inode`).
 pub fn has_bound_packet_socket(pid: u32) -> Result<bool> {
+    Ok(bound_packet_sockets(pid)? > 0)
+}
+
+/// How many packet sockets bound to a protocol and an interface process `pid` holds (see
+/// [`has_bound_packet_socket`]): one per capture.
+pub fn bound_packet_sockets(pid: u32) -> Result<usize> {
     let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return Ok(false);
+        return Ok(0);
     };
     let own_inodes: HashSet<String> = fds
         .filter_map(|entry| fs::read_link(entry.ok()?.path()).ok())
@@ -59,23 +65,27 @@ pub fn has_bound_packet_socket(pid: u32) -> Result<bool> {
         })
         .collect();
     let Ok(table) = fs::read_to_string(format!("/proc/{pid}/net/packet")) else {
-        return Ok(false);
+        return Ok(0);
     };
-    Ok(table.lines().skip(1).any(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        match fields.as_slice() {
-            [
-                _sk,
-                _refs,
-                _type,
-                proto,
-                iface,
-                _running,
-                _rmem,
-                _user,
-                inode,
-            ] => *proto != "0000" && *iface != "0" && own_inodes.contains(*inode),
-            _ => false,
-        }
-    }))
+    Ok(table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields.as_slice() {
+                [
+                    _sk,
+                    _refs,
+                    _type,
+                    proto,
+                    iface,
+                    _running,
+                    _rmem,
+                    _user,
+                    inode,
+                ] => *proto != "0000" && *iface != "0" && own_inodes.contains(*inode),
+                _ => false,
+            }
+        })
+        .count())
 }

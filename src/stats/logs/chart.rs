@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use super::loss::Comparison;
 use super::table::format_loss;
+use crate::stats::svg::{self, Scale, Swatch, text, thousands};
 
 const WIDTH: f64 = 960.0;
 const HEIGHT: f64 = 540.0;
@@ -28,22 +29,13 @@ const THRESHOLD_COLOR: &str = "#8c1a1a";
 /// The chart of `comparison`; `max_loss` (`--max-loss`) is drawn as a line on the loss axis.
 pub fn render(comparison: &Comparison, max_loss: Option<f64>) -> String {
     let chart = Chart::new(comparison, max_loss);
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="DejaVu Sans, Arial, sans-serif" font-size="13">"#
-    );
-    let _ = writeln!(
-        svg,
-        r#"<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#
-    );
+    let mut svg = svg::open(WIDTH, HEIGHT);
     chart.titles(&mut svg);
     chart.edges(&mut svg);
     chart.axes(&mut svg);
     chart.series(&mut svg);
     chart.legend(&mut svg);
-    svg.push_str("</svg>\n");
-    svg
+    svg::close(svg)
 }
 
 /// A comparison laid out on the plot area.
@@ -152,7 +144,7 @@ impl<'a> Chart<'a> {
     fn axes(&self, svg: &mut String) {
         // Grid and the left axis (requests).
         for tick in self.requests.ticks() {
-            let y = self.requests.y(tick);
+            let y = y(&self.requests, tick);
             let _ = writeln!(
                 svg,
                 r##"<line x1="{LEFT}" y1="{y:.1}" x2="{RIGHT}" y2="{y:.1}" stroke="#dddddd"/>"##
@@ -161,7 +153,7 @@ impl<'a> Chart<'a> {
         }
         // The right axis (loss, %).
         for tick in self.loss.ticks() {
-            let y = self.loss.y(tick);
+            let y = y(&self.loss, tick);
             let _ = writeln!(
                 svg,
                 r#"<line x1="{RIGHT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{LOSS_COLOR}"/>"#,
@@ -255,7 +247,7 @@ impl<'a> Chart<'a> {
         self.line(svg, &online, &self.requests, ONLINE_COLOR, "", 5.0);
         self.line(svg, &target, &self.requests, TARGET_COLOR, "", 3.0);
         if let Some(max_loss) = self.max_loss {
-            let y = self.loss.y(max_loss * 100.0);
+            let y = y(&self.loss, max_loss * 100.0);
             let _ = writeln!(
                 svg,
                 r#"<line x1="{LEFT}" y1="{y:.1}" x2="{RIGHT}" y2="{y:.1}" stroke="{THRESHOLD_COLOR}" stroke-width="1.5" stroke-dasharray="2 4"/>"#
@@ -288,7 +280,7 @@ impl<'a> Chart<'a> {
             match value {
                 Some(value) => {
                     let command = if pen_down { 'L' } else { 'M' };
-                    let _ = write!(path, "{command}{:.1} {:.1} ", self.x(i), scale.y(*value));
+                    let _ = write!(path, "{command}{:.1} {:.1} ", self.x(i), y(scale, *value));
                     pen_down = true;
                 }
                 None => pen_down = false,
@@ -306,7 +298,7 @@ impl<'a> Chart<'a> {
                         svg,
                         r#"<circle cx="{:.1}" cy="{:.1}" r="{radius}" fill="{color}"/>"#,
                         self.x(i),
-                        scale.y(*value)
+                        y(scale, *value)
                     );
                 }
             }
@@ -342,103 +334,13 @@ impl<'a> Chart<'a> {
         if self.comparison.has_edges() {
             entries.push((edge.to_owned(), Swatch::Box(EDGE_FILL)));
         }
-        // Two entries a row, in two columns under the plot.
-        for (i, (label, swatch)) in entries.iter().enumerate() {
-            let x = LEFT + (i % 2) as f64 * (RIGHT - LEFT) / 2.0;
-            let y = BOTTOM + 74.0 + (i / 2) as f64 * 22.0;
-            match swatch {
-                Swatch::Line(color, style) => {
-                    let _ = writeln!(
-                        svg,
-                        r#"<line x1="{x}" y1="{y}" x2="{}" y2="{y}" stroke="{color}" stroke-width="2"{style}/>"#,
-                        x + 30.0
-                    );
-                }
-                Swatch::Box(fill) => {
-                    let _ = writeln!(
-                        svg,
-                        r##"<rect x="{x}" y="{}" width="30" height="14" fill="{fill}" stroke="#999999"/>"##,
-                        y - 7.0
-                    );
-                }
-            }
-            text(svg, x + 38.0, y + 4.0, "start", "", label);
-        }
+        svg::legend(svg, &entries, LEFT, RIGHT, BOTTOM + 74.0);
     }
 }
 
-/// How a legend entry is drawn.
-enum Swatch {
-    /// A line of this colour and extra style.
-    Line(&'static str, &'static str),
-    /// A filled box.
-    Box(&'static str),
-}
-
-/// A linear axis from `low` to `high` mapped onto the plot's height, on round ticks.
-struct Scale {
-    low: f64,
-    high: f64,
-    step: f64,
-}
-
-impl Scale {
-    /// Ticks at 1, 2 or 5 × 10ⁿ, about five of them, at least `min_step` apart, covering
-    /// `low..=high`.
-    fn new(low: f64, high: f64, min_step: f64) -> Scale {
-        let raw = ((high - low) / 5.0).max(f64::MIN_POSITIVE);
-        let magnitude = 10f64.powf(raw.log10().floor());
-        let step = [1.0, 2.0, 5.0, 10.0]
-            .into_iter()
-            .map(|m| m * magnitude)
-            .find(|&step| step >= raw)
-            .unwrap_or(10.0 * magnitude)
-            .max(min_step);
-        Scale {
-            low: (low / step).floor() * step,
-            high: (high / step).ceil() * step,
-            step,
-        }
-    }
-
-    fn ticks(&self) -> impl Iterator<Item = f64> + '_ {
-        let count = ((self.high - self.low) / self.step).round() as usize;
-        (0..=count).map(|k| self.low + k as f64 * self.step)
-    }
-
-    /// Decimals that tell the ticks apart.
-    fn decimals(&self) -> usize {
-        (-self.step.log10().floor()).max(0.0) as usize
-    }
-
-    fn y(&self, value: f64) -> f64 {
-        BOTTOM - (value - self.low) / (self.high - self.low) * (BOTTOM - TOP)
-    }
-}
-
-/// `n` with a comma between thousands: 178,175.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
-}
-
-/// A `<text>` element; `content` is escaped.
-fn text(svg: &mut String, x: f64, y: f64, anchor: &str, attributes: &str, content: &str) {
-    let escaped = content
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
-    let _ = writeln!(
-        svg,
-        r#"<text x="{x:.1}" y="{y:.1}" text-anchor="{anchor}" {attributes}>{escaped}</text>"#
-    );
+/// Where `value` on `scale` is on the plot's height.
+fn y(scale: &Scale, value: f64) -> f64 {
+    BOTTOM - scale.fraction(value) * (BOTTOM - TOP)
 }
 
 #[cfg(test)]
@@ -511,29 +413,5 @@ mod tests {
             .unwrap();
         assert_eq!(loss_path.matches('M').count(), 2, "{loss_path}");
         assert!(!svg.contains("--max-loss"));
-    }
-
-    #[test]
-    fn scales_tick_on_round_numbers() {
-        let requests = Scale::new(0.0, 178_625.0, 1.0);
-        assert_eq!(
-            requests.ticks().collect::<Vec<_>>(),
-            [0.0, 50_000.0, 100_000.0, 150_000.0, 200_000.0]
-        );
-        let few = Scale::new(0.0, 3.0, 1.0);
-        assert_eq!(few.ticks().collect::<Vec<_>>(), [0.0, 1.0, 2.0, 3.0]);
-        let loss = Scale::new(-0.3, 1.0, 0.0);
-        assert_eq!(loss.step, 0.5);
-        assert_eq!((loss.low, loss.high, loss.decimals()), (-0.5, 1.0, 1));
-        assert_eq!(loss.y(loss.low), BOTTOM);
-        assert_eq!(loss.y(loss.high), TOP);
-    }
-
-    #[test]
-    fn thousands_are_separated() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(178_175), "178,175");
-        assert_eq!(thousands(1_000_000), "1,000,000");
     }
 }

@@ -30,9 +30,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use jiff::tz::Offset;
 
+pub(super) use self::input::LogReader;
 pub(super) use self::table::format_loss;
 
-use self::input::LogReader;
 use self::loss::{Comparison, compare, exceeds};
 use self::tally::{Side, Tally};
 use self::time_field::{LineError, TimeField};

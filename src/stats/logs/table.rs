@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::loss::Comparison;
+use crate::stats::columns;
 
 /// What marks a window the logs cover only in part.
 pub const EDGE_MARK: &str = "(edge)";
@@ -15,33 +16,23 @@ pub fn format_loss(loss: Option<f64>) -> String {
 
 /// The table and the total line, each line ending in `\n`.
 pub fn render(comparison: &Comparison) -> String {
-    let header = ["window", "online", "target", "loss"].map(str::to_owned);
-    let rows: Vec<[String; 4]> = comparison
-        .rows
-        .iter()
-        .map(|row| {
-            [
+    let header = ["window", "online", "target", "loss"]
+        .map(str::to_owned)
+        .to_vec();
+    let rows: Vec<Vec<String>> = std::iter::once(header)
+        .chain(comparison.rows.iter().map(|row| {
+            vec![
                 comparison.windows.rfc3339(row.start),
                 row.online.to_string(),
                 row.target.to_string(),
                 format_loss(row.loss),
             ]
-        })
+        }))
         .collect();
-    let mut widths = header.clone().map(|cell| cell.len());
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
-        }
-    }
     let mut out = String::new();
     let edges = std::iter::once(false).chain(comparison.rows.iter().map(|row| row.edge));
-    for (cells, edge) in std::iter::once(&header).chain(&rows).zip(edges) {
-        // The window left-aligned, the numbers right-aligned.
-        let _ = write!(out, "{:<w$}", cells[0], w = widths[0]);
-        for (cell, width) in cells[1..].iter().zip(&widths[1..]) {
-            let _ = write!(out, "  {cell:>width$}");
-        }
+    for (line, edge) in columns::align(&rows, 1).into_iter().zip(edges) {
+        out.push_str(&line);
         if edge {
             let _ = write!(out, "  {EDGE_MARK}");
         }
