@@ -24,10 +24,10 @@ cargo clippy --all-targets -- -D warnings
 cargo test --lib --bins --examples
 cargo test --doc
 
-# Coverage-guided fuzzing of every parser of untrusted bytes (fuzz/README.md), 20 s per
-# target: with the instrumented build, under 5 minutes (docs/reliability.md says why 20).
+# Coverage-guided fuzzing of every parser of untrusted bytes (fuzz/README.md), 15 s per
+# target: with the instrumented build, under 5 minutes (docs/reliability.md says why 15).
 cargo fmt --check --manifest-path fuzz/Cargo.toml
-scripts/fuzz.sh --time 20
+scripts/fuzz.sh --time 15
 
 # Integration tests: e2e ones run serially (one lab at a time on two cores) and
 # against an optimized build, as copy would run in production (a debug build
