@@ -4,7 +4,8 @@
 # install_packages). A Rust toolchain (1.85 or newer) is expected to be there already.
 
 TCPCOPY_PACKAGES=(
-    # build: the pcap crate links libpcap, found through pkg-config
+    # build: the pcap crate links libpcap, found through pkg-config; build-essential's C++
+    # compiler also builds libFuzzer for scripts/fuzz.sh
     build-essential pkg-config libpcap-dev
     # the network-namespace lab (scripts/lab.sh)
     iproute2 ethtool procps kmod

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test.sh: every check of the project, the same in CI (.ci/run) and by hand:
-# formatting, lints, unit and integration tests, the Debian package, then the network-namespace
-# end-to-end tests (tests/e2e_*.rs), one at a time.
+# formatting, lints, unit tests, a bounded fuzzing run, integration tests, the Debian package,
+# then the network-namespace end-to-end tests (tests/e2e_*.rs), one at a time.
 #
 # Usage: sudo scripts/test.sh   (as root: scripts/test.sh)
 # Installs the Debian packages it needs first (scripts/packages.sh; on other
@@ -23,6 +23,11 @@ cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 cargo test --lib --bins --examples
 cargo test --doc
+
+# Coverage-guided fuzzing of every parser of untrusted bytes (fuzz/README.md), 15 s per
+# target: with the instrumented build, under 5 minutes (docs/reliability.md says why 15).
+cargo fmt --check --manifest-path fuzz/Cargo.toml
+scripts/fuzz.sh --time 15
 
 # Integration tests: e2e ones run serially (one lab at a time on two cores) and
 # against an optimized build, as copy would run in production (a debug build

@@ -120,3 +120,37 @@ fn stats_logs_exits_1_above_max_loss_and_2_on_bad_input() {
     assert_eq!(code, Some(2));
     assert!(stderr.contains("/nonexistent.log"), "{stderr}");
 }
+
+#[test]
+fn stats_logs_refuses_a_span_of_too_many_windows_and_says_how_to_narrow_it() {
+    // A host that logged one request before its clock was set.
+    let online = access_log("online-1970.log", 100);
+    let mut text = std::fs::read_to_string(&online).expect("reading the log");
+    text.push_str("198.51.100.10 - - [01/Jan/1970:00:00:07 +0000] \"GET / HTTP/1.1\" 200 3\n");
+    std::fs::write(&online, text).expect("writing the log");
+    let target = access_log("target-1970.log", 100);
+    let logs = |extra: &[&str]| {
+        tcpcopy(
+            &[
+                &["stats", "logs", "--online", &online, "--target", &target],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    let (code, stdout, stderr) = logs(&[]);
+    assert_eq!(code, Some(2), "{stdout}");
+    assert!(
+        stderr.starts_with("tcpcopy: the requests counted span")
+            && stderr.contains("1970-01-01T00:00:00Z")
+            && stderr.contains("--from and --to")
+            && stderr.contains("--window"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = logs(&["--from", "2026-10-10T00:00:00Z"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout.lines().last(),
+        Some("total online=100 target=100 loss=0.0000")
+    );
+}

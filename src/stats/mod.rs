@@ -3,7 +3,8 @@
 //! - [`Counters`] and [`Reporter`]: what `copy` and `intercept` count and log.
 //! - [`Balance`]: the identity copy's session counters keep.
 //! - [`metrics`]: the same counters, and gauges, served to Prometheus (`--metrics`).
-//! - `logs`: `tcpcopy stats logs`, the loss between access logs.
+//! - [`logs`]: `tcpcopy stats logs`, the loss between access logs; its pure parts are public
+//!   so that the fuzz target `access_log` (fuzz/) runs them as the command does.
 //! - `live`: `tcpcopy stats live`, rates and losses scraped from the metrics.
 //! - `compare`: `tcpcopy stats compare`, the report of a comparison test.
 
@@ -13,7 +14,7 @@ mod compare;
 mod counters;
 mod histogram;
 mod live;
-mod logs;
+pub mod logs;
 pub mod metrics;
 mod reporter;
 mod svg;

@@ -1,6 +1,8 @@
 //! The loss arithmetic: `loss = 1 − target / (factor × online)`, per window and in total
 //! ([`compare`] turns a [`Tally`] into a [`Comparison`]). Pure.
 
+use std::fmt;
+
 use jiff::Timestamp;
 
 use super::tally::{Side, Tally};
@@ -60,12 +62,56 @@ pub fn exceeds(loss: f64, max_loss: f64) -> bool {
     loss > max_loss + TOLERANCE
 }
 
+/// The most windows a comparison shows: a day of 1-second windows, or 69 days of minutes.
+/// Every window from the first request to the last gets a row, so one line with a wrong
+/// year (a host that logged before its clock was set) would otherwise ask for millions.
+pub const MAX_WINDOWS: u64 = 100_000;
+
+/// The requests counted span more windows than [`MAX_WINDOWS`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooManyWindows {
+    pub windows: u64,
+    pub window_seconds: i64,
+    pub first: Timestamp,
+    pub last: Timestamp,
+}
+
+impl fmt::Display for TooManyWindows {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the requests counted span {} windows of {} s, from {} to {}, more than the \
+             {MAX_WINDOWS} shown at most: a line may have a wrong time; narrow the span with \
+             --from and --to, or give a longer --window",
+            self.windows, self.window_seconds, self.first, self.last
+        )
+    }
+}
+
+impl std::error::Error for TooManyWindows {}
+
 /// Compares the two sides of `tally` window by window; the total sums the complete windows,
-/// and the edges too when `count_edges`.
-pub fn compare(tally: &Tally, factor: f64, count_edges: bool) -> Comparison {
+/// and the edges too when `count_edges`. Fails, before making a row, when the windows from
+/// the first request counted to the last are more than [`MAX_WINDOWS`].
+pub fn compare(
+    tally: &Tally,
+    factor: f64,
+    count_edges: bool,
+) -> Result<Comparison, TooManyWindows> {
     let windows = tally.windows();
-    let rows: Vec<Row> = tally
-        .indexes()
+    let indexes = tally.indexes();
+    if let Some(range) = &indexes {
+        let count = range.end().abs_diff(*range.start()) + 1;
+        if count > MAX_WINDOWS {
+            return Err(TooManyWindows {
+                windows: count,
+                window_seconds: windows.seconds(),
+                first: windows.start(*range.start()),
+                last: windows.start(*range.end()),
+            });
+        }
+    }
+    let rows: Vec<Row> = indexes
         .into_iter()
         .flatten()
         .map(|index| {
@@ -84,7 +130,7 @@ pub fn compare(tally: &Tally, factor: f64, count_edges: bool) -> Comparison {
     let (online, target) = counted.fold((0, 0), |(online, target), row| {
         (online + row.online, target + row.target)
     });
-    Comparison {
+    Ok(Comparison {
         windows,
         rows,
         total: Total {
@@ -94,7 +140,7 @@ pub fn compare(tally: &Tally, factor: f64, count_edges: bool) -> Comparison {
             loss: loss(online, target, factor),
         },
         edges_counted: count_edges,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -139,7 +185,7 @@ mod tests {
         fill(&mut tally, Side::Online, "11:08", 89_316);
         fill(&mut tally, Side::Online, "11:08", 89_309);
         fill(&mut tally, Side::Target, "11:08", 178_175);
-        let comparison = compare(&tally, 1.0, false);
+        let comparison = compare(&tally, 1.0, false).unwrap();
         let [row] = comparison.rows.as_slice() else {
             panic!("one window: {:?}", comparison.rows)
         };
@@ -188,7 +234,7 @@ mod tests {
                 tally.record(side, jiff::Timestamp::from_second(second).unwrap());
             }
         }
-        let comparison = compare(&tally, 1.0, false);
+        let comparison = compare(&tally, 1.0, false).unwrap();
         let shown: Vec<(u64, u64, bool)> = comparison
             .rows
             .iter()
@@ -210,7 +256,7 @@ mod tests {
         );
         assert_eq!(comparison.total.loss, Some(0.0));
 
-        let counted = compare(&tally, 1.0, true);
+        let counted = compare(&tally, 1.0, true).unwrap();
         assert_eq!((counted.total.online, counted.total.target), (180, 179));
         assert!(counted.edges_counted);
     }
@@ -222,7 +268,7 @@ mod tests {
             fill(&mut tally, side, "11:00", 10);
             fill(&mut tally, side, "11:02", 10);
         }
-        let comparison = compare(&tally, 1.0, false);
+        let comparison = compare(&tally, 1.0, false).unwrap();
         let losses: Vec<Option<f64>> = comparison.rows.iter().map(|row| row.loss).collect();
         assert_eq!(losses, [Some(0.0), None, Some(0.0)]);
         assert_eq!(comparison.rows[1].start, ts("2026-10-10T11:01:00Z"));
@@ -237,15 +283,50 @@ mod tests {
             fill(&mut tally, Side::Online, "11:08", host);
         }
         fill(&mut tally, Side::Target, "11:08", 1_900);
-        let comparison = compare(&tally, 2.0, false);
+        let comparison = compare(&tally, 2.0, false).unwrap();
         assert_eq!(comparison.total.online, 1_000);
         assert_eq!(comparison.total.factor, 2.0);
         assert_close(comparison.total.loss, 0.05);
     }
 
+    /// Found by the fuzz target `access_log`: a target line dated 1998 among lines of 2026
+    /// asked for 15 million one-minute rows and ran out of memory.
+    #[test]
+    fn a_span_of_too_many_windows_is_refused_before_any_row_is_made() {
+        let mut tally = tally(60);
+        fill(&mut tally, Side::Online, "11:08", 10);
+        tally.record(Side::Target, ts("1998-06-17T04:08:45Z"));
+        let err = compare(&tally, 1.0, false).unwrap_err();
+        assert_eq!(err.windows, 14_892_901);
+        assert_eq!(
+            (err.first, err.last),
+            (ts("1998-06-17T04:08:00Z"), ts("2026-10-10T11:08:00Z"))
+        );
+        let message = err.to_string();
+        for flag in ["--from", "--to", "--window"] {
+            assert!(message.contains(flag), "{message}");
+        }
+
+        // Exactly MAX_WINDOWS windows are still shown.
+        let mut tally = self::tally(1);
+        let start = ts("2026-10-10T00:00:00Z").as_second();
+        for second in [start, start + MAX_WINDOWS as i64 - 1] {
+            tally.record(Side::Online, jiff::Timestamp::from_second(second).unwrap());
+        }
+        assert_eq!(
+            compare(&tally, 1.0, false).unwrap().rows.len() as u64,
+            MAX_WINDOWS
+        );
+        tally.record(
+            Side::Target,
+            jiff::Timestamp::from_second(start - 1).unwrap(),
+        );
+        assert!(compare(&tally, 1.0, false).is_err());
+    }
+
     #[test]
     fn nothing_counted_is_an_empty_comparison() {
-        let comparison = compare(&tally(60), 1.0, false);
+        let comparison = compare(&tally(60), 1.0, false).unwrap();
         assert!(comparison.rows.is_empty());
         assert_eq!(comparison.total.loss, None);
         assert!(!comparison.has_edges());

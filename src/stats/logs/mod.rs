@@ -13,14 +13,14 @@
 //! This file is the edge: it reads the files, prints, writes the chart and decides the
 //! verdict of `--max-loss`.
 
-mod chart;
+pub mod chart;
 mod input;
-mod json;
-mod loss;
-mod table;
-mod tally;
-mod time_field;
-mod window;
+pub mod json;
+pub mod loss;
+pub mod table;
+pub mod tally;
+pub mod time_field;
+pub mod window;
 
 use std::fmt;
 use std::fs;
@@ -60,7 +60,7 @@ pub fn run(args: &LogsArgs) -> Result<Verdict> {
             files.push(read_log(path, side, &time_field, &mut tally)?);
         }
     }
-    let comparison = compare(&tally, args.factor, args.edges);
+    let comparison = compare(&tally, args.factor, args.edges)?;
 
     for file in files.iter().filter(|file| file.unreadable > 0) {
         eprintln!("tcpcopy: {file}");
