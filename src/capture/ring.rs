@@ -38,13 +38,21 @@ pub struct RingLayout {
 }
 
 impl RingLayout {
-    /// `total_bytes` (rounded down to whole blocks, at least 2) in blocks of `block_bytes`.
-    pub fn new(total_bytes: usize, block_bytes: usize) -> RingLayout {
+    /// `total_bytes` (rounded down to whole blocks, at least 2) in blocks of at least
+    /// `min_block` bytes (a power of two), each large enough for a frame of `max_frame` bytes
+    /// (a jumbo MTU or a GRO super-segment makes them larger).
+    pub fn new(total_bytes: usize, min_block: usize, max_frame: usize) -> RingLayout {
+        let block_bytes = min_block.max((max_frame + Self::FRAME_OVERHEAD).next_power_of_two());
         RingLayout {
             block_bytes,
             blocks: (total_bytes / block_bytes).max(2),
         }
     }
+
+    /// What a block spends besides the frame: its descriptor, the packet's header and
+    /// address, alignment.
+    const FRAME_OVERHEAD: usize =
+        std::mem::size_of::<libc::tpacket_block_desc>() + libc::TPACKET3_HDRLEN + 16;
 
     fn total_bytes(self) -> usize {
         self.block_bytes * self.blocks
@@ -52,8 +60,7 @@ impl RingLayout {
 
     /// The longest frame a block holds after its descriptor and the packet's header.
     fn max_frame(self) -> usize {
-        let block_header = std::mem::size_of::<libc::tpacket_block_desc>();
-        self.block_bytes - block_header - libc::TPACKET3_HDRLEN - 16
+        self.block_bytes - Self::FRAME_OVERHEAD
     }
 }
 
@@ -500,9 +507,20 @@ mod tests {
 
     #[test]
     fn a_layout_has_whole_blocks_and_at_least_two() {
-        assert_eq!(RingLayout::new(4 << 20, 8192).blocks, 512);
-        assert_eq!(RingLayout::new(1000, 8192).blocks, 2);
-        assert!(RingLayout::new(4 << 20, 8192).max_frame() > 1532);
+        assert_eq!(RingLayout::new(4 << 20, 8192, 1532).blocks, 512);
+        assert_eq!(RingLayout::new(1000, 8192, 1532).blocks, 2);
+        assert!(RingLayout::new(4 << 20, 8192, 1532).max_frame() >= 1532);
+    }
+
+    #[test]
+    fn blocks_grow_to_hold_the_largest_frame() {
+        // A jumbo MTU without offloads, and a GRO super-segment.
+        let jumbo = RingLayout::new(4 << 20, 8192, 9032);
+        assert_eq!(jumbo.block_bytes, 16 << 10);
+        assert!(jumbo.max_frame() >= 9032);
+        let merged = RingLayout::new(16 << 20, 8192, 65_535);
+        assert_eq!((merged.block_bytes, merged.blocks), (128 << 10, 128));
+        assert!(merged.max_frame() >= 65_535);
     }
 
     #[test]

@@ -114,11 +114,9 @@ const REPORTED: &[Counter] = &[
 const MERGED_SNAPLEN: usize = 65_535;
 /// Room beyond the MTU for the link header (Ethernet with two VLAN tags, or Linux cooked v2).
 const LINK_HEADER_ROOM: usize = 32;
-/// Blocks of copy's ring without receive offloads: five MTU-sized packets, or dozens of ACKs
-/// and short requests, handed over together.
-const SMALL_BLOCK: usize = 8 << 10;
-/// Blocks of copy's ring with GRO/LRO: room for the largest super-segment.
-const LARGE_BLOCK: usize = 128 << 10;
+/// Smallest blocks of copy's ring: five 1,500-byte packets, or dozens of ACKs and short
+/// requests, handed over together (larger where a frame needs it: a jumbo MTU, GRO).
+const MIN_BLOCK: usize = 8 << 10;
 
 /// How copy captures on one device (see the capture module): its own TPACKET_V3 ring on
 /// Ethernet devices, libpcap's elsewhere (and for a `-F` filter on VLAN tags, which only
@@ -141,17 +139,17 @@ impl DeviceCapture {
                 "{device} merges received segments (GRO/LRO): capturing whole super-segments"
             );
         }
-        let (snaplen, block, default_mib) = if shape.merges_segments {
-            (MERGED_SNAPLEN, LARGE_BLOCK, 16)
+        let (snaplen, default_mib) = if shape.merges_segments {
+            (MERGED_SNAPLEN, 16)
         } else {
-            (shape.mtu + LINK_HEADER_ROOM, SMALL_BLOCK, 4)
+            (shape.mtu + LINK_HEADER_ROOM, 4)
         };
         let snaplen = args.snaplen.map_or(snaplen, usize::from);
         let buffer_mib = args.buffer_mib.unwrap_or(default_mib);
         if shape.ethernet_frames && !filter.contains("vlan") {
             return Ok(DeviceCapture::Ring(RingOptions {
                 device: device.to_owned(),
-                layout: RingLayout::new(usize::from(buffer_mib) << 20, block),
+                layout: RingLayout::new(usize::from(buffer_mib) << 20, MIN_BLOCK, snaplen),
                 snaplen,
                 fanout: None,
             }));
