@@ -48,7 +48,10 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(redecoded.error, None);
                 assert_eq!(redecoded.messages.last(), Some(message));
             }
-            InterceptMessage::Switch(_) | InterceptMessage::Unknown { .. } => {}
+            InterceptMessage::Switch(_)
+            | InterceptMessage::Challenge(_)
+            | InterceptMessage::Refusal(_)
+            | InterceptMessage::Unknown { .. } => {}
         }
     }
 });
