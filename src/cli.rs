@@ -139,8 +139,8 @@ pub struct CopyArgs {
     #[arg(short = 'F', long = "filter", value_name = "BPF")]
     pub filter: Option<String>,
 
-    /// Kernel capture buffer per device and shard, in MiB [default: 4 on a device without
-    /// receive offloads (8 KiB blocks: about 2,500 MTU-sized packets, tens of thousands of
+    /// Kernel capture buffer per device and shard, in MiB [default: 8 on a device without
+    /// receive offloads (8 KiB blocks: about 5,000 MTU-sized packets, tens of thousands of
     /// ACKs and short requests), 16 on one with GRO/LRO (128 KiB blocks, packets up to
     /// 64 KiB)]. Bursts beyond it wait in memory (up to 32 MiB per shard); overflows show as
     /// kernel_dropped

@@ -128,7 +128,7 @@ enum DeviceCapture {
 
 impl DeviceCapture {
     /// The capture for `device`, sized by what it delivers: without receive offloads a
-    /// packet is at most one MTU, so 4 MiB of 8 KiB blocks hold about 2,500 of them and
+    /// packet is at most one MTU, so 8 MiB of 8 KiB blocks hold about 5,000 of them and
     /// tens of thousands of ACKs; with GRO/LRO packets may be 64 KiB, so 16 MiB of 128 KiB
     /// blocks. Bursts the ring cannot hold wait in the shard's backlog.
     fn for_device(device: &str, filter: &str, args: &CopyArgs) -> Result<DeviceCapture> {
@@ -142,7 +142,7 @@ impl DeviceCapture {
         let (snaplen, default_mib) = if shape.merges_segments {
             (MERGED_SNAPLEN, 16)
         } else {
-            (shape.mtu + LINK_HEADER_ROOM, 4)
+            (shape.mtu + LINK_HEADER_ROOM, 8)
         };
         let snaplen = args.snaplen.map_or(snaplen, usize::from);
         let buffer_mib = args.buffer_mib.unwrap_or(default_mib);
