@@ -64,11 +64,8 @@ ok=$($LAB exec --prefix "$PREFIX" client curl -s -o /dev/null --max-time 2 -H 'C
 # Give the last copied sessions time to finish at the target.
 sleep 2
 
-count() {
-    if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi
-}
-online=$(count "$work/nginx-online/access.log")
-target=$(count "$work/nginx-target/access.log")
+online=$(lines "$work/nginx-online/access.log")
+target=$(lines "$work/nginx-target/access.log")
 echo "client: $ok of $REQUESTS requests answered"
 echo "online access log: $online requests"
 echo "target access log: $target requests"

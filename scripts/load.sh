@@ -52,7 +52,6 @@ readonly CALLER_DIR=$PWD
 cd "$(dirname "$0")/.."
 
 readonly LAB=scripts/lab.sh
-readonly ONLINE_ADDR=198.51.100.20
 readonly MAX_DURATION=60
 # The C tool's measurement point: replayed requests this long after the load stops.
 readonly SETTLE_SECS=3
@@ -158,10 +157,6 @@ work=$(realpath "$work")
 . scripts/replication.sh
 trap replication_cleanup EXIT
 
-lines() {
-    if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi
-}
-
 # "UTIME STIME" of a process or thread, in clock ticks (fields 14 and 15 of
 # /proc/PID/stat, counted after the parenthesised command name).
 cpu_ticks() {
@@ -218,21 +213,6 @@ wait_target_quiet() {
     echo "note: $left replayed connections still open on the target from the previous run"
 }
 
-# One request end to end before the load: proves the replay path works.
-warm_up() {
-    local tries before
-    before=$(lines "$target_log")
-    for ((tries = 0; tries < 50; tries++)); do
-        alive "$copy_pid" || die "copy (pid $copy_pid) exited before the load (daemonized? it must stay in the foreground): $(tail -qn3 "$run_dir"/copy.*)"
-        if ((tries % 10 == 0)); then
-            $LAB exec --prefix "$prefix" client curl -s -o /dev/null --max-time 1 "http://$ONLINE_ADDR/warmup" || true
-        fi
-        (($(lines "$target_log") > before)) && return 0
-        sleep 0.1
-    done
-    die "the warm-up request never reached the target (logs: $run_dir)"
-}
-
 declare -A result=()
 
 # run KIND: the load once, with the pair KIND (ours | other) or, for KIND
@@ -269,7 +249,7 @@ run() {
         echo "intercept: ${intercept_cmd[*]}"
         echo "copy:      ${copy_cmd[*]}"
         start_pair "$run_dir"
-        warm_up
+        warm_up "$target_log" "$run_dir"
         measured=("$copy_pid" "$intercept_pid")
     fi
     echo "conditions before: $(conditions)"
@@ -289,7 +269,7 @@ run() {
         pids+=("$perf_pid")
     fi
     echo "load: $mode, rate $rate/s (0 = flat out), ${duration}s, at most $requests requests, $connections connections, offloads $offloads${workers:+, copy workers $workers}"
-    $LAB exec --prefix "$prefix" client "$http_load" "$ONLINE_ADDR:80" --rate "$rate" \
+    $LAB exec --prefix "$prefix" client "$http_load" "$REPL_ONLINE_ADDR:80" --rate "$rate" \
         --duration "${duration}s" --requests "$requests" --mode "$mode" \
         --connections "$connections" >"$run_dir/client.json"
     local load_end=$SECONDS

@@ -96,6 +96,28 @@ pair_totals() {
     fi
 }
 
+# Lines in FILE, 0 while it does not exist (an access log before its first request).
+lines() {
+    if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi
+}
+
+# warm_up TARGET_LOG LOGDIR: one request from the client to the online host until the target's
+# log TARGET_LOG grows, proving the replay path works before a load; fails (naming LOGDIR)
+# when copy exits or nothing arrives within 5 s.
+warm_up() {
+    local target_log=$1 logdir=$2 tries before
+    before=$(lines "$target_log")
+    for ((tries = 0; tries < 50; tries++)); do
+        alive "$copy_pid" || die "copy (pid $copy_pid) exited before the load (daemonized? it must stay in the foreground): $(tail -qn3 "$logdir"/copy.*)"
+        if ((tries % 10 == 0)); then
+            $LAB exec --prefix "$prefix" client curl -s -o /dev/null --max-time 1 "http://$REPL_ONLINE_ADDR/warmup" || true
+        fi
+        (($(lines "$target_log") > before)) && return 0
+        sleep 0.1
+    done
+    die "the warm-up request never reached the target (logs: $logdir)"
+}
+
 # Starts `lab.sh exec HOST CMD...` in the background, stdout and stderr to
 # FILE. `lab.sh exec` execs `ip netns exec`, which execs CMD: $! becomes CMD's
 # own pid (wait_exec checks that).

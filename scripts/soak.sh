@@ -30,7 +30,6 @@ readonly CALLER_DIR=$PWD
 cd "$(dirname "$0")/.."
 
 readonly LAB=scripts/lab.sh
-readonly ONLINE_ADDR=198.51.100.20
 readonly SEGMENT_SECS=60
 readonly REFERENCE_SECS=15
 # The target's log is drained once it has not grown for this long (tenths of a
@@ -81,7 +80,6 @@ work=$(realpath "$work")
 . scripts/replication.sh
 trap replication_cleanup EXIT
 
-lines() { if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 # The value of COUNTER in the last "totals" line of LOG.
 total() { grep -o "totals: .*" "$2" | tail -n1 | grep -o "$1 [0-9]*" | awk '{ print $2 }'; }
@@ -93,21 +91,14 @@ $LAB up --prefix "$prefix" --offloads off
 $LAB exec --prefix "$prefix" client sysctl -qw net.ipv4.ip_local_port_range="1024 65000"
 start_replication 10s
 
-# One request end to end first: proves the replay path works.
-for ((tries = 0; tries < 50; tries++)); do
-    ((tries % 10 == 0)) && { $LAB exec --prefix "$prefix" client curl -s -o /dev/null --max-time 1 \
-        "http://$ONLINE_ADDR/warmup" || true; }
-    (($(lines "$target_log") > 0)) && break
-    sleep 0.1
-done
-(($(lines "$target_log") > 0)) || die "the warm-up request never reached the target (logs: $work)"
+warm_up "$target_log" "$work"
 online_before=$(lines "$online_log") target_before=$(lines "$target_log")
 
 # send N: N requests at the rate, at most SEGMENT_SECS; adds to sent/failed.
 sent=0 failed=0
 send() {
     local out=$work/client-$((sent + $1)).json
-    $LAB exec --prefix "$prefix" client "$http_load" "$ONLINE_ADDR:80" --rate "$rate" \
+    $LAB exec --prefix "$prefix" client "$http_load" "$REPL_ONLINE_ADDR:80" --rate "$rate" \
         --duration "$((SEGMENT_SECS + 5))s" --requests "$1" --mode short --connections 50 >"$out"
     sent=$((sent + $(grep -o '"sent":[0-9]*' "$out" | cut -d: -f2)))
     failed=$((failed + $(grep -o '"failed":[0-9]*' "$out" | cut -d: -f2)))
