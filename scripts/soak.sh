@@ -20,7 +20,7 @@
 # processes it started, by pid, and removes the lab on exit.
 #
 # Usage: sudo scripts/soak.sh [OPTIONS]
-#   --requests N   requests in all (1000..2000000)                  [1000000]
+#   --requests N   requests in all (1000..2000000, more than R x 15) [1000000]
 #   --rate R       requests/s (100..10000)                           [3000]
 #   --json FILE    append the result as one JSON line to FILE
 #   --prefix P     lab prefix                                        [soak]
@@ -66,6 +66,8 @@ json=$(from_caller "$json") work=$(from_caller "$work")
 is_count "$requests" && ((requests >= 1000 && requests <= 2000000)) ||
     die "--requests must be 1000..2000000, not '$requests'"
 is_count "$rate" && ((rate >= 100 && rate <= 10000)) || die "--rate must be 100..10000, not '$rate'"
+((requests > rate * REFERENCE_SECS)) ||
+    die "--requests $requests at --rate $rate ends before the RSS reference point ($REFERENCE_SECS s): send more than $((rate * REFERENCE_SECS))"
 [[ $(id -u) -eq 0 ]] || die "needs root (network namespaces, raw sockets): run sudo scripts/soak.sh"
 $LAB check
 
@@ -106,8 +108,7 @@ send() {
 
 echo "soak: $requests short requests at $rate/s (about $((requests / rate)) s); logs in $work"
 started=$SECONDS
-first=$((requests / 10))
-((first < rate * REFERENCE_SECS)) && first=$((rate * REFERENCE_SECS < requests ? rate * REFERENCE_SECS : requests / 2))
+first=$((requests / 10 > rate * REFERENCE_SECS ? requests / 10 : rate * REFERENCE_SECS))
 send "$first"
 copy_rss_ref=$(rss_kb "$copy_pid") intercept_rss_ref=$(rss_kb "$intercept_pid")
 echo "reference after $sent requests ($((SECONDS - started)) s): copy RSS $copy_rss_ref KiB, intercept RSS $intercept_rss_ref KiB"
