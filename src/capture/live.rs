@@ -1,4 +1,5 @@
-//! Live capture on a named device with libpcap.
+//! Live capture on a named device with libpcap: intercept's, and copy's on devices its own
+//! ring does not serve (`ring.rs`: link types other than Ethernet, VLAN filters).
 //!
 //! Inbound only, non-blocking with `poll(2)` on the capture fd: libpcap's blocking mode never
 //! returns on an idle interface, which would make shutdown hang. Two ring layouts:
@@ -7,7 +8,8 @@
 //! - [`RingMode::Blocks`]: packets packed back to back in blocks handed over when full or
 //!   after [`BLOCK_TIMEOUT`] (TPACKET_V3). Whole packets cost their own size, not a 64 KiB
 //!   slot, so a few MiB hold thousands of them; the price is up to a millisecond of delay
-//!   at low rates. Right for copy, which captures whole packets.
+//!   at low rates. For whole packets on a device that merges segments (GRO/LRO); libpcap's
+//!   blocks are 256 KiB, which is why copy has a ring of its own where it can.
 //!
 //! Several captures of one process on one device can share its packets by flow
 //! (`PACKET_FANOUT`, hash mode): each flow reaches exactly one of them.
@@ -21,8 +23,9 @@ use std::time::Duration;
 
 use super::{Frame, Next, PacketSource, SourceStats, Unfiltered};
 
-/// How long a block of a [`RingMode::Blocks`] ring may wait for more packets before the
-/// kernel hands it over. libpcap passes the capture timeout as the block timeout.
+/// How long a block of a [`RingMode::Blocks`] ring (or of copy's own ring) may wait for more
+/// packets before the kernel hands it over. libpcap passes the capture timeout as the block
+/// timeout.
 pub const BLOCK_TIMEOUT: Duration = Duration::from_millis(1);
 
 /// How the kernel ring holds captured packets (see the module docs).
