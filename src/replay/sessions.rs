@@ -348,7 +348,7 @@ impl SessionTable {
         self.replayed.insert(origin, replayed);
         self.tap_opened(origin, replayed);
         self.eviction_order.push_back(replayed);
-        if self.eviction_order.len() > 2 * self.sessions.len() + PRUNE_SLACK {
+        if self.outgrown(self.eviction_order.len()) {
             let sessions = &self.sessions;
             self.eviction_order.retain(|flow| {
                 sessions
@@ -479,7 +479,7 @@ impl SessionTable {
     /// until their time: one per request of a keep-alive session for its whole idle timeout.
     fn schedule(&mut self, deadline: Instant, key: Flow) {
         self.timers.push(Reverse((deadline, key)));
-        if self.timers.len() > 2 * self.sessions.len() + PRUNE_SLACK {
+        if self.outgrown(self.timers.len()) {
             let sessions = &self.sessions;
             self.timers.retain(|Reverse((at, key))| {
                 sessions
@@ -487,6 +487,12 @@ impl SessionTable {
                     .is_some_and(|tracked| tracked.scheduled == Some(*at))
             });
         }
+    }
+
+    /// Whether a side list of `len` entries (the eviction order, the timer heap) has
+    /// outgrown the table and is due for pruning.
+    fn outgrown(&self, len: usize) -> bool {
+        len > 2 * self.sessions.len() + PRUNE_SLACK
     }
 
     /// Drops the session replaying `key` and gives its client end back.
