@@ -3,7 +3,9 @@
 //! copy registers every flow it opens (CLIENT_ADD); intercept routes each reply to the
 //! connection that registered its flow. A SYN-ACK or RST can race ahead of its registration,
 //! so such replies are parked for a while (TCPCopy parks them for 30 s) and delivered when
-//! the registration arrives. Pure: time is an argument.
+//! the registration arrives; so are the replies that follow a parked one of the same flow
+//! (a busy intercept can read them before the registration that came first). Pure: time is
+//! an argument.
 //!
 //! Bounded against strangers: the routes are capped ([`RouterLimits::max_routes`]), and a
 //! flood of replies for flows nobody registered holds at most [`RouterLimits::max_parked`]
@@ -135,8 +137,14 @@ impl<R> Router<R> {
         self.routes.get(flow).map(|route| route.conn)
     }
 
+    /// Whether replies of `flow` wait for its registration.
+    pub fn has_parked(&self, flow: &Flow) -> bool {
+        self.parked.contains_key(flow)
+    }
+
     /// Keeps a reply of an unregistered flow until its registration arrives (a SYN-ACK or
-    /// RST that overtook it); the oldest parked reply makes room when the park is full.
+    /// RST that overtook it, or a reply behind one); the oldest parked reply makes room when
+    /// the park is full.
     pub fn park(&mut self, flow: Flow, reply: R, now: Instant) {
         while self.park_order.len() >= self.limits.max_parked.max(1) {
             self.drop_oldest_parked();

@@ -140,8 +140,13 @@ impl Switchboard {
         };
         match self.router.owner(flow, now) {
             Some(conn) => self.deliver(conn, reply, timestamp_us),
-            // A SYN-ACK or RST can overtake its registration; park those (as TCPCopy does).
-            None if reply.flags.rst() || (reply.flags.syn() && reply.flags.ack()) => {
+            // A SYN-ACK or RST can overtake its registration; park those (as TCPCopy does),
+            // and the replies behind them, which a busy turn can read before the
+            // registration that arrived first.
+            None if reply.flags.rst()
+                || (reply.flags.syn() && reply.flags.ack())
+                || self.router.has_parked(&flow) =>
+            {
                 let keep = packet.len().min(MAX_HEADERS_LEN + PAYLOAD_PREFIX);
                 let parked = ParkedReply {
                     packet: packet[..keep].to_vec(),
@@ -557,6 +562,26 @@ mod tests {
         register(&mut board, copies[0].1);
         board.end_turn();
         assert_eq!(&read_frame(&mut copies[0].0)[2..42], &bytes[..]);
+    }
+
+    #[test]
+    fn replies_behind_a_parked_syn_ack_wait_with_it_in_order() {
+        let (mut board, mut copies) = board_with_copies(ConnectionLimits::default(), 1);
+        let syn_ack = reply(TcpFlags::SYN | TcpFlags::ACK);
+        let ack = reply(TcpFlags::ACK);
+        on_reply(&mut board, &syn_ack);
+        on_reply(&mut board, &ack);
+        assert_eq!(board.counters.get(Counter::RepliesUnrouted), 0);
+        register(&mut board, copies[0].1);
+        board.end_turn();
+        let copy = &mut copies[0].0;
+        copy.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut frame = vec![0; 2 + 2 * 64];
+        copy.read_exact(&mut frame).unwrap();
+        assert_eq!(&frame[..2], &[0, 2], "one frame of both replies");
+        assert_eq!(&frame[2..42], &syn_ack[..]);
+        assert_eq!(&frame[2 + 64..][..40], &ack[..]);
+        assert_eq!(board.counters.get(Counter::RepliesRouted), 2);
     }
 
     #[test]

@@ -7,16 +7,18 @@
 //! ramp raises the share, every session kept stays kept. The cap is a token bucket per
 //! shard (each shard gets its share of the rate; the kernel spreads flows evenly), with
 //! bursts of at most a tenth of a second's worth. A session the cap refused stays refused
-//! for its later packets, so it is never replayed from the middle.
+//! for its later packets (and retransmitted SYNs), so it is never replayed from the middle;
+//! a new connection that reuses its port (a SYN with another initial sequence number) is
+//! judged afresh and counted.
 //!
 //! Pure: `now` comes from the shard loop.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::addresses::stable_hash;
-use crate::packet::Flow;
+use crate::packet::{Flow, SeqNum};
 
 /// Keeps the sampling hash apart from the other hashes of a client.
 const SAMPLE_SALT: u64 = 2 << 40;
@@ -98,19 +100,27 @@ impl Admission {
         stable_hash(client, SAMPLE_SALT) % SAMPLE_SCALE < threshold
     }
 
-    /// Whether `--max-rate` lets replica `replica` of captured flow `flow` open at `now`.
-    pub fn rate(&mut self, now: Instant, flow: Flow, replica: u16) -> RateVerdict {
+    /// Whether `--max-rate` lets replica `replica` of captured flow `flow` open at `now`,
+    /// from a SYN with initial sequence number `syn` or (`None`) from the middle.
+    pub fn rate(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        replica: u16,
+        syn: Option<SeqNum>,
+    ) -> RateVerdict {
         let Some(bucket) = &mut self.bucket else {
             return RateVerdict::Open;
         };
         let key = (flow, replica);
-        if self.refused.contains(&key) {
+        if self.refused.still_refuses(&key, syn) {
             return RateVerdict::StillRefused;
         }
         if bucket.take(now) {
+            self.refused.forget(&key);
             return RateVerdict::Open;
         }
-        self.refused.insert(now, key);
+        self.refused.insert(now, key, syn);
         RateVerdict::Refused
     }
 }
@@ -147,35 +157,50 @@ impl TokenBucket {
     }
 }
 
-/// Sessions the cap refused, in two generations.
+/// Sessions the cap refused, with the initial sequence number of the SYN refused (none when
+/// refused from the middle), in two generations.
 #[derive(Debug)]
 struct RefusedSessions {
-    current: HashSet<(Flow, u16)>,
-    previous: HashSet<(Flow, u16)>,
+    current: HashMap<(Flow, u16), Option<SeqNum>>,
+    previous: HashMap<(Flow, u16), Option<SeqNum>>,
     since: Instant,
 }
 
 impl RefusedSessions {
     fn new(now: Instant) -> RefusedSessions {
         RefusedSessions {
-            current: HashSet::new(),
-            previous: HashSet::new(),
+            current: HashMap::new(),
+            previous: HashMap::new(),
             since: now,
         }
     }
 
-    fn contains(&self, key: &(Flow, u16)) -> bool {
-        self.current.contains(key) || self.previous.contains(key)
+    /// Whether a packet of `key` (a SYN with `syn`, or none) belongs to the connection
+    /// refused: any later packet or a retransmitted SYN does; a SYN with another initial
+    /// sequence number opens a new connection on the same port.
+    fn still_refuses(&self, key: &(Flow, u16), syn: Option<SeqNum>) -> bool {
+        let refused = self.current.get(key).or_else(|| self.previous.get(key));
+        match (refused, syn) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(refused_syn), Some(syn)) => *refused_syn == Some(syn),
+        }
     }
 
-    fn insert(&mut self, now: Instant, key: (Flow, u16)) {
+    fn forget(&mut self, key: &(Flow, u16)) {
+        self.current.remove(key);
+        self.previous.remove(key);
+    }
+
+    fn insert(&mut self, now: Instant, key: (Flow, u16), syn: Option<SeqNum>) {
         if self.current.len() >= REFUSED_PER_GENERATION
             || now.saturating_duration_since(self.since) >= REFUSED_GENERATION_AGE
         {
             self.previous = std::mem::take(&mut self.current);
             self.since = now;
         }
-        self.current.insert(key);
+        self.previous.remove(&key);
+        self.current.insert(key, syn);
     }
 }
 
@@ -249,7 +274,7 @@ mod tests {
         // 1,000 new sessions a second for 10 s, one every millisecond.
         for n in 0..10_000u32 {
             let now = start + Duration::from_millis(u64::from(n));
-            if admission.rate(now, flow(n), 0) == RateVerdict::Open {
+            if admission.rate(now, flow(n), 0, None) == RateVerdict::Open {
                 opened += 1;
             }
         }
@@ -260,16 +285,52 @@ mod tests {
     fn a_refused_session_stays_refused() {
         let start = Instant::now();
         let mut admission = Admission::new(&rules(100.0, Duration::ZERO, Some(1.0)), 1, start);
-        assert_eq!(admission.rate(start, flow(1), 0), RateVerdict::Open);
-        assert_eq!(admission.rate(start, flow(2), 0), RateVerdict::Refused);
+        let syn = Some(SeqNum(1000));
+        assert_eq!(admission.rate(start, flow(1), 0, syn), RateVerdict::Open);
+        assert_eq!(admission.rate(start, flow(2), 0, syn), RateVerdict::Refused);
         let later = start + Duration::from_secs(5);
-        assert_eq!(admission.rate(later, flow(2), 0), RateVerdict::StillRefused);
         assert_eq!(
-            admission.rate(later, flow(2), 1),
+            admission.rate(later, flow(2), 0, None),
+            RateVerdict::StillRefused
+        );
+        assert_eq!(
+            admission.rate(later, flow(2), 0, syn),
+            RateVerdict::StillRefused,
+            "a retransmitted SYN"
+        );
+        assert_eq!(
+            admission.rate(later, flow(2), 1, syn),
             RateVerdict::Open,
             "another replica"
         );
         let without_cap = &mut Admission::new(&AdmissionRules::default(), 1, start);
-        assert_eq!(without_cap.rate(start, flow(2), 0), RateVerdict::Open);
+        assert_eq!(without_cap.rate(start, flow(2), 0, syn), RateVerdict::Open);
+    }
+
+    #[test]
+    fn a_new_connection_on_a_refused_port_is_judged_and_counted_again() {
+        let start = Instant::now();
+        let mut admission = Admission::new(&rules(100.0, Duration::ZERO, Some(1.0)), 1, start);
+        let (first, second, third) = (Some(SeqNum(1)), Some(SeqNum(2)), Some(SeqNum(3)));
+        assert_eq!(admission.rate(start, flow(1), 0, first), RateVerdict::Open);
+        assert_eq!(
+            admission.rate(start, flow(2), 0, first),
+            RateVerdict::Refused
+        );
+        assert_eq!(
+            admission.rate(start, flow(2), 0, second),
+            RateVerdict::Refused,
+            "the port reused while the bucket is empty"
+        );
+        let refilled = start + Duration::from_secs(2);
+        assert_eq!(
+            admission.rate(refilled, flow(2), 0, third),
+            RateVerdict::Open
+        );
+        assert_eq!(
+            admission.rate(refilled + Duration::from_secs(2), flow(2), 0, None),
+            RateVerdict::Open,
+            "what was refused before the port was reused is forgotten"
+        );
     }
 }
