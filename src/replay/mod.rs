@@ -89,6 +89,7 @@ const REPORTED: &[Counter] = &[
     Counter::BufferOverflows,
     Counter::BytesNotReplayed,
     Counter::HandshakesFailed,
+    Counter::HandshakesAbandoned,
     Counter::HandshakesRefused,
     Counter::SessionsOverLimit,
     Counter::SessionsEvicted,

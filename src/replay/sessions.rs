@@ -164,6 +164,7 @@ fn count_event(event: Event, counters: &mut LocalCounters) {
         Event::Closed => counters.bump(Counter::SessionsClosed),
         Event::ResetByTarget => counters.bump(Counter::SessionsReset),
         Event::HandshakeTimeout => counters.bump(Counter::HandshakesFailed),
+        Event::ClientNeverAcknowledged => counters.bump(Counter::HandshakesAbandoned),
         Event::HandshakeRefused => counters.bump(Counter::HandshakesRefused),
         Event::IdleTimeout => counters.bump(Counter::SessionsTimedOut),
         Event::Retransmitted | Event::FastRetransmit => counters.bump(Counter::Retransmitted),
@@ -310,7 +311,10 @@ impl SessionTable {
             count_at_syn(counters, Counter::SessionsShed);
             return Opening::Refused;
         }
-        match self.admission.rate(now, captured, replica) {
+        match self
+            .admission
+            .rate(now, captured, replica, syn.then_some(segment.seq))
+        {
             RateVerdict::Open => {}
             RateVerdict::Refused => {
                 counters.bump(Counter::SessionsRateLimited);
@@ -584,6 +588,7 @@ mod tests {
             Event::FakeHandshake,
             Event::Established,
             Event::HandshakeTimeout,
+            Event::ClientNeverAcknowledged,
             Event::RequestsCaptured { count: 1 },
             Event::RequestsDiscarded { count: 1 },
             Event::RequestSent {

@@ -53,6 +53,10 @@ enum State {
     Unopened,
     /// Our SYN (the client's or our own) is out; client data is buffered.
     SynSent,
+    /// The target's SYN-ACK is in, but the client has sent nothing after its SYN yet: our
+    /// ACK waits for the client's own, so a SYN that no real client follows (a SYN flood, a
+    /// scan) never becomes an established connection on the target.
+    SynReceived,
     /// Handshake complete: client data flows to the target.
     Established,
     /// The client's FIN is out; waiting for its acknowledgement and the target's FIN.
@@ -269,6 +273,9 @@ impl Session {
         }
         self.note_client(now, segment);
         let new_syn = segment.flags.syn() && !segment.flags.ack();
+        if self.state == State::SynReceived && !new_syn {
+            self.complete_handshake(now, out);
+        }
         match self.state {
             // The first segment decides how the session opens.
             State::Unopened => self.open(now, segment, payload, out),
@@ -318,6 +325,7 @@ impl Session {
                 self.touch(now);
                 self.on_syn_ack(now, segment, out);
             }
+            State::SynReceived => self.on_reply_before_client_ack(now, segment, out),
             State::Established | State::FinSent | State::TargetReset => {
                 self.touch(now);
                 self.on_established_reply(now, segment, out);
@@ -358,7 +366,7 @@ impl Session {
     pub fn abort(&mut self, now: Instant, out: &mut impl Output) -> bool {
         let open = matches!(
             self.state,
-            State::SynSent | State::Established | State::FinSent
+            State::SynSent | State::SynReceived | State::Established | State::FinSent
         );
         if open || self.state == State::TargetReset {
             out.event(Event::Aborted);

@@ -32,6 +32,10 @@ pub enum Event {
     Established,
     /// No SYN-ACK within the handshake timeout; the session ended.
     HandshakeTimeout,
+    /// The target answered our SYN but the client never sent anything after its own SYN
+    /// within the handshake timeout (a SYN flood, a scan, a client that gave up); the
+    /// target's half-open connection was reset and the session ended.
+    ClientNeverAcknowledged,
     /// The client's stream started `count` new requests (they wait in the session until
     /// pacing releases them).
     RequestsCaptured { count: usize },
@@ -121,6 +125,7 @@ impl Event {
             self,
             Event::Closed
                 | Event::HandshakeTimeout
+                | Event::ClientNeverAcknowledged
                 | Event::HandshakeRefused
                 | Event::IdleTimeout
                 | Event::RetransmitLimit

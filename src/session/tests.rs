@@ -849,13 +849,15 @@ fn client_pure_acks_are_not_forwarded_once_established() {
     let mut session = Session::new(Arc::default(), t0, client_addr(), target_addr());
     let mut out = RecordingOutput::default();
     let mut client = ClientScript::new(CLIENT_ISN);
-    client.syn();
-    session.on_client(t0, &client.items[0].1, &[], &mut out);
+    client.syn().ack();
+    for (_, segment, payload) in &client.items {
+        session.on_client(t0, segment, payload, &mut out);
+    }
     let syn_ack = target_segment(9000, CLIENT_ISN + 1, TcpFlags::SYN | TcpFlags::ACK, 1000);
     session.on_reply(t0 + ms(1), &syn_ack, &mut out);
     out.clear();
-    client.ack().receive(100).receive(100);
-    for (_, segment, payload) in &client.items[1..] {
+    client.receive(100).receive(100);
+    for (_, segment, payload) in &client.items[2..] {
         session.on_client(t0 + ms(2), segment, payload, &mut out);
     }
     assert!(out.transmits.is_empty());
@@ -1094,11 +1096,69 @@ fn a_target_holding_our_4_tuple_gets_the_session_moved_not_reset() {
         (syn.src, syn.flags, syn.seq),
         (moved, TcpFlags::SYN, SeqNum(CLIENT_ISN))
     );
+    client.ack();
+    session.on_client(t0 + ms(3), &client.items[1].1, &[], &mut out);
     let mut syn_ack = target_segment(9000, CLIENT_ISN + 1, TcpFlags::SYN | TcpFlags::ACK, 1000);
     syn_ack.dst = moved;
     out.clear();
     session.on_reply(t0 + ms(4), &syn_ack, &mut out);
     assert_eq!(out.events, vec![Event::Established]);
+}
+
+#[test]
+fn a_syn_no_client_follows_never_opens_a_connection_on_the_target() {
+    let t0 = Instant::now();
+    let config = Arc::new(SessionConfig::default());
+    let mut session = Session::new(Arc::clone(&config), t0, client_addr(), target_addr());
+    let mut out = RecordingOutput::default();
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn();
+    session.on_client(t0, &client.items[0].1, &[], &mut out);
+    out.clear();
+    let syn_ack = target_segment(9000, CLIENT_ISN + 1, TcpFlags::SYN | TcpFlags::ACK, 1000);
+    session.on_reply(t0 + ms(1), &syn_ack, &mut out);
+    session.on_reply(t0 + ms(1000), &syn_ack, &mut out);
+    assert!(
+        out.transmits.is_empty(),
+        "no ACK for a client that sent only its SYN"
+    );
+    assert!(out.events.is_empty());
+    session.on_timeout(t0 + config.handshake_timeout, &mut out);
+    let (reset, _) = &out.transmits[0];
+    assert!(
+        reset.flags.rst(),
+        "the target's half-open connection is freed"
+    );
+    assert_eq!(reset.seq, SeqNum(CLIENT_ISN + 1));
+    assert!(out.events.contains(&Event::ClientNeverAcknowledged));
+    assert_eq!(
+        out.events.iter().filter(|e| e.ends_session()).count(),
+        1,
+        "{:?}",
+        out.events
+    );
+}
+
+#[test]
+fn the_clients_ack_after_the_targets_syn_ack_completes_the_handshake() {
+    let t0 = Instant::now();
+    let mut session = Session::new(Arc::default(), t0, client_addr(), target_addr());
+    let mut out = RecordingOutput::default();
+    let mut client = ClientScript::new(CLIENT_ISN);
+    client.syn().ack().send(b"GET /\n");
+    session.on_client(t0, &client.items[0].1, &[], &mut out);
+    let syn_ack = target_segment(9000, CLIENT_ISN + 1, TcpFlags::SYN | TcpFlags::ACK, 1000);
+    session.on_reply(t0 + ms(1), &syn_ack, &mut out);
+    out.clear();
+    session.on_client(t0 + ms(2), &client.items[1].1, &[], &mut out);
+    assert_eq!(out.events, vec![Event::Established]);
+    let (ack, _) = &out.transmits[0];
+    assert_eq!((ack.flags, ack.ack), (TcpFlags::ACK, SeqNum(9001)));
+    let (_, segment, payload) = &client.items[2];
+    session.on_client(t0 + ms(3), segment, payload, &mut out);
+    let (data, sent) = out.transmits.last().unwrap();
+    assert_eq!(sent.as_slice(), b"GET /\n");
+    assert_eq!(data.seq, SeqNum(CLIENT_ISN + 1));
 }
 
 #[test]

@@ -13,6 +13,7 @@ use super::Counter;
 pub const ENDINGS: &[Counter] = &[
     Counter::SessionsClosed,
     Counter::HandshakesFailed,
+    Counter::HandshakesAbandoned,
     Counter::HandshakesRefused,
     Counter::SessionsTimedOut,
     Counter::SessionsGivenUp,
@@ -121,8 +122,8 @@ mod tests {
         assert!(balance.holds());
         assert_eq!(
             balance.to_string(),
-            "sessions_opened 10 = sessions_closed 7 + handshakes_failed 0 + handshakes_refused 2 \
-             + sessions_timed_out 0 + sessions_given_up 0 + buffer_overflows 0 + ports_reused 0 \
+            "sessions_opened 10 = sessions_closed 7 + handshakes_failed 0 + handshakes_abandoned 0 \
+             + handshakes_refused 2 + sessions_timed_out 0 + sessions_given_up 0 + buffer_overflows 0 + ports_reused 0 \
              + sessions_aborted 1 (= 10)"
         );
     }

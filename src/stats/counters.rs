@@ -106,6 +106,10 @@ counters! {
     StaleConnectionsReset => "stale_connections_reset",
     /// Handshakes the target never answered.
     HandshakesFailed => "handshakes_failed",
+    /// Handshakes the target answered but the client itself never completed (nothing after
+    /// its SYN: a SYN flood, a scan, a client that gave up); the target's half-open
+    /// connection was reset.
+    HandshakesAbandoned => "handshakes_abandoned",
     /// Handshakes the target answered with a RST (nothing listening on the target port).
     HandshakesRefused => "handshakes_refused",
     /// Segments sent again toward the target.

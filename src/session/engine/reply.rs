@@ -82,13 +82,40 @@ impl Session {
             self.rtt.sample(handshake_rtt);
         }
         self.update_pacing_rtt(Some(handshake_rtt));
+        self.timers.stop(Timer::Retransmit);
+        if self.client_acks.is_some() {
+            self.complete_handshake(now, out);
+        } else {
+            // The handshake timer keeps running: a client that never follows its SYN ends
+            // the session there.
+            self.set_state(State::SynReceived);
+        }
+    }
+
+    /// Acknowledges the target's SYN-ACK: the client showed it is real by sending more than
+    /// its SYN (its own third ACK, or data when we opened mid-stream).
+    pub(super) fn complete_handshake(&mut self, now: Instant, out: &mut impl Output) {
         self.pacer.on_connected(self.greeting_possible);
         self.timers.stop(Timer::Handshake);
-        self.timers.stop(Timer::Retransmit);
         self.set_state(State::Established);
         out.event(Event::Established);
         self.send_ack(now, out);
         self.push(now, out);
+    }
+
+    /// A reply while our ACK of the SYN-ACK waits for the client's: a repeated SYN-ACK is
+    /// answered once the client acknowledges; a RST ends the session.
+    pub(super) fn on_reply_before_client_ack(
+        &mut self,
+        now: Instant,
+        segment: &Segment,
+        out: &mut impl Output,
+    ) {
+        self.touch(now);
+        if segment.flags.rst() && segment.seq == self.rcv.nxt {
+            out.event(Event::ResetByTarget);
+            self.end(now, false, out);
+        }
     }
 
     /// A reply once the connection is synchronized (RFC 9293 §3.10.7.4).

@@ -28,6 +28,11 @@ impl Session {
                 // The target may hold a half-open connection whose SYN-ACK we missed.
                 self.end(now, true, out);
             }
+            (State::SynReceived, Timer::Handshake) => {
+                out.event(Event::ClientNeverAcknowledged);
+                // The target holds the half-open connection our SYN made: free it.
+                self.end(now, true, out);
+            }
             // RFC 6298 §5.5 and §5.6: resend the SYN with the timeout backed off.
             (State::SynSent, Timer::Retransmit) => {
                 self.rtt.on_retransmit();
@@ -83,7 +88,7 @@ impl Session {
     pub(super) fn end(&mut self, now: Instant, reset: bool, out: &mut impl Output) {
         let connected = matches!(
             self.state,
-            State::SynSent | State::Established | State::FinSent
+            State::SynSent | State::SynReceived | State::Established | State::FinSent
         );
         if reset && connected {
             self.send_reset(now, out);
