@@ -19,6 +19,7 @@ mod capture;
 mod client;
 mod counters;
 mod deploy;
+mod flood;
 mod held;
 mod host;
 mod http;
@@ -36,7 +37,7 @@ mod slow_http;
 mod temp_dir;
 mod wait;
 
-pub use access_log::AccessEntry;
+pub use access_log::{AccessEntry, Request, request_differences};
 pub use cache_client::CommandLoad;
 pub use capture::{Capture, CaptureSummary, TcpPacket};
 pub use client::{Connections, LoadReport};
@@ -45,6 +46,7 @@ pub use deploy::{
     EXIT_TIMEOUT, Family, Mode, READY_TIMEOUT, intercept_connections, stop_copy, stop_with_totals,
     wait_for_log,
 };
+pub use flood::{FloodReport, SynFlood};
 pub use held::HeldHttp;
 pub use host::{CLIENT_NET, CLIENT_NET6, Host};
 pub use http::{

@@ -151,6 +151,18 @@ impl Proc {
         })
     }
 
+    /// A `kB` field of the process's /proc/PID/status, e.g. `VmHWM` (peak resident set
+    /// size) or `VmRSS`, in KiB.
+    pub fn status_kib(&self, field: &str) -> Result<u64> {
+        let path = format!("/proc/{}/status", self.pid());
+        let status = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .with_context(|| format!("no {field} in {path} of {}", self.label))
+    }
+
     /// What the process has written to stdout so far.
     pub fn stdout(&self) -> String {
         read_lossy(&self.stdout)

@@ -55,9 +55,14 @@ impl Lab {
     /// connected to intercept: from then on every client packet to the online port 80 is
     /// copied.
     pub fn start_replication(&self, mode: Mode) -> Result<Replication> {
+        self.start_replication_with(mode, &[])
+    }
+
+    /// [`Lab::start_replication`] with `copy_extra` options for copy (e.g. `--max-sessions`).
+    pub fn start_replication_with(&self, mode: Mode, copy_extra: &[&str]) -> Result<Replication> {
         let intercept = self.start_intercept(mode, 80)?;
         let client_ips = (mode == Mode::Assistant).then_some(CLIENT_NET);
-        let copy = self.start_copy(Host::Online, 80, mode, client_ips, &[])?;
+        let copy = self.start_copy(Host::Online, 80, mode, client_ips, copy_extra)?;
         Ok(Replication { copy, intercept })
     }
 }
