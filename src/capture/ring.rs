@@ -11,7 +11,8 @@
 //! libpcap still compiles the BPF filter.
 //!
 //! Inbound packets only (`PACKET_IGNORE_OUTGOING` where the kernel has it, and the packet
-//! type of each frame). Several rings of one process on one device can share its packets by
+//! type of each frame), unless [`RingOptions::both_directions`] asks for the host's own
+//! packets too (`copy --compare`: the online server's replies). Several rings of one process on one device can share its packets by
 //! flow (`PACKET_FANOUT`, hash mode).
 
 use std::io;
@@ -72,6 +73,8 @@ pub struct RingOptions {
     /// Bytes kept of each packet (at most what a block holds).
     pub snaplen: usize,
     pub fanout: Option<Fanout>,
+    /// Also the packets this host sends.
+    pub both_directions: bool,
 }
 
 /// A live capture into a TPACKET_V3 ring (see the module docs).
@@ -86,6 +89,7 @@ pub struct BlockRing {
     device: String,
     snaplen: usize,
     fanout_group: Option<u16>,
+    both_directions: bool,
     /// The kernel's counters, which reset at each read, summed.
     totals: SourceStats,
 }
@@ -134,8 +138,10 @@ impl BlockRing {
         })?;
         let map = Mapping::new(fd, layout.total_bytes())
             .with_context(|| format!("cannot map the capture ring of {device}"))?;
-        // Older kernels lack it; the packet type of each frame is checked anyway.
-        let _ = set_option(fd, libc::PACKET_IGNORE_OUTGOING, &(1 as libc::c_int));
+        if !options.both_directions {
+            // Older kernels lack it; the packet type of each frame is checked anyway.
+            let _ = set_option(fd, libc::PACKET_IGNORE_OUTGOING, &(1 as libc::c_int));
+        }
         attach_filter(fd, &[drop_all()]).context("cannot pause the capture")?;
         bind(fd, device)?;
         let fanout_group = match options.fanout {
@@ -159,6 +165,7 @@ impl BlockRing {
             device: device.clone(),
             snaplen: options.snaplen.min(layout.max_frame()),
             fanout_group,
+            both_directions: options.both_directions,
             totals: SourceStats::default(),
         })
     }
@@ -266,7 +273,7 @@ impl PacketSource for BlockRing {
                 packets_left: cursor.packets_left - 1,
                 offset: cursor.offset + header.tp_next_offset as usize,
             });
-            if address.sll_pkttype == libc::PACKET_OUTGOING {
+            if address.sll_pkttype == libc::PACKET_OUTGOING && !self.both_directions {
                 continue;
             }
             let start = cursor.offset + usize::from(header.tp_mac);

@@ -1,6 +1,8 @@
 //! `copy --compare FILE`: the comparison's edge. One more thread, `compare`, captures both
 //! directions of the copied conversations on the online host (the client's requests and
-//! the online server's replies, with the kernel's timestamps), takes the shards'
+//! the online server's replies, with the kernel's timestamps; in a ring of its own on
+//! Ethernet devices, like the shards, so it wakes about once a millisecond, not once a
+//! packet), takes the shards'
 //! [`TargetEvent`]s from a channel, runs the [`Comparator`] and writes its records to FILE.
 //!
 //! The shards only call their [`ChannelTap`] (see `sessions`): a send on a bounded channel
@@ -22,7 +24,8 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::addresses::PortMapping;
 use crate::capture::Unfiltered;
 use crate::capture::{
-    self, LiveCapture, LiveOptions, Next, PacketSource, RingMode, build_conversation_filter,
+    self, BlockRing, LiveCapture, LiveOptions, Next, PacketSource, RingLayout, RingMode,
+    RingOptions, build_conversation_filter,
 };
 use crate::cli::CopyArgs;
 use crate::compare::side::Piece;
@@ -40,7 +43,7 @@ const KEEP_BYTES: usize = 2048;
 /// Room in the snap length for the link, IP and TCP headers.
 const HEADER_ROOM: usize = 32 + 60 + 60;
 /// Kernel buffer of each compare capture.
-const CAPTURE_BUFFER: i32 = 8 << 20;
+const CAPTURE_BUFFER: usize = 8 << 20;
 /// How long the compare thread waits for a frame before it looks at its channel.
 const WAIT: Duration = Duration::from_millis(10);
 /// How often quiet exchanges are ended and the records written out.
@@ -139,23 +142,12 @@ impl Recorder {
             let own = capture::own_addresses(device)?;
             let filter = build_conversation_filter(mappings, &own, args.client_ips.as_ref())
                 .with_context(|| format!("cannot build the --compare filter for {device}"))?;
-            let options = LiveOptions {
-                device: device.clone(),
-                filter,
-                buffer_bytes: CAPTURE_BUFFER,
-                snaplen: i32::try_from(keep + HEADER_ROOM).unwrap_or(i32::MAX),
-                ring: RingMode::Immediate,
-                fanout: None,
-            };
-            let mut capture = LiveCapture::open_unfiltered(&options)?;
-            capture.capture_both_directions()?;
-            capture.apply_filter(&options.filter)?;
+            let capture = open_conversation_capture(device, &filter, keep + HEADER_ROOM)?;
             let dlt = capture.datalink();
             let link = LinkType::from_dlt(dlt)
                 .with_context(|| format!("{device}: unsupported link type {dlt}"))?;
             log::info!(
-                "--compare: capturing the online conversations on {device}, filter: {}",
-                options.filter
+                "--compare: capturing the online conversations on {device}, filter: {filter}"
             );
             captures.push((capture, link));
         }
@@ -211,9 +203,42 @@ impl Recorder {
     }
 }
 
+/// Both directions of `device`'s packets that `filter` accepts, `snaplen` bytes of each: in
+/// a ring of the compare thread's own on Ethernet devices, through libpcap elsewhere.
+fn open_conversation_capture(
+    device: &str,
+    filter: &str,
+    snaplen: usize,
+) -> Result<Box<dyn PacketSource>> {
+    let shape = capture::receive_shape(device)
+        .with_context(|| format!("cannot read the MTU and offloads of {device}"))?;
+    if shape.ethernet_frames {
+        let mut ring = BlockRing::open_unfiltered(&RingOptions {
+            device: device.to_owned(),
+            layout: RingLayout::new(CAPTURE_BUFFER, super::MIN_BLOCK, snaplen),
+            snaplen,
+            fanout: None,
+            both_directions: true,
+        })?;
+        ring.apply_filter(filter)?;
+        return Ok(Box::new(ring));
+    }
+    let mut capture = LiveCapture::open_unfiltered(&LiveOptions {
+        device: device.to_owned(),
+        filter: filter.to_owned(),
+        buffer_bytes: i32::try_from(CAPTURE_BUFFER).unwrap_or(i32::MAX),
+        snaplen: i32::try_from(snaplen).unwrap_or(i32::MAX),
+        ring: RingMode::Immediate,
+        fanout: None,
+    })?;
+    capture.capture_both_directions()?;
+    capture.apply_filter(filter)?;
+    Ok(Box::new(capture))
+}
+
 /// What the compare thread owns.
 struct Worker {
-    captures: Vec<(LiveCapture, LinkType)>,
+    captures: Vec<(Box<dyn PacketSource>, LinkType)>,
     events: Receiver<TargetEvent>,
     comparator: Comparator,
     rewriter: Rewriter,

@@ -153,6 +153,7 @@ impl DeviceCapture {
                 layout: RingLayout::new(usize::from(buffer_mib) << 20, MIN_BLOCK, snaplen),
                 snaplen,
                 fanout: None,
+                both_directions: false,
             }));
         }
         Ok(DeviceCapture::Pcap(LiveOptions {
