@@ -1,9 +1,10 @@
-//! Comparison tests (`copy --compare`, `stats compare`) in the lab, assistant mode: the
-//! online server and the target answer the same requests differently, and the report must
-//! say exactly how.
+//! Comparison tests (`copy --compare`, `stats compare`) in the lab, assistant mode unless
+//! said: the online server and the target answer the same requests differently, and the
+//! report must say exactly how.
 //!
 //! - The target's nginx answers 404 for one path the online one serves: the outcome matrix
-//!   holds exactly that path's requests as `200 → 404`, every other one `200 → 200`.
+//!   holds exactly that path's requests as `200 → 404`, every other one `200 → 200`; in
+//!   assistant and in target mode (NFQUEUE on the target).
 //! - The target is a server that sleeps 20 ms before each answer: its median time to the
 //!   first reply byte exceeds the online one's by about that.
 //! - memcached online, a memcached without the online keys on the target: every read of a
@@ -38,13 +39,19 @@ const MISSING: &str = "/missing";
 /// Starts copy on the online host replaying `port` to the target in assistant mode with one
 /// shard, writing its comparison to `compare` when given.
 fn start_copy(lab: &Lab, port: u16, compare: Option<&Path>, extra: &[&str]) -> Proc {
+    start_copy_in(lab, Mode::Assistant, port, compare, extra)
+}
+
+/// [`start_copy`] in `mode` (in target mode copy keeps the real client addresses).
+fn start_copy_in(lab: &Lab, mode: Mode, port: u16, compare: Option<&Path>, extra: &[&str]) -> Proc {
     let mut args = vec!["--workers", "1"];
     let compare = compare.map(|path| path.to_string_lossy().into_owned());
     if let Some(path) = &compare {
         args.extend(["--compare", path.as_str()]);
     }
     args.extend_from_slice(extra);
-    lab.start_copy(Host::Online, port, Mode::Assistant, Some(CLIENT_NET), &args)
+    let client_ips = (mode == Mode::Assistant).then_some(CLIENT_NET);
+    lab.start_copy(Host::Online, port, mode, client_ips, &args)
         .unwrap_or_else(|err| panic!("{err:#}"))
 }
 
@@ -105,14 +112,26 @@ fn http_rounds(lab: &Lab, connections: usize, requests: &[HttpRequest]) {
 
 #[test]
 fn a_path_the_target_answers_404_shows_as_exactly_its_requests_200_to_404() {
-    let lab = Lab::up("cmpweb", false).unwrap_or_else(|err| panic!("{err:#}"));
+    a_path_the_target_answers_404("cmpweb", Mode::Assistant);
+}
+
+#[test]
+fn in_target_mode_too_a_path_answered_404_shows_as_200_to_404() {
+    a_path_the_target_answers_404("cmpnfq", Mode::Target);
+}
+
+/// The target's nginx answers 404 for one path the online one serves, with intercept in
+/// `mode`: exactly that path's requests show as `200 → 404`, with reply heads and timestamps
+/// from intercept (version 7) in either mode.
+fn a_path_the_target_answers_404(name: &str, mode: Mode) {
+    let lab = Lab::up(name, false).unwrap_or_else(|err| panic!("{err:#}"));
     let _online = lab.start_nginx(Host::Online).unwrap();
     let target = lab
         .start_nginx_answering(Host::Target, &[(MISSING, 404)])
         .unwrap();
-    let _intercept = lab.start_intercept(Mode::Assistant, HTTP_PORT).unwrap();
+    let _intercept = lab.start_intercept(mode, HTTP_PORT).unwrap();
     let file = lab.dir().join("compare.jsonl");
-    let mut copy = start_copy(&lab, HTTP_PORT, Some(&file), &[]);
+    let mut copy = start_copy_in(&lab, mode, HTTP_PORT, Some(&file), &[]);
 
     // Three keep-alive connections, each: 6 × /, 2 × /missing, /a?x=1, /missing?y=2.
     let mut requests = vec![HttpRequest::ROOT; 6];
