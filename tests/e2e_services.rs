@@ -1,7 +1,8 @@
 //! Services in assistant mode, counted by the servers themselves:
 //! - memcached's text protocol and redis's RESP ("client speaks first" request/response over
 //!   keep-alive connections): the target executes exactly the commands the online server did,
-//!   which needs copy's pacing (each request waits for the previous response);
+//!   compared command by command from both servers' logs (memcached's `watch`, redis's
+//!   `MONITOR`), which needs copy's pacing (each request waits for the previous response);
 //! - two online hosts, each with its own copy, feeding one target through one intercept;
 //! - the real client never receives a packet from the target.
 //!
@@ -14,8 +15,9 @@ use std::thread;
 use std::time::Duration;
 
 use common::{
-    CLIENT_NET, CommandLoad, Connections, HTTP_PORT, Host, Lab, MEMCACHED_PORT, Mode, Proc,
-    REDIS_PORT, caught_up, multiset_differences, requests, settled, wait_for_sessions_to_end,
+    CLIENT_NET, CommandLoad, CommandLog, CommandServer, Connections, HTTP_PORT, Host, Lab,
+    LoggedCommand, MEMCACHED_PORT, Mode, Proc, REDIS_PORT, caught_up, multiset,
+    multiset_differences, multiset_excess, requests, settled, wait_for_sessions_to_end,
 };
 
 /// Four concurrent connections of 250 rounds: 3,000 commands per load.
@@ -25,9 +27,10 @@ const COMMAND_LOAD: CommandLoad = CommandLoad {
 };
 /// How long the target may take to catch up with the online server.
 const CATCH_UP: Duration = Duration::from_secs(60);
-/// The memcached counters compared between online and target.
+/// The online memcached's counters of the load, checked against what the load sent.
 const MEMCACHED_COUNTERS: [&str; 4] = ["cmd_set", "cmd_get", "get_hits", "get_misses"];
-/// The redis commands the load sends (`INFO`, which the test itself sends, is not compared).
+/// The redis commands the load sends, counted by the online redis (`INFO`, which the test
+/// itself sends, is not counted).
 const REDIS_COMMANDS: [&str; 3] = ["set", "get", "incr"];
 /// The two halves of the rewritten client network, one per copy, so no two copies can make
 /// the same client address and port.
@@ -39,6 +42,12 @@ fn memcached_commands_reach_the_target_exactly_once() {
     let lab = Lab::up("svcmc", false).unwrap_or_else(|err| panic!("{err:#}"));
     let _online = lab.start_memcached(Host::Online).unwrap();
     let _target = lab.start_memcached(Host::Target).unwrap();
+    let mut online_log = lab
+        .watch_commands(Host::Online, CommandServer::Memcached)
+        .unwrap();
+    let mut target_log = lab
+        .watch_commands(Host::Target, CommandServer::Memcached)
+        .unwrap();
     let _intercept = lab
         .start_intercept(Mode::Assistant, MEMCACHED_PORT)
         .unwrap();
@@ -58,17 +67,14 @@ fn memcached_commands_reach_the_target_exactly_once() {
             .collect::<anyhow::Result<BTreeMap<&str, u64>>>()
     };
     let online_before = stats(Host::Online).unwrap();
-    let target_before = stats(Host::Target).unwrap();
 
     let load = lab.memcached_load(
         Host::Client,
         Host::Online.socket(MEMCACHED_PORT),
         COMMAND_LOAD,
     );
-    load.assert_all_ok(
-        COMMAND_LOAD.total_rounds() * CommandLoad::MEMCACHED_COMMANDS_PER_ROUND,
-        "client load",
-    );
+    let commands = COMMAND_LOAD.total_rounds() * CommandLoad::MEMCACHED_COMMANDS_PER_ROUND;
+    load.assert_all_ok(commands, "client load");
 
     let rounds = u64::try_from(COMMAND_LOAD.total_rounds()).unwrap();
     let expected = BTreeMap::from([
@@ -82,19 +88,15 @@ fn memcached_commands_reach_the_target_exactly_once() {
         online, expected,
         "the online memcached's own counts of the load"
     );
-
-    settled(
-        CATCH_UP,
-        || Ok(delta(&stats(Host::Target)?, &target_before)),
-        |target| covers(target, &online),
-    )
-    .unwrap();
-    let totals = stop_when_sessions_ended(&mut copy);
-    let target = delta(&stats(Host::Target).unwrap(), &target_before);
-    assert_eq!(
-        target, online,
-        "memcached counters, target vs online; copy totals: {totals:?}"
+    // Every command logs a line (a set also logs its lookup first).
+    let online = online_log.up_to_now().unwrap();
+    assert!(
+        online.len() >= commands,
+        "the online memcached logged {} lines for {commands} commands",
+        online.len()
     );
+
+    assert_replayed_exactly_once(&mut copy, &online, &mut target_log, "memcached");
 }
 
 #[test]
@@ -102,6 +104,12 @@ fn redis_commands_reach_the_target_exactly_once() {
     let lab = Lab::up("svcrd", true).unwrap_or_else(|err| panic!("{err:#}"));
     let _online = lab.start_redis(Host::Online).unwrap();
     let _target = lab.start_redis(Host::Target).unwrap();
+    let mut online_log = lab
+        .watch_commands(Host::Online, CommandServer::Redis)
+        .unwrap();
+    let mut target_log = lab
+        .watch_commands(Host::Target, CommandServer::Redis)
+        .unwrap();
     let _intercept = lab.start_intercept(Mode::Assistant, REDIS_PORT).unwrap();
     let mut copy = lab
         .start_assistant_copy(Host::Online, REDIS_PORT, CLIENT_NET)
@@ -115,31 +123,24 @@ fn redis_commands_reach_the_target_exactly_once() {
             .collect::<BTreeMap<&str, u64>>())
     };
     let online_before = calls(Host::Online).unwrap();
-    let target_before = calls(Host::Target).unwrap();
 
     let load = lab.redis_load(Host::Client, Host::Online.socket(REDIS_PORT), COMMAND_LOAD);
-    load.assert_all_ok(
-        COMMAND_LOAD.total_rounds() * CommandLoad::REDIS_COMMANDS_PER_ROUND,
-        "client load",
-    );
+    let commands = COMMAND_LOAD.total_rounds() * CommandLoad::REDIS_COMMANDS_PER_ROUND;
+    load.assert_all_ok(commands, "client load");
 
     let rounds = u64::try_from(COMMAND_LOAD.total_rounds()).unwrap();
     let expected = BTreeMap::from([("set", rounds), ("get", rounds), ("incr", rounds)]);
     let online = delta(&calls(Host::Online).unwrap(), &online_before);
     assert_eq!(online, expected, "the online redis's own command counts");
-
-    settled(
-        CATCH_UP,
-        || Ok(delta(&calls(Host::Target)?, &target_before)),
-        |target| covers(target, &online),
-    )
-    .unwrap();
-    let totals = stop_when_sessions_ended(&mut copy);
-    let target = delta(&calls(Host::Target).unwrap(), &target_before);
+    // One line per command (the test's own INFO comes from the server's host: left out).
+    let online = online_log.up_to_now().unwrap();
     assert_eq!(
-        target, online,
-        "redis commandstats calls, target vs online; copy totals: {totals:?}"
+        online.len(),
+        commands,
+        "commands in the online redis's MONITOR"
     );
+
+    assert_replayed_exactly_once(&mut copy, &online, &mut target_log, "redis");
 }
 
 #[test]
@@ -320,11 +321,29 @@ fn delta<'a>(
         .collect()
 }
 
-/// Whether every counter of `target` has reached the online value.
-fn covers(target: &BTreeMap<&str, u64>, online: &BTreeMap<&str, u64>) -> bool {
-    online
-        .iter()
-        .all(|(name, &value)| target.get(name).is_some_and(|&got| got >= value))
+/// Waits until the target has logged every command of `online` (`server`'s log on the online
+/// host), ends `copy` once it has ended every session, and compares the target's whole log
+/// with `online` command by command: each command exactly as many times.
+fn assert_replayed_exactly_once(
+    copy: &mut Proc,
+    online: &[LoggedCommand],
+    target_log: &mut CommandLog,
+    server: &str,
+) {
+    let online = multiset(online.iter().cloned());
+    settled(
+        CATCH_UP,
+        || Ok(multiset(target_log.seen()?)),
+        |target| multiset_excess(target, &online).is_empty(),
+    )
+    .unwrap();
+    let totals = stop_when_sessions_ended(copy);
+    let target = multiset(target_log.up_to_now().unwrap());
+    let differences = multiset_differences(&online, &target, 10);
+    assert!(
+        differences.is_empty(),
+        "{server} commands, (command, online, target): {differences:?}; copy totals: {totals:?}"
+    );
 }
 
 /// Waits until copy has ended every session (the client closed its connections), then

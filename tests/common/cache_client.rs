@@ -111,12 +111,12 @@ fn failed_load(load: CommandLoad, per_round: usize, err: anyhow::Error) -> LoadR
 }
 
 /// One keep-alive connection: commands written, answers read line by line.
-struct Connection {
+pub(super) struct Connection {
     stream: BufReader<TcpStream>,
 }
 
 impl Connection {
-    fn open(addr: SocketAddrV4) -> Result<Connection> {
+    pub(super) fn open(addr: SocketAddrV4) -> Result<Connection> {
         let stream = TcpStream::connect_timeout(&addr.into(), TIMEOUT)
             .with_context(|| format!("connecting to {addr}"))?;
         stream.set_read_timeout(Some(TIMEOUT))?;
@@ -127,7 +127,7 @@ impl Connection {
         })
     }
 
-    fn send(&mut self, command: &[u8]) -> Result<()> {
+    pub(super) fn send(&mut self, command: &[u8]) -> Result<()> {
         self.stream
             .get_mut()
             .write_all(command)
@@ -135,7 +135,7 @@ impl Connection {
     }
 
     /// The next line of the answer without its `\r\n`.
-    fn line(&mut self) -> Result<String> {
+    pub(super) fn line(&mut self) -> Result<String> {
         let mut line = String::new();
         if self
             .stream
@@ -153,7 +153,7 @@ impl Connection {
 
     /// Sends `command` and fails unless the answer is exactly `expected` (lines joined by
     /// `\r\n`, without the last one).
-    fn exchange(&mut self, command: &[u8], expected: &[&str]) -> Result<()> {
+    pub(super) fn exchange(&mut self, command: &[u8], expected: &[&str]) -> Result<()> {
         self.send(command)?;
         for want in expected {
             let got = self.line()?;
@@ -164,6 +164,15 @@ impl Connection {
             );
         }
         Ok(())
+    }
+
+    /// This connection as the reader of a log the server streams to it from now on, without
+    /// a read timeout (a log may stay quiet for long), and a handle that can shut it down.
+    pub(super) fn into_log_reader(self) -> Result<(BufReader<TcpStream>, TcpStream)> {
+        let stream = self.stream.get_ref();
+        stream.set_read_timeout(None)?;
+        let handle = stream.try_clone().context("cloning a log connection")?;
+        Ok((self.stream, handle))
     }
 
     /// Reads `len` bytes and the `\r\n` after them.
@@ -229,7 +238,7 @@ fn memcached_rounds(addr: SocketAddrV4, c: usize, rounds: usize, report: &mut Lo
 }
 
 /// A RESP array of bulk strings: how redis clients send commands.
-fn resp_command(args: &[&str]) -> Vec<u8> {
+pub(super) fn resp_command(args: &[&str]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();
     for arg in args {
         out.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());

@@ -17,6 +17,7 @@ mod access_log;
 mod cache_client;
 mod capture;
 mod client;
+mod command_log;
 mod counters;
 mod deploy;
 mod flood;
@@ -41,6 +42,7 @@ pub use access_log::{AccessEntry, Request, request_differences};
 pub use cache_client::CommandLoad;
 pub use capture::{Capture, CaptureSummary, TcpPacket};
 pub use client::{Connections, LoadReport};
+pub use command_log::{CommandLog, CommandServer, LoggedCommand};
 pub use counters::{counter, last_counters};
 pub use deploy::{
     EXIT_TIMEOUT, Family, Mode, READY_TIMEOUT, intercept_connections, stop_copy, stop_with_totals,
