@@ -22,9 +22,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    AccessEntry, Host, HttpRequest, Lab, Mode, Nginx, Request, SynFlood, caught_up,
-    keep_alive_rounds, open_connections, request_differences, settled, short_connections,
-    wait_until,
+    AccessEntry, Host, HttpRequest, Lab, Mode, Nginx, RequestKey, SynFlood, caught_up,
+    keep_alive_rounds, multiset_differences, open_connections, requests, settled,
+    short_connections, wait_until,
 };
 
 /// Copy's session cap for the test (one shard, so the cap is the whole table).
@@ -136,14 +136,14 @@ fn a_syn_flood_leaves_copy_bounded_and_real_sessions_replaying() {
         RECOVERY.saturating_sub(flood_ended.elapsed()),
         "the target to log the sessions opened after the flood",
         || {
-            let replayed: HashSet<Request> = target
+            let replayed: HashSet<RequestKey> = target
                 .access_entries()?
                 .iter()
-                .map(AccessEntry::request)
+                .map(AccessEntry::key)
                 .collect();
             Ok(after_flood
                 .iter()
-                .all(|entry| replayed.contains(&entry.request())))
+                .all(|entry| replayed.contains(&entry.key())))
         },
     );
     let recovered_in = flood_ended.elapsed();
@@ -175,7 +175,7 @@ fn a_syn_flood_leaves_copy_bounded_and_real_sessions_replaying() {
         expected,
         "the online server logs every request"
     );
-    let differences = request_differences(&online_log, &target_log, 10);
+    let differences = multiset_differences(&requests(&online_log), &requests(&target_log), 10);
     assert!(
         differences.is_empty(),
         "the target logged {} requests for the online server's {}; first differences \

@@ -2,7 +2,6 @@
 //! that `scripts/lab.sh nginx` configures (`ADDR:PORT METHOD URI STATUS REQUEST_LENGTH
 //! BYTES_SENT`).
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
@@ -57,52 +56,6 @@ fn parse_client(text: &str) -> Result<SocketAddr> {
         ip,
         port.parse().with_context(|| format!("port in {text:?}"))?,
     ))
-}
-
-/// A logged request with the client address left out (in assistant mode the target sees the
-/// client rewritten into 203.0.113.0/24, but with its own port): (port, method, path, status,
-/// request length, bytes sent).
-pub type Request = (u16, String, String, u16, u64, u64);
-
-impl AccessEntry {
-    /// This entry as a [`Request`].
-    pub fn request(&self) -> Request {
-        (
-            self.client.port(),
-            self.method.clone(),
-            self.uri.clone(),
-            self.status,
-            self.request_length,
-            self.bytes_sent,
-        )
-    }
-}
-
-/// Where two logs differ request by request, as multisets of [`Request`]s: up to `limit` of
-/// (request, count in `left`, count in `right`). Empty when both logged the very same requests.
-pub fn request_differences(
-    left: &[AccessEntry],
-    right: &[AccessEntry],
-    limit: usize,
-) -> Vec<(Request, usize, usize)> {
-    let counted = |entries: &[AccessEntry]| {
-        let mut counts = BTreeMap::<Request, usize>::new();
-        for entry in entries {
-            *counts.entry(entry.request()).or_default() += 1;
-        }
-        counts
-    };
-    let (left, right) = (counted(left), counted(right));
-    let count = |counts: &BTreeMap<Request, usize>, request| counts.get(request).copied();
-    left.keys()
-        .chain(right.keys().filter(|request| !left.contains_key(*request)))
-        .filter(|request| count(&left, request) != count(&right, request))
-        .take(limit)
-        .map(|request| {
-            let (l, r) = (count(&left, request), count(&right, request));
-            (request.clone(), l.unwrap_or(0), r.unwrap_or(0))
-        })
-        .collect()
 }
 
 impl Nginx {

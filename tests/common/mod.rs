@@ -38,7 +38,7 @@ mod slow_http;
 mod temp_dir;
 mod wait;
 
-pub use access_log::{AccessEntry, Request, request_differences};
+pub use access_log::AccessEntry;
 pub use cache_client::CommandLoad;
 pub use capture::{Capture, CaptureSummary, TcpPacket};
 pub use client::{Connections, LoadReport};
