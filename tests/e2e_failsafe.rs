@@ -9,14 +9,19 @@
 //! - Target mode, intercept killed with SIGKILL: the kernel drops what the rule queues to a
 //!   queue nobody reads (no `--queue-bypass`): the target keeps answering the copies (the
 //!   rule's packet count grows) and the real client receives not one packet from it.
+//! - Target mode with `--passlist`: a passlisted host talks to the target directly (its
+//!   replies are let through) while, in the same queue and at the same time, every reply to
+//!   the copies is dropped and the real client receives nothing.
 
 mod common;
 
 use std::time::Duration;
 
+use std::thread;
+
 use common::{
-    Connections, HTTP_PORT, Host, Lab, Mode, Proc, READY_TIMEOUT, caught_up, tcpcopy_bin,
-    wait_for_log,
+    AccessEntry, Connections, HTTP_PORT, Host, Lab, Mode, Proc, READY_TIMEOUT, caught_up,
+    multiset_differences, requests, stop_copy, tcpcopy_bin, wait_for_log, wait_for_sessions_to_end,
 };
 
 /// Client connections per load.
@@ -178,6 +183,79 @@ fn fs_sigkill_of_intercept_in_target_mode_leaks_nothing() {
     assert!(
         queued_after >= CONNECTIONS,
         "the target answered the copies after the kill: {queued_after} queued"
+    );
+    let summary = leaks.stop().unwrap();
+    assert_eq!(summary.dropped_by_kernel, 0, "{summary:?}");
+    let leaked = leaks.packets("").unwrap();
+    assert!(
+        leaked.is_empty(),
+        "the real client received {} packet(s) from the target: {leaked:?}",
+        leaked.len()
+    );
+}
+
+#[test]
+fn fs_a_passlisted_host_reaches_the_target_while_replies_to_copies_are_dropped() {
+    /// Requests of each load: the client's through copy and the passlisted host's direct.
+    const REQUESTS: usize = 300;
+    let lab = Lab::up("fspass", false).unwrap_or_else(|err| panic!("{err:#}"));
+    let online = lab.start_nginx(Host::Online).unwrap();
+    let target = lab.start_nginx(Host::Target).unwrap();
+    let mut leaks = lab
+        .capture(
+            Host::Client,
+            &format!("tcp and src host {}", Host::Target.addr()),
+        )
+        .unwrap();
+    let passlisted = Host::Online2.addr().to_string();
+    let _intercept = lab
+        .start_intercept_with(Mode::Target, HTTP_PORT, &["--passlist", &passlisted])
+        .unwrap();
+    let mut copy = lab
+        .start_copy(Host::Online, HTTP_PORT, Mode::Target, None, &[])
+        .unwrap();
+    let (replayed_load, direct_load) = thread::scope(|scope| {
+        let direct = scope.spawn(|| {
+            lab.http_load(
+                Host::Online2,
+                Host::Target.socket(HTTP_PORT),
+                REQUESTS,
+                Connections::Short,
+            )
+        });
+        let replayed = lab.http_load(
+            Host::Client,
+            Host::Online.socket(HTTP_PORT),
+            REQUESTS,
+            Connections::Short,
+        );
+        (replayed, direct.join().expect("the direct load panicked"))
+    });
+    replayed_load
+        .unwrap()
+        .assert_all_ok(REQUESTS, "client requests to the online server");
+    direct_load
+        .unwrap()
+        .assert_all_ok(REQUESTS, "the passlisted host's requests to the target");
+    caught_up(COUNT_TIMEOUT, 2 * REQUESTS, || target.access_count()).unwrap();
+    let ended = wait_for_sessions_to_end(&copy, COUNT_TIMEOUT);
+    let totals = stop_copy(&mut copy).unwrap_or_else(|err| panic!("{err:#}"));
+    ended.unwrap_or_else(|err| panic!("{err:#}; copy totals {totals:?}"));
+
+    let (direct, replayed): (Vec<AccessEntry>, Vec<AccessEntry>) = target
+        .access_entries()
+        .unwrap()
+        .into_iter()
+        .partition(|entry| entry.client.ip() == Host::Online2.addr());
+    assert_eq!(direct.len(), REQUESTS, "the passlisted host's requests");
+    let differences = multiset_differences(
+        &requests(&online.access_entries().unwrap()),
+        &requests(&replayed),
+        10,
+    );
+    assert!(
+        differences.is_empty(),
+        "replayed requests, online vs target: {differences:?}; copy totals {totals:?}"
     );
     let summary = leaks.stop().unwrap();
     assert_eq!(summary.dropped_by_kernel, 0, "{summary:?}");

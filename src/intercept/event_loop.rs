@@ -142,12 +142,20 @@ impl EventLoop {
         let mut polled: Vec<Polled> = Vec::new();
         let mut scratch = vec![0u8; READ_CHUNK];
         let mut next_expiry = Instant::now() + EXPIRE_EVERY;
+        // Sources whose last drain stopped at DRAIN_PER_TURN: what they hold may already be
+        // read from their descriptor (the `nfq` crate reads several packets at once), so they
+        // are drained again next turn without waiting for `poll` to say so.
+        let mut unfinished: Vec<usize> = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             self.fill_poll_set(&mut poll_set, &mut polled);
             let wake = self
                 .listener_resting_until
                 .map_or(next_expiry, |until| until.min(next_expiry));
-            let timeout = wake.saturating_duration_since(Instant::now());
+            let timeout = if unfinished.is_empty() {
+                wake.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
             if !poll(&mut poll_set, timeout).context("poll on intercept's sockets failed")? {
                 // A signal: look at the stop flag.
                 continue;
@@ -166,9 +174,15 @@ impl EventLoop {
                     Polled::Source(_) => {}
                 }
             }
+            let was_unfinished = std::mem::take(&mut unfinished);
             for (entry, what) in poll_set.iter().zip(&polled) {
-                if let (Polled::Source(index), true) = (*what, entry.revents != 0) {
-                    self.drain_source(index, timestamp_us, now)?;
+                let Polled::Source(index) = *what else {
+                    continue;
+                };
+                if (entry.revents != 0 || was_unfinished.contains(&index))
+                    && self.drain_source(index, timestamp_us, now)?
+                {
+                    unfinished.push(index);
                 }
             }
             self.switchboard.end_turn();
@@ -244,7 +258,8 @@ impl EventLoop {
         }
     }
 
-    fn drain_source(&mut self, index: usize, timestamp_us: u64, now: Instant) -> Result<()> {
+    /// Drains source `index`; true when it stopped at [`DRAIN_PER_TURN`] (more may wait).
+    fn drain_source(&mut self, index: usize, timestamp_us: u64, now: Instant) -> Result<bool> {
         let (switchboard, counters) = (&mut self.switchboard, &self.counters);
         let source = &mut self.sources[index];
         let taken = source.drain(DRAIN_PER_TURN, &mut |packet, headers| match headers {
@@ -256,7 +271,7 @@ impl EventLoop {
         });
         let taken = taken.with_context(|| format!("reply source {} failed", source.name()))?;
         counters.add(Counter::Captured, taken as u64);
-        Ok(())
+        Ok(taken == DRAIN_PER_TURN)
     }
 
     fn look_at_the_host(&mut self, now: Instant) {
@@ -297,6 +312,7 @@ mod tests {
     use crate::intercept::sources::ReplyHandler;
     use crate::packet::{self, Segment, SeqNum, TcpFlags, TcpOptions};
     use crate::proto::{self, Version};
+    use std::collections::VecDeque;
     use std::io::{Read, Write};
     use std::net::TcpStream;
     use std::os::fd::RawFd;
@@ -323,6 +339,36 @@ mod tests {
                 }
             }
             Ok(max)
+        }
+        fn kernel_dropped(&mut self) -> Option<u64> {
+            None
+        }
+    }
+
+    /// A reply source that, like the `nfq` crate, reads everything its descriptor holds into
+    /// a buffer of its own at the first drain: `poll` never reports the rest.
+    struct BufferingReplies {
+        socket: UnixDatagram,
+        buffered: VecDeque<Vec<u8>>,
+    }
+
+    impl ReplySource for BufferingReplies {
+        fn name(&self) -> &str {
+            "test buffering datagrams"
+        }
+        fn fd(&self) -> RawFd {
+            self.socket.as_raw_fd()
+        }
+        fn drain(&mut self, max: usize, handle: &mut ReplyHandler<'_>) -> Result<usize> {
+            let mut buffer = [0u8; 512];
+            while let Ok(n) = self.socket.recv(&mut buffer) {
+                self.buffered.push_back(buffer[..n].to_vec());
+            }
+            let handed = max.min(self.buffered.len());
+            for packet in self.buffered.drain(..handed) {
+                handle(&packet, packet::split_ip_headers(&packet));
+            }
+            Ok(handed)
         }
         fn kernel_dropped(&mut self) -> Option<u64> {
             None
@@ -500,6 +546,32 @@ mod tests {
             !matches!(stranger.read(&mut answer), Ok(n) if n > 0),
             "the stranger reads nothing but the close"
         );
+    }
+
+    #[test]
+    fn a_source_holding_more_than_a_turn_is_drained_without_waiting_for_poll() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (feed, socket) = UnixDatagram::pair().unwrap();
+        socket.set_nonblocking(true).unwrap();
+        // Two turns' worth already read, and one datagram that makes the descriptor readable.
+        let buffered: VecDeque<Vec<u8>> = (0..DRAIN_PER_TURN * 2).map(|_| syn_ack()).collect();
+        let queued = buffered.len() + 1;
+        feed.send(&syn_ack()).unwrap();
+        let counters = Arc::new(Counters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (loop_counters, loop_stop) = (Arc::clone(&counters), Arc::clone(&stop));
+        let running = thread::spawn(move || {
+            let source = BufferingReplies { socket, buffered };
+            let sources: Vec<Box<dyn ReplySource>> = vec![Box::new(source)];
+            EventLoop::new(listener, sources, loop_counters, PortGuard::default())?.run(&loop_stop)
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while counters.get(Counter::Captured) < queued as u64 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        stop.store(true, Ordering::Relaxed);
+        running.join().unwrap().unwrap();
+        assert_eq!(counters.get(Counter::Captured), queued as u64);
     }
 
     #[test]

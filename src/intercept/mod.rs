@@ -31,6 +31,7 @@ mod nfqueue;
 mod router;
 mod sources;
 mod switchboard;
+mod verdict_batch;
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::Arc;

@@ -5,9 +5,10 @@
 //! The iptables rule must not use `--queue-bypass`, and the queue is set fail-closed: with no
 //! reader bound, or the queue full, the kernel drops the replies too.
 //!
-//! Verdicts go one by one: the `nfq` crate (0.2) has no batch verdict
-//! (`NFQNL_MSG_VERDICT_BATCH`), so each packet's verdict is sent right after its headers are
-//! taken, within the same drain. The crate does not expose its netlink descriptor either;
+//! DROP verdicts go in batches ([`super::verdict_batch`]): one message for up to
+//! [`VERDICT_BATCH`] replies, and always before a drain returns, so a reply waits for its
+//! verdict no longer than the drain that read it. An ACCEPT (passlist) goes at once, one by one,
+//! through the `nfq` crate. The crate does not expose its netlink descriptor;
 //! [`NfQueueSource::open`] learns it from the kernel's lowest-free-descriptor rule and checks it.
 
 use std::io::{self, ErrorKind};
@@ -18,12 +19,16 @@ use anyhow::{Context, Result};
 use nfq::{Queue, Verdict};
 
 use super::sources::{ReplyHandler, ReplySource};
+use super::verdict_batch;
 use crate::capabilities::{self, Capability};
 use crate::packet;
 
 /// Bytes of each queued packet the kernel copies to us: enough for IPv6 + TCP headers with
 /// options and a reply payload prefix.
 const COPY_RANGE: u16 = 512;
+/// DROP verdicts held back at most before they go in one message. A packet counts in the
+/// queue's length until its verdict, so a batch stays far below the kernel's default of 1024.
+const VERDICT_BATCH: usize = 64;
 
 /// An NFQUEUE queue bound for reading replies.
 pub struct NfQueueSource {
@@ -151,38 +156,85 @@ impl ReplySource for NfQueueSource {
 
     /// Hands over each queued packet (an IP packet, possibly cut at the copy range) and gives
     /// it its verdict: DROP unless its destination is passlisted; unreadable packets are
-    /// dropped too.
+    /// dropped too. The DROPs of the packets read so far are sent before it returns, even when
+    /// reading failed.
     fn drain(&mut self, max: usize, handle: &mut ReplyHandler<'_>) -> Result<usize> {
-        for handed in 0..max {
-            let mut message = match self.queue.recv() {
+        let mut drops = PendingDrops::default();
+        let mut handed = 0;
+        let read = loop {
+            if handed == max {
+                break Ok(());
+            }
+            let message = match self.queue.recv() {
                 Ok(message) => message,
-                Err(err) if err.kind() == ErrorKind::WouldBlock => return Ok(handed),
+                Err(err) if err.kind() == ErrorKind::WouldBlock => break Ok(()),
                 Err(err) if err.kind() == ErrorKind::Interrupted => continue,
                 Err(err) => {
-                    return Err(err)
+                    break Err(err)
                         .with_context(|| format!("reading NFQUEUE queue {} failed", self.number));
                 }
             };
-            let packet = message.get_payload();
-            let headers = packet::split_ip_headers(packet);
-            let passed = headers
-                .as_ref()
-                .is_ok_and(|reply| self.passlist.contains(&reply.dst.ip()));
-            handle(packet, headers);
-            message.set_verdict(if passed {
-                Verdict::Accept
-            } else {
-                Verdict::Drop
-            });
-            self.queue.verdict(message).with_context(|| {
-                format!("giving a verdict on NFQUEUE queue {} failed", self.number)
-            })?;
-        }
-        Ok(max)
+            handed += 1;
+            if let Err(err) = self.hand_over(message, handle, &mut drops) {
+                break Err(err);
+            }
+        };
+        let sent = self.send_drops(&mut drops);
+        read.and(sent).map(|()| handed)
     }
 
     fn kernel_dropped(&mut self) -> Option<u64> {
         None
+    }
+}
+
+/// The DROP verdicts of a drain not sent yet: how many, and the id of the latest.
+#[derive(Default)]
+struct PendingDrops {
+    count: usize,
+    last_id: u32,
+}
+
+impl NfQueueSource {
+    /// Hands one queued packet to `handle`; an ACCEPT goes at once, a DROP joins `drops`,
+    /// which are sent once [`VERDICT_BATCH`] of them wait.
+    fn hand_over(
+        &mut self,
+        mut message: nfq::Message,
+        handle: &mut ReplyHandler<'_>,
+        drops: &mut PendingDrops,
+    ) -> Result<()> {
+        let packet = message.get_payload();
+        let headers = packet::split_ip_headers(packet);
+        let passed = headers
+            .as_ref()
+            .is_ok_and(|reply| self.passlist.contains(&reply.dst.ip()));
+        handle(packet, headers);
+        if passed {
+            message.set_verdict(Verdict::Accept);
+            return self.queue.verdict(message).with_context(|| {
+                format!(
+                    "letting a passlisted reply through NFQUEUE queue {} failed",
+                    self.number
+                )
+            });
+        }
+        drops.count += 1;
+        drops.last_id = message.get_packet_id();
+        if drops.count >= VERDICT_BATCH {
+            self.send_drops(drops)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the DROP verdicts waiting in `drops`, if any.
+    fn send_drops(&self, drops: &mut PendingDrops) -> Result<()> {
+        if drops.count == 0 {
+            return Ok(());
+        }
+        drops.count = 0;
+        verdict_batch::send_drop_through(self.fd, self.number, drops.last_id)
+            .with_context(|| format!("dropping replies on NFQUEUE queue {} failed", self.number))
     }
 }
 
