@@ -19,6 +19,7 @@
 //!
 //! - [`core`]: a shard's packet work without syscalls (parse, rewrite, sessions, emit).
 //! - [`sessions`]: the session table, its timers and the engine's output.
+//! - `slot`: what the table keeps of a session: all of it, or its time-wait record.
 //! - [`link`]: a shard's connection to one intercept.
 //! - [`sink`]: where copies go (raw sockets with `sendmmsg`, a pcap file, memory).
 //! - [`rewrite`]: `-x` (and each `--loop` round's client ports) applied to captured
@@ -42,6 +43,7 @@ pub mod rewrite;
 pub mod sessions;
 pub mod shard;
 pub mod sink;
+mod slot;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -24,6 +24,7 @@ use crate::stats::{Counter, LocalCounters};
 use super::admission::{Admission, AdmissionRules, RateVerdict};
 use super::replicas::{PortBook, ReplicaPlan};
 use super::sink::Outgoing;
+use super::slot::Slot;
 
 /// Session settings of a shard.
 #[derive(Debug, Clone)]
@@ -76,10 +77,8 @@ enum Opening {
 }
 
 struct Tracked {
-    /// Boxed: a table sized for its sessions (half its slots empty after it grows) then
-    /// costs a pointer per empty slot, not a whole session. Closed sessions stay for their
-    /// time-wait, thousands of them with short connections.
-    session: Box<Session>,
+    /// The session, or once it has ended the record of its time-wait.
+    session: Slot,
     origin: Origin,
     /// The deadline already queued in the timer heap, if any.
     scheduled: Option<Instant>,
@@ -334,7 +333,7 @@ impl SessionTable {
             client: claimed.client,
             target: captured.target,
         };
-        let session = Box::new(Session::new(
+        let session = Slot::new(Session::new(
             Arc::clone(&self.limits.session),
             now,
             replayed.client,
@@ -452,12 +451,13 @@ impl SessionTable {
         self.after_event(moved);
     }
 
-    /// Recounts a session's buffered bytes, then drops it if it finished or (re)queues its
-    /// timer.
+    /// Recounts a session's buffered bytes, keeps only its time-wait record once it has
+    /// ended, then drops it if it finished or (re)queues its timer.
     fn after_event(&mut self, key: Flow) {
         let Some(tracked) = self.sessions.get_mut(&key) else {
             return;
         };
+        tracked.session.compact();
         let finished = tracked.session.is_finished();
         let buffered = if finished {
             0
@@ -800,6 +800,66 @@ mod tests {
             table.timers.len()
         );
         assert_eq!(table.next_deadline(), Some(live));
+    }
+
+    /// The target's answer to the SYN from `port`: `flags`, acknowledging the SYN.
+    fn reply(port: u16, flags: TcpFlags) -> Segment {
+        let request = syn(port);
+        Segment {
+            src: request.dst,
+            dst: request.src,
+            seq: SeqNum(0),
+            ack: request.seq + 1u32,
+            flags,
+            ..request
+        }
+    }
+
+    #[test]
+    fn an_ended_session_keeps_only_its_time_wait_which_still_answers() {
+        let mut table = table(10);
+        let now = Instant::now();
+        table.on_client(now, &syn(40000), &[], false);
+        let key = table.live_flows().next().unwrap();
+        // The target refuses the connection: the session ends into its time-wait.
+        table.on_reply(now, &reply(40000, TcpFlags::RST | TcpFlags::ACK));
+        assert!(matches!(table.sessions[&key].session, Slot::Closed(_)));
+        assert_eq!(count(&mut table, Counter::HandshakesRefused), 1);
+        table.emitted().outgoing.clear();
+
+        // A late target segment gets a RST at its ACK number; late client data is dropped.
+        table.on_reply(now, &reply(40000, TcpFlags::ACK));
+        assert_eq!(table.emitted().outgoing.len(), 1);
+        table.on_client(now, &data(40000), b"late", false);
+        assert_eq!(count(&mut table, Counter::BytesNotReplayed), 4);
+        assert_eq!(
+            table.emitted().outgoing.len(),
+            1,
+            "nothing sent for late data"
+        );
+        table.emitted().outgoing.clear();
+
+        // A new SYN on the 4-tuple is a new connection, replayed by a whole session again.
+        let mut new_syn = syn(40000);
+        new_syn.seq = SeqNum(5000);
+        table.on_client(now, &new_syn, &[], false);
+        assert!(matches!(table.sessions[&key].session, Slot::Open(_)));
+        assert_eq!(table.emitted().outgoing.len(), 1, "its SYN");
+        assert_eq!(count(&mut table, Counter::SessionsOpened), 1);
+    }
+
+    #[test]
+    fn a_time_wait_record_ends_at_the_time_wait_and_gives_its_port_back() {
+        let mut table = table(10);
+        let now = Instant::now();
+        table.on_client(now, &syn(40000), &[], false);
+        table.on_reply(now, &reply(40000, TcpFlags::RST | TcpFlags::ACK));
+        let time_wait = SessionConfig::default().time_wait;
+        table.fire_timers(now + time_wait - std::time::Duration::from_millis(1));
+        assert_eq!(table.len(), 1, "still in time-wait");
+        table.fire_timers(now + time_wait);
+        assert!(table.is_empty() && table.next_deadline().is_none());
+        assert!(table.replayed.is_empty());
     }
 
     #[test]

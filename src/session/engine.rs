@@ -30,12 +30,13 @@ use super::event::{Event, Output};
 use super::pacing::{Pacer, PacingExpiry};
 use super::rtt::RttEstimator;
 use super::send_queue::{QueueFull, SendQueue};
+use super::time_wait::{self, TimeWait};
 use super::timers::{Timer, TimerTable};
 use super::timestamps::TimestampState;
 use crate::packet::{Segment, SeqNum, TcpOptions};
 
 /// TTL of the packets we make ourselves (TCPCopy uses 64 too).
-const OWN_TTL: u8 = 64;
+pub(super) const OWN_TTL: u8 = 64;
 /// Window we advertise when the client's own cannot be used (TCPCopy's choice).
 const DEFAULT_WINDOW: u16 = 65535;
 /// Duplicate acknowledgements that trigger a fast retransmit (RFC 5681 §3.2).
@@ -246,6 +247,22 @@ impl Session {
         self.state == State::Finished
     }
 
+    /// Once the session has ended and waits out its time-wait, all of it the rest of the
+    /// time-wait needs: the whole session may then be dropped for this record.
+    pub fn time_wait(&self) -> Option<TimeWait> {
+        if self.state != State::TimeWait {
+            return None;
+        }
+        let until = self.timers.deadline(Timer::TimeWait)?;
+        Some(TimeWait::new(
+            Arc::clone(&self.config),
+            (self.client, self.target),
+            until,
+            (self.advertised_window(), self.ip_id),
+            self.carried_data,
+        ))
+    }
+
     /// Client bytes the session holds: not yet acknowledged by the target, or waiting for a
     /// gap before them to fill.
     pub fn buffered_bytes(&self) -> usize {
@@ -281,12 +298,8 @@ impl Session {
             State::Unopened => self.open(now, segment, payload, out),
             // A new SYN on a finished 4-tuple is a new connection; anything else is late.
             State::TimeWait => {
-                if new_syn {
+                if time_wait::is_new_connection(segment, payload, out) {
                     self.restart(now, segment, payload, out);
-                } else if !payload.is_empty() {
-                    out.event(Event::LateClientDataDropped {
-                        bytes: payload.len(),
-                    });
                 }
             }
             // The client retransmitted its SYN: our own SYN timer covers it.
@@ -316,10 +329,8 @@ impl Session {
             State::Finished | State::Unopened => {}
             // RFC 9293 §3.10.7.1: a segment for a closed connection gets a RST.
             State::TimeWait => {
-                if !segment.flags.rst() {
-                    self.send_reset_reply(now, segment, out);
-                    out.event(Event::LateTargetPacketReset);
-                }
+                let (ends, window) = ((self.client, self.target), self.advertised_window());
+                time_wait::answer_late_reply(segment, ends, window, &mut self.ip_id, out);
             }
             State::SynSent => {
                 self.touch(now);

@@ -40,6 +40,8 @@
 //! - `pacing`: when the next request or close may go; `answer`: how much of the answer to the
 //!   request in flight the target has sent.
 //! - `rtt`: RFC 6298 round-trip estimation and retransmission timeout.
+//! - `time_wait`: what a closed connection answers, and the small record a table keeps of a
+//!   session in time-wait instead of the whole session.
 //! - `timers`: the session's deadlines.
 //! - `timestamps`: RFC 7323 TSval/TSecr of the replayed connection.
 //! - `config`, `event`: tunables and what a session reports.
@@ -52,12 +54,14 @@ mod event;
 mod pacing;
 mod rtt;
 mod send_queue;
+mod time_wait;
 mod timers;
 mod timestamps;
 
 pub use config::SessionConfig;
 pub use engine::Session;
 pub use event::{Event, Output, RecordingOutput};
+pub use time_wait::TimeWait;
 
 #[cfg(test)]
 mod sim;

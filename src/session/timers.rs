@@ -60,7 +60,12 @@ impl TimerTable {
 
     /// Whether `timer` is armed.
     pub fn is_set(&self, timer: Timer) -> bool {
-        self.deadlines[timer.index()].is_some()
+        self.deadline(timer).is_some()
+    }
+
+    /// When `timer` fires, if it is armed.
+    pub fn deadline(&self, timer: Timer) -> Option<Instant> {
+        self.deadlines[timer.index()]
     }
 
     /// The earliest deadline of all.

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use super::{ReceiveState, SendState, Session, State};
 use crate::packet::{Segment, SeqNum, TcpOptions, Timestamps};
+use crate::session::SessionConfig;
 use crate::session::event::{Event, Output};
 use crate::session::send_queue::SendQueue;
 use crate::session::timers::Timer;
@@ -168,8 +169,30 @@ impl Session {
             out.event(Event::PortReused);
             self.end(now, true, out);
         }
-        *self = Session::new(Arc::clone(&self.config), now, self.client, self.target);
-        self.note_client(now, segment);
-        self.open(now, segment, payload, out);
+        let config = Arc::clone(&self.config);
+        *self = Session::reopened(
+            config,
+            now,
+            (self.client, self.target),
+            segment,
+            payload,
+            out,
+        );
+    }
+
+    /// A new session on `ends` (client, target), opened by the client's `segment`: what a
+    /// new connection on a 4-tuple that had one becomes.
+    pub(in crate::session) fn reopened(
+        config: Arc<SessionConfig>,
+        now: Instant,
+        (client, target): (SocketAddr, SocketAddr),
+        segment: &Segment,
+        payload: &[u8],
+        out: &mut impl Output,
+    ) -> Session {
+        let mut session = Session::new(config, now, client, target);
+        session.note_client(now, segment);
+        session.open(now, segment, payload, out);
+        session
     }
 }

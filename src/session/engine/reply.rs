@@ -38,7 +38,7 @@ impl Session {
             // port, below).
             self.stale_reset = true;
             out.event(Event::StaleConnectionReset);
-            self.send_reset_reply(now, segment, out);
+            self.send_reset_reply(segment, out);
             self.start_connection(now, self.snd.isn, out);
             return;
         }

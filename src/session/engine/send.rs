@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::{ClientClose, DEFAULT_WINDOW, OWN_TTL, Session, State};
 use crate::packet::{Segment, SeqNum, TcpFlags, TcpOptions};
 use crate::session::event::{Event, Output};
+use crate::session::time_wait;
 use crate::session::timers::Timer;
 
 impl Session {
@@ -190,23 +191,12 @@ impl Session {
         out.transmit(&segment, &[]);
     }
 
-    /// RST answering a target packet of no connection of ours: a late one after the session
-    /// ended, or one of a stale connection (RFC 9293 §3.10.7.1 and §3.10.7.3: the sequence
-    /// number comes from its ACK field).
-    pub(super) fn send_reset_reply(
-        &mut self,
-        now: Instant,
-        reply: &Segment,
-        out: &mut impl Output,
-    ) {
-        let (seq, flags, ack) = if reply.flags.ack() {
-            (reply.ack, TcpFlags::RST, SeqNum(0))
-        } else {
-            (SeqNum(0), TcpFlags::RST | TcpFlags::ACK, reply.seq_end())
-        };
-        let mut segment = self.segment(now, seq, flags, 0, OWN_TTL);
-        segment.ack = ack;
-        segment.options.timestamps = None;
+    /// RST answering a target packet of a stale connection (RFC 9293 §3.10.7.3: the
+    /// sequence number comes from its ACK field).
+    pub(super) fn send_reset_reply(&mut self, reply: &Segment, out: &mut impl Output) {
+        let window = self.advertised_window();
+        let ip_id = self.next_ip_id();
+        let segment = time_wait::reset_reply(reply, self.client, self.target, window, ip_id);
         out.transmit(&segment, &[]);
     }
 
@@ -244,7 +234,7 @@ impl Session {
     /// The window we advertise. The engine, not the client, receives the target's data and
     /// takes it all at once, so the window never closes: the client's own (when its scaling
     /// matches what the target agreed) keeps the target's pace faithful, 65535 otherwise.
-    fn advertised_window(&self) -> u16 {
+    pub(super) fn advertised_window(&self) -> u16 {
         if self.client_window_valid {
             self.client_window
         } else {
