@@ -1,6 +1,6 @@
 //! A slot of a shard's session table: the whole [`Session`] while its connection lives, only
 //! its [`TimeWait`] record once it has ended. With short connections most of a table is
-//! sessions waiting out their time-wait, and the record is a tenth of a session's size.
+//! sessions waiting out their time-wait, and the record is about an eighth of a session.
 
 use std::net::SocketAddr;
 use std::time::Instant;
