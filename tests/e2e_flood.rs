@@ -12,7 +12,7 @@
 //!   request the online server logged, request by request;
 //! - new sessions opened after the flood replay again within [`RECOVERY`] of its end.
 //!
-//! Topology and addresses: `scripts/lab.sh`; the flood: `common::SynFlood`.
+//! Topology and addresses: `scripts/lab.sh`; the flood: `common::Flood` of `FloodShape::Syns`.
 
 mod common;
 
@@ -22,7 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    AccessEntry, Host, HttpRequest, Lab, Mode, Nginx, RequestKey, SynFlood, caught_up,
+    AccessEntry, Flood, FloodShape, Host, HttpRequest, Lab, Mode, Nginx, RequestKey, caught_up,
     keep_alive_rounds, multiset_differences, open_connections, requests, settled,
     short_connections, wait_until,
 };
@@ -91,9 +91,10 @@ fn a_syn_flood_leaves_copy_bounded_and_real_sessions_replaying() {
     let (flood, rounds) = thread::scope(|scope| {
         let flood = scope.spawn(|| {
             let report = lab.in_host(Host::Client, || {
-                SynFlood {
-                    target: online_addr,
-                    syns: FLOOD_SYNS,
+                Flood {
+                    server: online_addr,
+                    shape: FloodShape::Syns,
+                    segments: FLOOD_SYNS,
                     per_second: FLOOD_PER_SECOND,
                 }
                 .send()

@@ -201,6 +201,10 @@ impl EventLoop {
                 next_expiry = now + EXPIRE_EVERY;
             }
         }
+        // The totals logged at exit account for every reply: none left parked, the kernel's
+        // last drop count read.
+        self.switchboard.drop_parked_replies();
+        self.update_kernel_dropped();
         Ok(())
     }
 

@@ -59,6 +59,8 @@ const REPORTED: &[Counter] = &[
     Counter::FlowsRegistered,
     Counter::RepliesRouted,
     Counter::RepliesUnrouted,
+    Counter::RepliesParked,
+    Counter::ParkedRepliesDropped,
     Counter::RepliesDroppedSlowPeer,
     Counter::FlowsHeldByOtherCopy,
     Counter::RegistrationsOverLimit,

@@ -10,6 +10,8 @@
 //! Bounded against strangers: the routes are capped ([`RouterLimits::max_routes`]), and a
 //! flood of replies for flows nobody registered holds at most [`RouterLimits::max_parked`]
 //! parked replies, found by flow in constant time (a registration never scans the park).
+//! Every parked reply is either handed over at its registration or dropped (too old, room
+//! for a newer one, or [`Router::drop_parked`]), and each drop is reported to the caller.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -81,8 +83,6 @@ pub struct Router<R> {
     park_order: VecDeque<ParkedAt>,
     parked_len: usize,
     next_serial: u64,
-    /// Parked replies dropped because they waited too long or the park was full.
-    expired: u64,
 }
 
 impl<R> Router<R> {
@@ -94,7 +94,6 @@ impl<R> Router<R> {
             park_order: VecDeque::new(),
             parked_len: 0,
             next_serial: 0,
-            expired: 0,
         }
     }
 
@@ -144,10 +143,11 @@ impl<R> Router<R> {
 
     /// Keeps a reply of an unregistered flow until its registration arrives (a SYN-ACK or
     /// RST that overtook it, or a reply behind one); the oldest parked reply makes room when
-    /// the park is full.
-    pub fn park(&mut self, flow: Flow, reply: R, now: Instant) {
+    /// the park is full. Returns how many parked replies were dropped for it (0 or 1).
+    pub fn park(&mut self, flow: Flow, reply: R, now: Instant) -> u64 {
+        let mut dropped = 0;
         while self.park_order.len() >= self.limits.max_parked.max(1) {
-            self.drop_oldest_parked();
+            dropped += u64::from(self.drop_oldest_parked());
         }
         let serial = self.next_serial;
         self.next_serial += 1;
@@ -161,24 +161,36 @@ impl<R> Router<R> {
             .or_default()
             .push_back(Parked { serial, reply });
         self.parked_len += 1;
+        dropped
     }
 
-    /// Drops the reply at the head of the age order, if it still waits.
-    fn drop_oldest_parked(&mut self) {
+    /// Drops the reply at the head of the age order, if it still waits; returns whether one
+    /// was dropped (the entry may stand for a reply delivered since).
+    fn drop_oldest_parked(&mut self) -> bool {
         let Some(oldest) = self.park_order.pop_front() else {
-            return;
+            return false;
         };
         let Some(waiting) = self.parked.get_mut(&oldest.flow) else {
-            return;
+            return false;
         };
-        if waiting.front().is_some_and(|p| p.serial == oldest.serial) {
-            waiting.pop_front();
-            self.parked_len -= 1;
-            self.expired += 1;
-            if waiting.is_empty() {
-                self.parked.remove(&oldest.flow);
-            }
+        if waiting.front().is_none_or(|p| p.serial != oldest.serial) {
+            return false;
         }
+        waiting.pop_front();
+        self.parked_len -= 1;
+        if waiting.is_empty() {
+            self.parked.remove(&oldest.flow);
+        }
+        true
+    }
+
+    /// Drops every parked reply (intercept stops); returns how many there were.
+    pub fn drop_parked(&mut self) -> u64 {
+        let dropped = self.parked_len as u64;
+        self.parked.clear();
+        self.park_order.clear();
+        self.parked_len = 0;
+        dropped
     }
 
     /// Forgets one flow.
@@ -191,23 +203,21 @@ impl<R> Router<R> {
         self.routes.retain(|_, route| route.conn != conn);
     }
 
-    /// Drops parked replies and idle routes past their time; call now and then.
-    pub fn expire(&mut self, now: Instant) {
+    /// Drops parked replies and idle routes past their time; call now and then. Returns how
+    /// many parked replies were dropped.
+    pub fn expire(&mut self, now: Instant) -> u64 {
+        let mut dropped = 0;
         while self
             .park_order
             .front()
             .is_some_and(|p| now.saturating_duration_since(p.at) >= self.limits.park_for)
         {
-            self.drop_oldest_parked();
+            dropped += u64::from(self.drop_oldest_parked());
         }
         let idle = self.limits.idle_route;
         self.routes
             .retain(|_, route| now.saturating_duration_since(route.last_used) < idle);
-    }
-
-    /// Parked replies dropped so far.
-    pub fn expired(&self) -> u64 {
-        self.expired
+        dropped
     }
 
     pub fn route_count(&self) -> usize {
@@ -259,14 +269,44 @@ mod tests {
             ..RouterLimits::default()
         };
         let mut router = Router::new(limits);
-        for port in 1..=3 {
-            router.park(flow(port), port, now);
-        }
+        let dropped: Vec<u64> = (1..=3)
+            .map(|port| router.park(flow(port), port, now))
+            .collect();
+        assert_eq!(dropped, [0, 0, 1], "the third made room");
         assert_eq!(router.parked_count(), 2);
-        assert_eq!(router.expired(), 1);
-        router.expire(now + limits.park_for);
+        assert_eq!(router.expire(now + limits.park_for / 2), 0);
+        assert_eq!(router.expire(now + limits.park_for), 2);
         assert_eq!(router.parked_count(), 0);
-        assert_eq!(router.expired(), 3);
+    }
+
+    #[test]
+    fn every_parked_reply_is_delivered_or_reported_dropped_once() {
+        let now = Instant::now();
+        let limits = RouterLimits {
+            max_parked: 100,
+            ..RouterLimits::default()
+        };
+        let mut router = Router::new(limits);
+        let (mut parked, mut delivered, mut dropped) = (0u64, 0u64, 0u64);
+        for i in 0..10_000u16 {
+            let at = now + Duration::from_millis(u64::from(i));
+            dropped += router.park(flow(i % 700), i, at);
+            parked += 1;
+            if i % 13 == 0 {
+                delivered += router.register(flow(i % 700), 1, at).unwrap().len() as u64;
+                router.unregister(flow(i % 700));
+            }
+            if i % 1000 == 0 {
+                dropped += router.expire(at);
+            }
+        }
+        let left = router.parked_count() as u64;
+        assert!(left > 0 && left <= 100, "{left}");
+        assert_eq!(router.drop_parked(), left);
+        dropped += left;
+        assert_eq!(parked, delivered + dropped);
+        assert_eq!(router.parked_count(), 0);
+        assert!(!router.has_parked(&flow(1)));
     }
 
     #[test]

@@ -152,7 +152,9 @@ impl Switchboard {
                     packet: packet[..keep].to_vec(),
                     timestamp_us,
                 };
-                self.router.park(flow, parked, now);
+                self.counters.add(Counter::RepliesParked, 1);
+                let dropped = self.router.park(flow, parked, now);
+                self.counters.add(Counter::ParkedRepliesDropped, dropped);
             }
             None => self.counters.add(Counter::RepliesUnrouted, 1),
         }
@@ -357,7 +359,8 @@ impl Switchboard {
 
     /// Expires parked replies, idle routes and connections that did not open in time.
     pub fn expire(&mut self, now: Instant) {
-        self.router.expire(now);
+        let dropped = self.router.expire(now);
+        self.counters.add(Counter::ParkedRepliesDropped, dropped);
         let timed_out: Vec<(ConnId, HandshakeError)> = self
             .connections
             .iter_mut()
@@ -366,6 +369,12 @@ impl Switchboard {
         for (conn, err) in timed_out {
             self.refuse(conn, &err, now);
         }
+    }
+
+    /// Drops the replies still waiting for their registration, counted (intercept stops).
+    pub fn drop_parked_replies(&mut self) {
+        let dropped = self.router.drop_parked();
+        self.counters.add(Counter::ParkedRepliesDropped, dropped);
     }
 
     /// Forgets a connection and every flow it registered.
@@ -397,9 +406,13 @@ mod tests {
     const TARGET: &str = "198.51.100.30:80";
 
     fn reply(flags: TcpFlags) -> Vec<u8> {
+        reply_to(CLIENT.parse().unwrap(), flags)
+    }
+
+    fn reply_to(client: SocketAddr, flags: TcpFlags) -> Vec<u8> {
         let segment = Segment {
             src: TARGET.parse().unwrap(),
-            dst: CLIENT.parse().unwrap(),
+            dst: client,
             seq: SeqNum(7),
             ack: SeqNum(8),
             flags,
@@ -589,6 +602,58 @@ mod tests {
         let (mut board, _copies) = board_with_copies(ConnectionLimits::default(), 1);
         on_reply(&mut board, &reply(TcpFlags::ACK));
         assert_eq!(board.counters.get(Counter::RepliesUnrouted), 1);
+    }
+
+    #[test]
+    fn a_flood_of_replies_for_unknown_flows_is_counted_reply_by_reply() {
+        let (mut board, mut copies) = board_with_copies(ConnectionLimits::default(), 1);
+        let max_parked = RouterLimits::default().max_parked;
+        // More SYN-ACKs and RSTs than the park holds, each of its own flow, and data replies
+        // of flows nothing waits for; the copy's own flow among them.
+        let flood = max_parked + 1000;
+        let stranger = |n: usize| {
+            SocketAddr::from(([203, 0, 113, 1 + (n % 254) as u8], 1024 + (n / 254) as u16))
+        };
+        let now = Instant::now();
+        for n in 0..flood {
+            let flags = match n % 2 {
+                0 => TcpFlags::SYN | TcpFlags::ACK,
+                _ => TcpFlags::RST | TcpFlags::ACK,
+            };
+            let bytes = reply_to(stranger(n), flags);
+            board.on_reply(&bytes, &packet::split_ip_headers(&bytes).unwrap(), 0, now);
+        }
+        let syn_ack = reply(TcpFlags::SYN | TcpFlags::ACK);
+        on_reply(&mut board, &syn_ack);
+        for n in 0..100 {
+            let bytes = reply_to(stranger(flood + n), TcpFlags::ACK | TcpFlags::PSH);
+            board.on_reply(&bytes, &packet::split_ip_headers(&bytes).unwrap(), 0, now);
+        }
+        register(&mut board, copies[0].1);
+        board.end_turn();
+        assert_eq!(
+            &read_frame(&mut copies[0].0)[2..42],
+            &syn_ack[..],
+            "the copy's SYN-ACK made it"
+        );
+        let counters = Arc::clone(&board.counters);
+        let count = |counter| counters.get(counter);
+        assert_eq!(count(Counter::RepliesParked), flood as u64 + 1);
+        assert_eq!(
+            count(Counter::ParkedRepliesDropped),
+            1001,
+            "the oldest made room"
+        );
+        assert_eq!(count(Counter::RepliesUnrouted), 100);
+        assert_eq!(count(Counter::RepliesRouted), 1);
+        board.expire(now + RouterLimits::default().park_for / 2);
+        board.drop_parked_replies();
+        assert_eq!(
+            count(Counter::ParkedRepliesDropped),
+            flood as u64,
+            "every flood reply parked was dropped, once"
+        );
+        assert_eq!(board.router.parked_count(), 0);
     }
 
     #[test]

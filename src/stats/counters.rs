@@ -133,6 +133,13 @@ counters! {
     RepliesRouted => "replies_routed",
     /// Replies intercept could not route (no copy registered the flow).
     RepliesUnrouted => "replies_unrouted",
+    /// Replies of flows no copy had registered yet that intercept kept for a registration
+    /// that may follow: SYN-ACKs and RSTs (which can overtake it) and replies behind one.
+    /// Each ends routed (its registration came) or in parked_replies_dropped.
+    RepliesParked => "replies_parked",
+    /// Parked replies whose registration never came: dropped after 30 s, to make room for a
+    /// newer one in a full park (65,536), or when intercept stopped.
+    ParkedRepliesDropped => "parked_replies_dropped",
     /// Registrations intercept refused because another copy process holds the flow (the
     /// registering copy moves its session to another port).
     FlowsHeldByOtherCopy => "flows_held_by_other_copy",

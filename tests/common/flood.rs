@@ -1,11 +1,21 @@
-//! [`SynFlood`]: a bounded SYN flood from many distinct client ends inside the lab's client
-//! net (`203.0.113.0/24`), sent with a raw socket from the host it runs in (the lab's client).
+//! [`Flood`]: a bounded flood of TCP segments between a server and many distinct client ends
+//! inside the lab's client net (`203.0.113.0/24`), sent with a raw socket from the host it
+//! runs in. Its [`FloodShape`] says what the segments are:
 //!
-//! Each SYN has a 4-tuple no other SYN of the flood has, so every one is a new flow to copy;
-//! none is ever followed by an ACK or data (the online host's SYN-ACKs have no route back
-//! and die there). Bounded in count and paced to a rate, so it cannot take a whole core of a
-//! shared machine for long. It must run inside a lab host ([`super::Lab::in_host`]): its
-//! packets then stay in the lab.
+//! - [`FloodShape::Syns`]: SYNs from the client ends to the server (run it on the lab's
+//!   client, toward the online host: a SYN flood at copy). None is ever followed by an ACK or
+//!   data; the online host's SYN-ACKs have no route back and die there.
+//! - [`FloodShape::Replies`]: what a server sends back, from the server to the client ends:
+//!   SYN-ACKs, RSTs and data segments in turn (run it on the target, from its own address
+//!   and port: the target routes the client net via the assistant, so they travel the path
+//!   its real replies take, to intercept's capture, for flows no copy ever registered).
+//!
+//! Each segment has a 4-tuple no other segment of the flood has, so every one is a flow of
+//! its own; client ports start at [`FIRST_PORT`] and stay below the ephemeral range (at most
+//! 1024 + 1,000,000 / 254 = 4961 for a million), so they never meet a real client's flow.
+//! Bounded in count and paced to a rate, so it cannot take a whole core of a shared machine
+//! for long. It must run inside a lab host ([`super::Lab::in_host`]): its packets then stay
+//! in the lab.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::thread;
@@ -15,56 +25,93 @@ use anyhow::{Context, Result, ensure};
 use tcpcopy::packet::{Segment, SeqNum, TcpFlags, TcpOptions, emit_ip};
 use tcpcopy::replay::sink::{Outgoing, PacketSink, RawSocketSink};
 
-/// Host numbers the flood's sources take in the client net: 203.0.113.1 to .254.
-const SOURCE_HOSTS: u32 = 254;
-/// The first source port (below it, ports some stacks treat as special).
+/// Host numbers the flood's client ends take in the client net: 203.0.113.1 to .254.
+const CLIENT_HOSTS: u32 = 254;
+/// The first client port (below it, ports some stacks treat as special).
 const FIRST_PORT: u32 = 1024;
-/// SYNs sent between two checks of the pace.
+/// Segments sent between two checks of the pace.
 const BATCH: usize = 256;
+/// The payload of each data segment of [`FloodShape::Replies`]: a response's first bytes.
+const DATA: &[u8] = b"HTTP/1.1 200 OK\r\nServer: a stranger\r\nContent-Length: 0\r\n\r\n";
 
-/// A flood of `syns` SYNs toward `target`, at most `per_second` of them each second.
+/// What a flood's segments are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FloodShape {
+    /// SYNs from the client ends to the server.
+    Syns,
+    /// SYN-ACKs, RSTs and data segments from the server to the client ends, in turn.
+    Replies,
+}
+
+/// One kind of segment a flood sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentKind {
+    /// A SYN opening a connection to the server.
+    Syn,
+    /// The server's SYN-ACK.
+    SynAck,
+    /// The server's RST (with ACK, as the answer to a SYN).
+    Rst,
+    /// The server's ACK carrying data.
+    Data,
+}
+
+impl FloodShape {
+    /// The kinds of segment, in the order the flood sends them round after round.
+    pub fn kinds(self) -> &'static [SegmentKind] {
+        match self {
+            FloodShape::Syns => &[SegmentKind::Syn],
+            FloodShape::Replies => &[SegmentKind::SynAck, SegmentKind::Rst, SegmentKind::Data],
+        }
+    }
+}
+
+/// A flood of `segments` segments of `shape` between `server` and the client net, at most
+/// `per_second` of them each second.
 #[derive(Clone, Copy, Debug)]
-pub struct SynFlood {
-    pub target: SocketAddrV4,
-    pub syns: usize,
+pub struct Flood {
+    pub server: SocketAddrV4,
+    pub shape: FloodShape,
+    pub segments: usize,
     pub per_second: usize,
 }
 
 /// What a flood sent.
 #[derive(Clone, Copy, Debug)]
 pub struct FloodReport {
-    /// SYNs the raw socket accepted.
+    /// Segments the raw socket accepted.
     pub sent: usize,
-    /// SYNs it refused (e.g. ENOBUFS), which never left.
+    /// Segments it refused (e.g. ENOBUFS), which never left.
     pub failed: usize,
     /// How long sending them took.
     pub took: Duration,
 }
 
-impl SynFlood {
-    /// The largest flood with distinct 4-tuples: every source host with every port from
+impl Flood {
+    /// The largest flood with distinct 4-tuples: every client host with every port from
     /// [`FIRST_PORT`].
-    pub const MAX_SYNS: usize = (SOURCE_HOSTS * (65536 - FIRST_PORT)) as usize;
+    pub const MAX_SEGMENTS: usize = (CLIENT_HOSTS * (65536 - FIRST_PORT)) as usize;
 
-    /// Sends the flood from the current network namespace and returns once every SYN went.
+    /// Sends the flood from the current network namespace and returns once every segment
+    /// went.
     pub fn send(&self) -> Result<FloodReport> {
         ensure!(
-            self.syns <= Self::MAX_SYNS && self.per_second > 0,
-            "a flood of {} SYNs at {}/s: at most {} distinct flows, at a rate above 0",
-            self.syns,
+            self.segments <= Self::MAX_SEGMENTS && self.per_second > 0,
+            "a flood of {} segments at {}/s: at most {} distinct flows, at a rate above 0",
+            self.segments,
             self.per_second,
-            Self::MAX_SYNS
+            Self::MAX_SEGMENTS
         );
         let mut sink = RawSocketSink::open()?;
         let mut batch = Outgoing::default();
         let (mut sent, mut failed) = (0, 0);
         let start = Instant::now();
-        for first in (0..self.syns).step_by(BATCH) {
+        for first in (0..self.segments).step_by(BATCH) {
             batch.clear();
-            for n in first..(first + BATCH).min(self.syns) {
-                let syn = self.nth_syn(n);
-                emit_ip(&syn, &[], batch.push(syn.dst.ip()))
-                    .with_context(|| format!("building flood SYN {n}"))?;
+            for n in first..(first + BATCH).min(self.segments) {
+                let (segment, payload) = self.nth(n);
+                emit_ip(&segment, payload, batch.push(segment.dst.ip()))
+                    .with_context(|| format!("building flood segment {n}"))?;
             }
             sent += sink.send_batch(&batch, &mut |_, _| failed += 1);
             // Paced: the next batch waits until the rate allows it.
@@ -80,28 +127,72 @@ impl SynFlood {
         })
     }
 
-    /// SYN number `n`: its source host cycles fastest, then its port, so every `n` below
-    /// [`Self::MAX_SYNS`] has its own 4-tuple.
-    fn nth_syn(&self, n: usize) -> Segment {
+    /// How many segments of the flood are of `kind`.
+    pub fn count(&self, kind: SegmentKind) -> usize {
+        let kinds = self.shape.kinds();
+        kinds.iter().position(|&k| k == kind).map_or(0, |index| {
+            self.segments / kinds.len() + usize::from(index < self.segments % kinds.len())
+        })
+    }
+
+    /// Segment number `n` and its payload: its client end's host cycles fastest, then its
+    /// port, so every `n` below [`Self::MAX_SEGMENTS`] has its own 4-tuple; its kind is the
+    /// shape's `n`-th in turn.
+    fn nth(&self, n: usize) -> (Segment, &'static [u8]) {
+        let kinds = self.shape.kinds();
+        let kind = kinds[n % kinds.len()];
         let n = n as u32;
-        let host = 1 + n % SOURCE_HOSTS;
-        let port = (FIRST_PORT + n / SOURCE_HOSTS) as u16;
-        let source = Ipv4Addr::from(u32::from(Ipv4Addr::new(203, 0, 113, 0)) + host);
-        Segment {
-            src: SocketAddr::from((source, port)),
-            dst: self.target.into(),
-            seq: SeqNum(n.wrapping_mul(2_654_435_761)),
-            ack: SeqNum(0),
-            flags: TcpFlags::SYN,
+        let host = 1 + n % CLIENT_HOSTS;
+        let port = (FIRST_PORT + n / CLIENT_HOSTS) as u16;
+        let client = Ipv4Addr::from(u32::from(Ipv4Addr::new(203, 0, 113, 0)) + host);
+        let client = SocketAddr::from((client, port));
+        let server = SocketAddr::from(self.server);
+        let seq = SeqNum(n.wrapping_mul(2_654_435_761));
+        let ack = SeqNum(n.wrapping_mul(40_503).wrapping_add(1));
+        let mss = TcpOptions {
+            mss: Some(1460),
+            ..TcpOptions::default()
+        };
+        let (src, dst, flags, ack, options, payload) = match kind {
+            SegmentKind::Syn => (client, server, TcpFlags::SYN, SeqNum(0), mss, &[][..]),
+            SegmentKind::SynAck => (
+                server,
+                client,
+                TcpFlags::SYN | TcpFlags::ACK,
+                ack,
+                mss,
+                &[][..],
+            ),
+            SegmentKind::Rst => (
+                server,
+                client,
+                TcpFlags::RST | TcpFlags::ACK,
+                ack,
+                TcpOptions::default(),
+                &[][..],
+            ),
+            SegmentKind::Data => (
+                server,
+                client,
+                TcpFlags::PSH | TcpFlags::ACK,
+                ack,
+                TcpOptions::default(),
+                DATA,
+            ),
+        };
+        let segment = Segment {
+            src,
+            dst,
+            seq,
+            ack,
+            flags,
             window: 64_240,
-            options: TcpOptions {
-                mss: Some(1460),
-                ..TcpOptions::default()
-            },
+            options,
             ip_id: n as u16,
             ttl: 64,
-            payload_len: 0,
-        }
+            payload_len: payload.len(),
+        };
+        (segment, payload)
     }
 }
 
@@ -111,20 +202,75 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn every_syn_of_a_flood_is_its_own_flow_inside_the_client_net() {
-        let flood = SynFlood {
-            target: SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 20), 80),
-            syns: 100_000,
-            per_second: 1,
-        };
-        let sources: HashSet<SocketAddr> = (0..flood.syns).map(|n| flood.nth_syn(n).src).collect();
-        assert_eq!(sources.len(), flood.syns);
-        assert!(sources.iter().all(|source| match source.ip() {
+    fn in_client_net(addr: &SocketAddr) -> bool {
+        match addr.ip() {
             std::net::IpAddr::V4(ip) => ip.octets()[..3] == [203, 0, 113] && ip.octets()[3] != 0,
             std::net::IpAddr::V6(_) => false,
-        }));
-        let last = flood.nth_syn(SynFlood::MAX_SYNS - 1).src;
+        }
+    }
+
+    #[test]
+    fn every_syn_of_a_flood_is_its_own_flow_inside_the_client_net() {
+        let flood = Flood {
+            server: SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 20), 80),
+            shape: FloodShape::Syns,
+            segments: 100_000,
+            per_second: 1,
+        };
+        let sources: HashSet<SocketAddr> =
+            (0..flood.segments).map(|n| flood.nth(n).0.src).collect();
+        assert_eq!(sources.len(), flood.segments);
+        assert!(sources.iter().all(in_client_net));
+        assert_eq!(flood.count(SegmentKind::Syn), flood.segments);
+        let last = flood.nth(Flood::MAX_SEGMENTS - 1).0.src;
         assert_eq!(last, SocketAddr::from(([203, 0, 113, 254], 65535)));
+    }
+
+    #[test]
+    fn a_reply_flood_comes_from_the_server_to_flows_of_their_own_in_turn() {
+        let server = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 30), 80);
+        let flood = Flood {
+            server,
+            shape: FloodShape::Replies,
+            segments: 100_001,
+            per_second: 1,
+        };
+        let segments: Vec<(Segment, &[u8])> = (0..flood.segments).map(|n| flood.nth(n)).collect();
+        assert!(
+            segments
+                .iter()
+                .all(|(s, _)| s.src == SocketAddr::from(server))
+        );
+        let clients: HashSet<SocketAddr> = segments.iter().map(|(s, _)| s.dst).collect();
+        assert_eq!(clients.len(), flood.segments);
+        assert!(clients.iter().all(in_client_net));
+        let flags: Vec<TcpFlags> = segments[..4].iter().map(|(s, _)| s.flags).collect();
+        assert_eq!(
+            flags,
+            [
+                TcpFlags::SYN | TcpFlags::ACK,
+                TcpFlags::RST | TcpFlags::ACK,
+                TcpFlags::PSH | TcpFlags::ACK,
+                TcpFlags::SYN | TcpFlags::ACK,
+            ]
+        );
+        assert!(
+            segments
+                .iter()
+                .all(|(s, payload)| s.payload_len == payload.len())
+        );
+        let counts = [
+            SegmentKind::SynAck,
+            SegmentKind::Rst,
+            SegmentKind::Data,
+            SegmentKind::Syn,
+        ]
+        .map(|kind| flood.count(kind));
+        assert_eq!(counts, [33_334, 33_334, 33_333, 0]);
+        let highest_port = clients.iter().map(SocketAddr::port).max();
+        assert!(
+            highest_port < Some(32_768),
+            "below the ephemeral ports: {highest_port:?}"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Faults put on the replay path of a lab, all with netfilter rules on the target (the lab's
 //! kernel has no netem qdisc): random loss with the `statistic` match, and packets queued to
-//! a [`super::reorder::Reorderer`]. Each applies to one [`Link`]; what the rules did is read
-//! back from their own packet counters. Also what the target's kernel tells about it: its TCP
+//! a [`super::reorder::Reorderer`], or only counted. Each applies to one [`Link`]; what the
+//! rules did is read back from their own packet counters. Also what the target's kernel tells about it: its TCP
 //! retransmissions and the connections it still holds.
 
 use anyhow::{Context, Result, ensure};
@@ -60,9 +60,9 @@ impl Lab {
     /// Drops `link`'s packets of the service on `port` at random with `probability`, and
     /// counts every packet of the link (`iptables -m statistic --mode random`).
     pub fn lose_randomly(&self, link: Link, port: u16, probability: f64) -> Result<()> {
-        let port = port.to_string();
+        let service = port.to_string();
         let probability = probability.to_string();
-        let matches = link.matches(&port);
+        let matches = link.matches(&service);
         let drop = [
             &["iptables", "-I", link.chain(), "1"][..],
             &matches,
@@ -79,9 +79,16 @@ impl Lab {
         .concat();
         self.run_ok(Host::Target, &drop)
             .context("adding the loss rule")?;
+        self.count_link(link, port)
+    }
+
+    /// Counts every packet of `link` for the service on `port` (a rule ahead of any other of
+    /// `link`'s chain), read back with [`Lab::link_packets`].
+    pub fn count_link(&self, link: Link, port: u16) -> Result<()> {
+        let port = port.to_string();
         let seen = [
             &["iptables", "-I", link.chain(), "1"][..],
-            &matches,
+            &link.matches(&port),
             &["-m", "comment", "--comment", SEEN_COMMENT],
         ]
         .concat();
@@ -90,26 +97,33 @@ impl Lab {
         Ok(())
     }
 
+    /// The packets [`Lab::count_link`] counted on `link` so far.
+    pub fn link_packets(&self, link: Link) -> Result<u64> {
+        self.rule_packets(link, SEEN_COMMENT)
+    }
+
     /// What the loss rules of `link` counted so far.
     pub fn loss_counts(&self, link: Link) -> Result<LossCounts> {
+        Ok(LossCounts {
+            seen: self.rule_packets(link, SEEN_COMMENT)?,
+            dropped: self.rule_packets(link, DROP_COMMENT)?,
+        })
+    }
+
+    /// The packet counter of `link`'s rule marked with `comment`.
+    fn rule_packets(&self, link: Link, comment: &str) -> Result<u64> {
         let listing = self.run_ok(
             Host::Target,
             &["iptables", "-L", link.chain(), "-v", "-x", "-n"],
         )?;
-        let packets = |comment: &str| -> Result<u64> {
-            let line = listing
-                .lines()
-                .find(|line| line.contains(&format!("/* {comment} */")))
-                .with_context(|| format!("no {comment} rule in:\n{listing}"))?;
-            let first = line.split_whitespace().next().unwrap_or_default();
-            first
-                .parse()
-                .with_context(|| format!("packet count of {line:?}"))
-        };
-        Ok(LossCounts {
-            seen: packets(SEEN_COMMENT)?,
-            dropped: packets(DROP_COMMENT)?,
-        })
+        let line = listing
+            .lines()
+            .find(|line| line.contains(&format!("/* {comment} */")))
+            .with_context(|| format!("no {comment} rule in:\n{listing}"))?;
+        let first = line.split_whitespace().next().unwrap_or_default();
+        first
+            .parse()
+            .with_context(|| format!("packet count of {line:?}"))
     }
 
     /// Queues `link`'s packets of the service on `port` to NFQUEUE `queue` (a reorderer's;

@@ -48,7 +48,7 @@ pub use deploy::{
     EXIT_TIMEOUT, Family, Mode, READY_TIMEOUT, intercept_connections, stop_copy, stop_with_totals,
     wait_for_log,
 };
-pub use flood::{FloodReport, SynFlood};
+pub use flood::{Flood, FloodReport, FloodShape, SegmentKind};
 pub use held::HeldHttp;
 pub use host::{CLIENT_NET, CLIENT_NET6, Host};
 pub use http::{

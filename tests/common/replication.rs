@@ -73,6 +73,11 @@ impl Replication {
         &self.copy
     }
 
+    /// The intercept process.
+    pub fn intercept(&self) -> &Proc {
+        &self.intercept
+    }
+
     /// Stops copy, then intercept, with SIGINT; both must exit 0 and log their totals.
     pub fn stop(mut self) -> Result<Totals> {
         let copy = stop_with_totals(&mut self.copy, "copy")?;
