@@ -20,7 +20,7 @@ use std::time::Duration;
 use std::thread;
 
 use common::{
-    AccessEntry, Connections, HTTP_PORT, Host, Lab, Mode, Proc, READY_TIMEOUT, caught_up,
+    AccessEntry, Capture, Connections, HTTP_PORT, Host, Lab, Mode, Proc, READY_TIMEOUT, caught_up,
     multiset_differences, requests, stop_copy, tcpcopy_bin, wait_for_log, wait_for_sessions_to_end,
 };
 
@@ -155,12 +155,7 @@ fn fs_sigkill_of_intercept_in_target_mode_leaks_nothing() {
     let _online = lab.start_nginx(Host::Online).unwrap();
     let target = lab.start_nginx(Host::Target).unwrap();
     // Whatever the target sends the real client, the whole test long.
-    let mut leaks = lab
-        .capture(
-            Host::Client,
-            &format!("tcp and src host {}", Host::Target.addr()),
-        )
-        .unwrap();
+    let mut leaks = capture_leaks(&lab);
     let mut intercept = lab.start_intercept(Mode::Target, HTTP_PORT).unwrap();
     let _copy = lab
         .start_copy(Host::Online, HTTP_PORT, Mode::Target, None, &[])
@@ -184,14 +179,7 @@ fn fs_sigkill_of_intercept_in_target_mode_leaks_nothing() {
         queued_after >= CONNECTIONS,
         "the target answered the copies after the kill: {queued_after} queued"
     );
-    let summary = leaks.stop().unwrap();
-    assert_eq!(summary.dropped_by_kernel, 0, "{summary:?}");
-    let leaked = leaks.packets("").unwrap();
-    assert!(
-        leaked.is_empty(),
-        "the real client received {} packet(s) from the target: {leaked:?}",
-        leaked.len()
-    );
+    assert_nothing_leaked(&mut leaks);
 }
 
 #[test]
@@ -201,12 +189,7 @@ fn fs_a_passlisted_host_reaches_the_target_while_replies_to_copies_are_dropped()
     let lab = Lab::up("fspass", false).unwrap_or_else(|err| panic!("{err:#}"));
     let online = lab.start_nginx(Host::Online).unwrap();
     let target = lab.start_nginx(Host::Target).unwrap();
-    let mut leaks = lab
-        .capture(
-            Host::Client,
-            &format!("tcp and src host {}", Host::Target.addr()),
-        )
-        .unwrap();
+    let mut leaks = capture_leaks(&lab);
     let passlisted = Host::Online2.addr().to_string();
     let _intercept = lab
         .start_intercept_with(Mode::Target, HTTP_PORT, &["--passlist", &passlisted])
@@ -257,6 +240,21 @@ fn fs_a_passlisted_host_reaches_the_target_while_replies_to_copies_are_dropped()
         differences.is_empty(),
         "replayed requests, online vs target: {differences:?}; copy totals {totals:?}"
     );
+    assert_nothing_leaked(&mut leaks);
+}
+
+/// Captures whatever the target sends the real client, from now on.
+fn capture_leaks(lab: &Lab) -> Capture {
+    lab.capture(
+        Host::Client,
+        &format!("tcp and src host {}", Host::Target.addr()),
+    )
+    .unwrap()
+}
+
+/// Stops `leaks` and checks that the real client received not one packet from the target
+/// (and that the capture itself lost none).
+fn assert_nothing_leaked(leaks: &mut Capture) {
     let summary = leaks.stop().unwrap();
     assert_eq!(summary.dropped_by_kernel, 0, "{summary:?}");
     let leaked = leaks.packets("").unwrap();
