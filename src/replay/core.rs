@@ -179,7 +179,7 @@ mod tests {
         );
         let emitted = core.emitted();
         assert_eq!(emitted.outgoing.len(), 1);
-        let (dst, bytes) = emitted.outgoing.iter().next().unwrap();
+        let (dst, bytes) = &emitted.outgoing.packets()[0];
         assert_eq!(dst.to_string(), "198.51.100.30");
         let (segment, _) = packet::parse_ip(bytes).unwrap();
         assert_eq!(segment.dst, "198.51.100.30:8080".parse().unwrap());

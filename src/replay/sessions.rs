@@ -726,6 +726,7 @@ mod tests {
         let resets = table
             .emitted()
             .outgoing
+            .packets()
             .iter()
             .filter(|(_, bytes)| packet::parse_ip(bytes).is_ok_and(|(s, _)| s.flags.rst()))
             .count();

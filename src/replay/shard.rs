@@ -3,9 +3,10 @@
 //! session, send) with no hand-off to another thread.
 //!
 //! A loop turn: empty the capture rings into the shard's backlog, work through it in chunks
-//! (emptying the rings again before each chunk, and sending what a chunk emitted with one
-//! batched call), read what the intercepts sent, fire due timers, then send what is left and
-//! queue the new registrations on every link with one write each. Only when a turn found
+//! (emptying the rings again before each chunk, and sending what a chunk emitted with
+//! batched calls), read what the intercepts sent, fire due timers, then send what is left and
+//! queue the new registrations on every link with one write each. A long send empties the
+//! rings between its batches (see the `intake` module). Only when a turn found
 //! nothing to do does the loop wait, and never past the next deadline.
 //!
 //! Overload: the capture timestamps say how far behind the shard is. While it is more than
@@ -21,20 +22,20 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
-use crate::capture::{Next, POLL_INTERVAL, PacketSource};
-use crate::packet::LinkType;
+use crate::capture::{POLL_INTERVAL, PacketSource};
 use crate::poll::{poll, pollfd};
 use crate::stats::{Counter, Counters, LocalCounters};
 
-use super::backlog::Backlog;
 use super::core::ShardCore;
 use super::feed::OfflineFeed;
 use super::link::Link;
 use super::rewrite::Repetition;
 use super::sink::PacketSink;
 
+mod intake;
 mod offline;
 
+use intake::Intake;
 use offline::OfflineReplay;
 
 /// Capture lag beyond which new sessions are shed. A shard sends a packet when it processes
@@ -61,19 +62,11 @@ const SHARD_REPORTED: &[Counter] = &[
 const FRAMES_PER_CHUNK: usize = 64;
 /// Chunks of work per loop turn.
 const CHUNKS_PER_TURN: usize = 8;
-/// Bytes of captured frames a shard holds in memory at most (a burst; see [`Backlog`]).
-const BACKLOG_BYTES: usize = 32 << 20;
-
-/// A live capture and what the shard knows about it.
-struct Source {
-    capture: Box<dyn PacketSource>,
-    link: LinkType,
-    /// Frames may wait in it: the last wait found it readable, or the shard has not waited
-    /// since it last found frames there. Reading an empty libpcap ring costs a `poll(2)`.
-    ready: bool,
-    /// The kernel's drop count already added to the counters.
-    dropped_reported: u64,
-}
+/// Packets sent between two looks at the capture rings while a shard sends: one
+/// `sendmmsg(2)`. Sending the copies of a 1 MB body takes ~700 packets; in a lab, where each
+/// send also runs the target's receive path, thousands of them took 88 ms, in which a fast
+/// upload overflowed a 16 MiB ring.
+const PACKETS_PER_SEND: usize = 64;
 
 /// Where a shard's client packets come from.
 pub enum Feed {
@@ -104,15 +97,11 @@ pub struct ShardStatus {
 pub struct Shard {
     index: usize,
     core: ShardCore,
-    /// Live captures (none offline).
-    sources: Vec<Source>,
+    /// Live captures and the frames taken from them (none offline).
+    intake: Intake,
     offline: Option<OfflineReplay>,
     links: Vec<Link>,
     sink: Box<dyn PacketSink>,
-    /// Live frames taken from the rings, waiting to be processed.
-    backlog: Backlog,
-    /// The largest frame a capture can deliver (its snap length).
-    max_frame: usize,
     shedding: bool,
     counters: LocalCounters,
     shared: Arc<Counters>,
@@ -150,32 +139,13 @@ impl Shard {
             Feed::Live(captures) => (captures, None),
             Feed::Offline(feed) => (Vec::new(), Some(OfflineReplay::new(*feed, Instant::now()))),
         };
-        let max_frame = captures
-            .iter()
-            .map(|c| c.max_frame_len())
-            .max()
-            .unwrap_or(0);
-        let mut sources = Vec::with_capacity(captures.len());
-        for capture in captures {
-            let dlt = capture.datalink();
-            let link = LinkType::from_dlt(dlt)
-                .with_context(|| format!("{}: unsupported link type {dlt}", capture.name()))?;
-            sources.push(Source {
-                capture,
-                link,
-                ready: true,
-                dropped_reported: 0,
-            });
-        }
         Ok(Shard {
             index,
             core,
-            sources,
+            intake: Intake::new(captures)?,
             offline,
             links,
             sink,
-            backlog: Backlog::new(BACKLOG_BYTES),
-            max_frame,
             shedding: false,
             counters: LocalCounters::default(),
             shared,
@@ -220,7 +190,7 @@ impl Shard {
                 self.index
             );
         }
-        self.flush(Instant::now());
+        let flushed = self.flush(Instant::now());
         self.publish_counters();
         log::info!(
             "shard {} totals: {}",
@@ -230,7 +200,7 @@ impl Shard {
         if let Some(offline) = &self.offline {
             offline.log_summary(self.index);
         }
-        result
+        result.and(flushed)
     }
 
     /// One loop turn. Returns whether it found work that may not be finished (then the
@@ -252,7 +222,7 @@ impl Shard {
             self.core.sessions().fire_timers(Instant::now());
         }
         let now = Instant::now();
-        self.flush(now);
+        self.flush(now)?;
         if now >= self.next_publish {
             self.publish_counters();
             self.next_publish = now + PUBLISH_INTERVAL;
@@ -265,14 +235,14 @@ impl Shard {
     /// whether work is left for the next turn.
     fn work_captures(&mut self) -> Result<bool> {
         for _ in 0..CHUNKS_PER_TURN {
-            self.empty_rings()?;
-            if self.backlog.is_empty() {
+            self.intake.empty_rings()?;
+            if self.intake.backlog().is_empty() {
                 return Ok(false);
             }
             let now = Instant::now();
             let mut taken = 0;
             while taken < FRAMES_PER_CHUNK {
-                let Some(frame) = self.backlog.pop() else {
+                let Some(frame) = self.intake.backlog().pop() else {
                     break;
                 };
                 if taken == 0 {
@@ -285,35 +255,16 @@ impl Shard {
                     Repetition::default(),
                     self.shedding,
                 );
-                self.backlog.recycle(frame);
+                self.intake.backlog().recycle(frame);
                 taken += 1;
             }
-            self.flush(now);
+            self.flush(now)?;
             if taken == FRAMES_PER_CHUNK {
                 // Under load: more arrived while this chunk was sent.
-                for source in &mut self.sources {
-                    source.ready = true;
-                }
+                self.intake.look_again();
             }
         }
-        Ok(!self.backlog.is_empty())
-    }
-
-    /// Moves every frame waiting in the live rings into the backlog, as long as it has room
-    /// for a whole frame (beyond that, frames wait in the ring, and what the ring cannot
-    /// hold the kernel counts as dropped).
-    fn empty_rings(&mut self) -> Result<()> {
-        for source in &mut self.sources {
-            while source.ready && self.backlog.has_room(self.max_frame) {
-                match source.capture.next_frame()? {
-                    Next::Frame(frame) => {
-                        self.backlog.push(source.link, frame.timestamp, frame.data)
-                    }
-                    Next::Idle => source.ready = false,
-                }
-            }
-        }
-        Ok(())
+        Ok(!self.intake.backlog().is_empty())
     }
 
     /// Serves the links whose descriptors are ready: as the last wait found them, or as a
@@ -352,9 +303,12 @@ impl Shard {
         }
     }
 
-    /// Sends what the sessions emitted and registers the flows they opened.
-    fn flush(&mut self, now: Instant) {
+    /// Sends what the sessions emitted and registers the flows they opened. Between two
+    /// batches of a long send, frames that arrived meanwhile are taken out of the rings (a
+    /// capture that fails then is reported once everything is sent).
+    fn flush(&mut self, now: Instant) -> Result<()> {
         let emitted = self.core.emitted();
+        let mut capture_failed = None;
         let mut refused = 0;
         for flow in emitted.new_flows.drain(..) {
             for link in &mut self.links {
@@ -372,10 +326,22 @@ impl Shard {
         if !emitted.outgoing.is_empty() {
             let mut failures = 0u64;
             let mut last_error = None;
-            let sent = self.sink.send_batch(&emitted.outgoing, &mut |packet, err| {
-                failures += 1;
-                last_error = Some((packet.len(), err));
-            });
+            let mut sent = 0;
+            for (n, batch) in emitted
+                .outgoing
+                .packets()
+                .chunks(PACKETS_PER_SEND)
+                .enumerate()
+            {
+                if n > 0 && capture_failed.is_none() {
+                    self.intake.look_again();
+                    capture_failed = self.intake.empty_rings().err();
+                }
+                sent += self.sink.send_batch(batch, &mut |packet, err| {
+                    failures += 1;
+                    last_error = Some((packet.len(), err));
+                });
+            }
             emitted.outgoing.clear();
             self.counters.add(Counter::Sent, sent as u64);
             if let Some((len, err)) = last_error {
@@ -393,6 +359,7 @@ impl Shard {
                 }
             }
         }
+        capture_failed.map_or(Ok(()), Err)
     }
 
     /// Adds the shard's counts (and the kernel's drop counts) to the shared counters.
@@ -400,21 +367,14 @@ impl Shard {
         let targets = [&*self.shared, &self.own];
         self.core.emitted().counters.flush_into_each(&targets);
         self.counters.flush_into_each(&targets);
-        for source in &mut self.sources {
-            let dropped = source.capture.stats().dropped;
-            if dropped > source.dropped_reported {
-                self.shared
-                    .add(Counter::KernelDropped, dropped - source.dropped_reported);
-                source.dropped_reported = dropped;
-            }
-        }
+        self.intake.report_drops(&self.shared);
         let up = self.links.iter().filter(|link| link.is_up()).count();
         self.status.links_up.store(up, Ordering::Relaxed);
         let tracked = self.core.sessions().len();
         self.status
             .sessions_tracked
             .store(tracked, Ordering::Relaxed);
-        let waiting = self.backlog.bytes();
+        let waiting = self.intake.backlog().bytes();
         self.status.backlog_bytes.store(waiting, Ordering::Relaxed);
     }
 
@@ -434,34 +394,21 @@ impl Shard {
         let mut timeout = deadline.map_or(POLL_INTERVAL, |at| at.saturating_duration_since(now));
         timeout = timeout.min(POLL_INTERVAL);
         if timeout.is_zero() {
-            for source in &mut self.sources {
-                source.ready = true;
-            }
+            self.intake.look_again();
             return Ok(());
         }
         self.pollfds.clear();
-        for source in &self.sources {
-            if let Some(fd) = source.capture.poll_fd() {
-                self.pollfds.push(pollfd(fd, libc::POLLIN));
-            }
-        }
+        self.intake.push_poll_fds(&mut self.pollfds);
         self.collect_link_fds();
         let completed = poll(&mut self.pollfds, timeout)
             .with_context(|| format!("shard {}: poll", self.index))?;
         if !completed {
             // A signal: nothing is known; the next turn looks at everything.
-            for source in &mut self.sources {
-                source.ready = true;
-            }
+            self.intake.look_again();
             return Ok(());
         }
         self.links_polled = true;
-        let mut polled = self.pollfds.iter();
-        for source in &mut self.sources {
-            if source.capture.poll_fd().is_some() {
-                source.ready = polled.next().is_some_and(|fd| fd.revents != 0);
-            }
-        }
+        self.intake.note_readiness(&self.pollfds);
         Ok(())
     }
 }

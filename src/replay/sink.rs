@@ -18,10 +18,14 @@ pub trait PacketSink: Send {
 
     /// Sends every packet of `batch`, in order; a packet that fails is reported to `failed`
     /// and the rest still go. Returns how many were sent.
-    fn send_batch(&mut self, batch: &Outgoing, failed: &mut dyn FnMut(&[u8], io::Error)) -> usize {
+    fn send_batch(
+        &mut self,
+        batch: &[OutgoingPacket],
+        failed: &mut dyn FnMut(&[u8], io::Error),
+    ) -> usize {
         let mut sent = 0;
-        for (dst, packet) in batch.iter() {
-            match self.send(dst, packet) {
+        for (dst, packet) in batch {
+            match self.send(*dst, packet) {
                 Ok(()) => sent += 1,
                 Err(err) => failed(packet, err),
             }
@@ -30,12 +34,15 @@ pub trait PacketSink: Send {
     }
 }
 
+/// One packet to send, and where to.
+pub type OutgoingPacket = (IpAddr, Vec<u8>);
+
 /// The IP packets a shard emitted during one loop turn, waiting to be sent in one call.
 ///
 /// Slots are kept between turns with their buffers, so steady state allocates nothing.
 #[derive(Debug, Default)]
 pub struct Outgoing {
-    slots: Vec<(IpAddr, Vec<u8>)>,
+    slots: Vec<OutgoingPacket>,
     len: usize,
 }
 
@@ -66,10 +73,8 @@ impl Outgoing {
     }
 
     /// The packets in the order they were pushed.
-    pub fn iter(&self) -> impl Iterator<Item = (IpAddr, &[u8])> {
-        self.slots[..self.len]
-            .iter()
-            .map(|(dst, bytes)| (*dst, bytes.as_slice()))
+    pub fn packets(&self) -> &[OutgoingPacket] {
+        &self.slots[..self.len]
     }
 
     /// Empties the batch, keeping its buffers.
@@ -223,18 +228,22 @@ impl PacketSink for RawSocketSink {
 
     /// One `sendmmsg(2)` per run of up to 64 packets of the same address family; a lone
     /// packet costs what one `sendto(2)` costs.
-    fn send_batch(&mut self, batch: &Outgoing, failed: &mut dyn FnMut(&[u8], io::Error)) -> usize {
+    fn send_batch(
+        &mut self,
+        batch: &[OutgoingPacket],
+        failed: &mut dyn FnMut(&[u8], io::Error),
+    ) -> usize {
         let mut chunk: [(IpAddr, &[u8]); MMSG_CHUNK] =
             [(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), &[]); MMSG_CHUNK];
         let mut filled = 0;
         let mut sent = 0;
-        for (dst, packet) in batch.iter() {
+        for (dst, packet) in batch {
             let same_family = filled == 0 || chunk[0].0.is_ipv4() == dst.is_ipv4();
             if filled == MMSG_CHUNK || !same_family {
                 sent += self.send_chunk(&chunk[..filled], failed);
                 filled = 0;
             }
-            chunk[filled] = (dst, packet);
+            chunk[filled] = (*dst, packet.as_slice());
             filled += 1;
         }
         if filled > 0 {

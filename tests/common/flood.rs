@@ -113,7 +113,7 @@ impl Flood {
                 emit_ip(&segment, payload, batch.push(segment.dst.ip()))
                     .with_context(|| format!("building flood segment {n}"))?;
             }
-            sent += sink.send_batch(&batch, &mut |_, _| failed += 1);
+            sent += sink.send_batch(batch.packets(), &mut |_, _| failed += 1);
             // Paced: the next batch waits until the rate allows it.
             let due = Duration::from_secs_f64((first + BATCH) as f64 / self.per_second as f64);
             if let Some(early) = due.checked_sub(start.elapsed()) {

@@ -157,7 +157,7 @@ impl Shard {
                 offline.fed = Some((first, wall));
                 taken += 1;
             }
-            self.flush(wall);
+            self.flush(wall)?;
             if taken < FRAMES_PER_CHUNK || waiting {
                 return Ok(false);
             }
