@@ -18,7 +18,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::addresses::stable_hash;
-use crate::packet::{Flow, SeqNum};
+use crate::packet::SeqNum;
+
+use super::replicas::Origin;
 
 /// Keeps the sampling hash apart from the other hashes of a client.
 const SAMPLE_SALT: u64 = 2 << 40;
@@ -100,27 +102,20 @@ impl Admission {
         stable_hash(client, SAMPLE_SALT) % SAMPLE_SCALE < threshold
     }
 
-    /// Whether `--max-rate` lets replica `replica` of captured flow `flow` open at `now`,
-    /// from a SYN with initial sequence number `syn` or (`None`) from the middle.
-    pub fn rate(
-        &mut self,
-        now: Instant,
-        flow: Flow,
-        replica: u16,
-        syn: Option<SeqNum>,
-    ) -> RateVerdict {
+    /// Whether `--max-rate` lets the session of `origin` open at `now`, from a SYN with
+    /// initial sequence number `syn` or (`None`) from the middle.
+    pub fn rate(&mut self, now: Instant, origin: Origin, syn: Option<SeqNum>) -> RateVerdict {
         let Some(bucket) = &mut self.bucket else {
             return RateVerdict::Open;
         };
-        let key = (flow, replica);
-        if self.refused.still_refuses(&key, syn) {
+        if self.refused.still_refuses(&origin, syn) {
             return RateVerdict::StillRefused;
         }
         if bucket.take(now) {
-            self.refused.forget(&key);
+            self.refused.forget(&origin);
             return RateVerdict::Open;
         }
-        self.refused.insert(now, key, syn);
+        self.refused.insert(now, origin, syn);
         RateVerdict::Refused
     }
 }
@@ -161,8 +156,8 @@ impl TokenBucket {
 /// refused from the middle), in two generations.
 #[derive(Debug)]
 struct RefusedSessions {
-    current: HashMap<(Flow, u16), Option<SeqNum>>,
-    previous: HashMap<(Flow, u16), Option<SeqNum>>,
+    current: HashMap<Origin, Option<SeqNum>>,
+    previous: HashMap<Origin, Option<SeqNum>>,
     since: Instant,
 }
 
@@ -178,7 +173,7 @@ impl RefusedSessions {
     /// Whether a packet of `key` (a SYN with `syn`, or none) belongs to the connection
     /// refused: any later packet or a retransmitted SYN does; a SYN with another initial
     /// sequence number opens a new connection on the same port.
-    fn still_refuses(&self, key: &(Flow, u16), syn: Option<SeqNum>) -> bool {
+    fn still_refuses(&self, key: &Origin, syn: Option<SeqNum>) -> bool {
         let refused = self.current.get(key).or_else(|| self.previous.get(key));
         match (refused, syn) {
             (None, _) => false,
@@ -187,12 +182,12 @@ impl RefusedSessions {
         }
     }
 
-    fn forget(&mut self, key: &(Flow, u16)) {
+    fn forget(&mut self, key: &Origin) {
         self.current.remove(key);
         self.previous.remove(key);
     }
 
-    fn insert(&mut self, now: Instant, key: (Flow, u16), syn: Option<SeqNum>) {
+    fn insert(&mut self, now: Instant, key: Origin, syn: Option<SeqNum>) {
         if self.current.len() >= REFUSED_PER_GENERATION
             || now.saturating_duration_since(self.since) >= REFUSED_GENERATION_AGE
         {
@@ -207,6 +202,7 @@ impl RefusedSessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packet::Flow;
 
     fn client(n: u32) -> SocketAddr {
         SocketAddr::from(([198, 51, 100, (n % 200) as u8 + 1], 1024 + (n / 200) as u16))
@@ -216,6 +212,15 @@ mod tests {
         Flow {
             client: client(n),
             target: "198.51.100.30:80".parse().unwrap(),
+        }
+    }
+
+    /// Replica `replica` of captured flow `n`, in the first round.
+    fn session(n: u32, replica: u16) -> Origin {
+        Origin {
+            captured: flow(n),
+            replica,
+            round: 0,
         }
     }
 
@@ -274,7 +279,7 @@ mod tests {
         // 1,000 new sessions a second for 10 s, one every millisecond.
         for n in 0..10_000u32 {
             let now = start + Duration::from_millis(u64::from(n));
-            if admission.rate(now, flow(n), 0, None) == RateVerdict::Open {
+            if admission.rate(now, session(n, 0), None) == RateVerdict::Open {
                 opened += 1;
             }
         }
@@ -286,25 +291,40 @@ mod tests {
         let start = Instant::now();
         let mut admission = Admission::new(&rules(100.0, Duration::ZERO, Some(1.0)), 1, start);
         let syn = Some(SeqNum(1000));
-        assert_eq!(admission.rate(start, flow(1), 0, syn), RateVerdict::Open);
-        assert_eq!(admission.rate(start, flow(2), 0, syn), RateVerdict::Refused);
+        assert_eq!(admission.rate(start, session(1, 0), syn), RateVerdict::Open);
+        assert_eq!(
+            admission.rate(start, session(2, 0), syn),
+            RateVerdict::Refused
+        );
         let later = start + Duration::from_secs(5);
         assert_eq!(
-            admission.rate(later, flow(2), 0, None),
+            admission.rate(later, session(2, 0), None),
             RateVerdict::StillRefused
         );
         assert_eq!(
-            admission.rate(later, flow(2), 0, syn),
+            admission.rate(later, session(2, 0), syn),
             RateVerdict::StillRefused,
             "a retransmitted SYN"
         );
         assert_eq!(
-            admission.rate(later, flow(2), 1, syn),
+            admission.rate(later, session(2, 1), syn),
             RateVerdict::Open,
             "another replica"
         );
+        let next_round = Origin {
+            round: 1,
+            ..session(2, 0)
+        };
+        assert_eq!(
+            admission.rate(later, next_round, syn),
+            RateVerdict::Refused,
+            "another --loop round is judged (and counted) afresh"
+        );
         let without_cap = &mut Admission::new(&AdmissionRules::default(), 1, start);
-        assert_eq!(without_cap.rate(start, flow(2), 0, syn), RateVerdict::Open);
+        assert_eq!(
+            without_cap.rate(start, session(2, 0), syn),
+            RateVerdict::Open
+        );
     }
 
     #[test]
@@ -312,23 +332,26 @@ mod tests {
         let start = Instant::now();
         let mut admission = Admission::new(&rules(100.0, Duration::ZERO, Some(1.0)), 1, start);
         let (first, second, third) = (Some(SeqNum(1)), Some(SeqNum(2)), Some(SeqNum(3)));
-        assert_eq!(admission.rate(start, flow(1), 0, first), RateVerdict::Open);
         assert_eq!(
-            admission.rate(start, flow(2), 0, first),
+            admission.rate(start, session(1, 0), first),
+            RateVerdict::Open
+        );
+        assert_eq!(
+            admission.rate(start, session(2, 0), first),
             RateVerdict::Refused
         );
         assert_eq!(
-            admission.rate(start, flow(2), 0, second),
+            admission.rate(start, session(2, 0), second),
             RateVerdict::Refused,
             "the port reused while the bucket is empty"
         );
         let refilled = start + Duration::from_secs(2);
         assert_eq!(
-            admission.rate(refilled, flow(2), 0, third),
+            admission.rate(refilled, session(2, 0), third),
             RateVerdict::Open
         );
         assert_eq!(
-            admission.rate(refilled + Duration::from_secs(2), flow(2), 0, None),
+            admission.rate(refilled + Duration::from_secs(2), session(2, 0), None),
             RateVerdict::Open,
             "what was refused before the port was reused is forgotten"
         );

@@ -68,7 +68,7 @@ impl ShardCore {
             return;
         }
         self.sessions
-            .on_client(now, &segment, parsed.payload, shedding);
+            .on_client(now, &segment, parsed.payload, repetition, shedding);
     }
 
     /// A target reply, as an intercept sent it.

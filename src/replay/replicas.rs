@@ -33,6 +33,17 @@ pub struct ReplicaPlan {
     pool: Option<ClientAddresses>,
 }
 
+/// Which replayed session a captured segment belongs to: its captured flow (real client →
+/// target, with the port its `--loop` round moved it to), which of its `-n` replicas, and
+/// which round. Two rounds may bring the same captured flow (a moved port can meet another
+/// connection's real one); their sessions stay apart, and the later one claims another port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Origin {
+    pub captured: Flow,
+    pub replica: u16,
+    pub round: u32,
+}
+
 /// A claimed client end for one replica of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Claimed {

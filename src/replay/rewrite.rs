@@ -12,8 +12,9 @@ use crate::addresses::PortMapping;
 use crate::packet::Segment;
 
 /// Which repetition of the captured traffic a segment belongs to. The sessions of two
-/// repetitions must not share a 4-tuple on the target, so each repetition gets client ports
-/// of its own ([`repetition_port`]).
+/// repetitions must not share a 4-tuple on the target, so each repetition moves client ports
+/// elsewhere ([`repetition_port`]); where a moved port meets a port of the captured traffic,
+/// the session table tells the two apart by their round and moves the later one again.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Repetition {
     /// The pass over the files of `copy --offline --loop N`: 0 for the first pass, and

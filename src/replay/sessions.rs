@@ -22,7 +22,8 @@ use crate::session::{Event, Output, Session, SessionConfig};
 use crate::stats::{Counter, LocalCounters};
 
 use super::admission::{Admission, AdmissionRules, RateVerdict};
-use super::replicas::{PortBook, ReplicaPlan};
+use super::replicas::{Origin, PortBook, ReplicaPlan};
+use super::rewrite::Repetition;
 use super::sink::Outgoing;
 use super::slot::Slot;
 
@@ -63,9 +64,6 @@ impl Default for Shaping {
 /// before they are pruned, so that they stay in proportion to the table (not to
 /// `--max-sessions`, nor to the requests a keep-alive session has carried).
 const PRUNE_SLACK: usize = 1024;
-
-/// A captured flow (real client → target) and which of its `-n` replicas.
-type Origin = (Flow, u16);
 
 /// What became of a segment of a flow that had no session.
 enum Opening {
@@ -245,23 +243,34 @@ impl SessionTable {
         self.out.tap.as_deref_mut()
     }
 
-    /// Tells the tap that replica `replica` of `captured` replays as `replayed`: only the
-    /// first replica is compared.
-    fn tap_opened(&mut self, (captured, replica): Origin, replayed: Flow) {
-        if let (Some(tap), 0) = (&mut self.out.tap, replica) {
-            tap.opened(captured, replayed);
+    /// Tells the tap that the session of `origin` replays as `replayed`: only the first
+    /// replica is compared.
+    fn tap_opened(&mut self, origin: Origin, replayed: Flow) {
+        if let (Some(tap), 0) = (&mut self.out.tap, origin.replica) {
+            tap.opened(origin.captured, replayed);
         }
     }
 
-    /// A client segment toward the target (src = the real client, dst = the target), for
-    /// every replica of its flow. While `shedding`, a segment of an unknown flow opens no
-    /// session: the shard is behind, and the sessions already open are worth more than new
-    /// ones.
-    pub fn on_client(&mut self, now: Instant, segment: &Segment, payload: &[u8], shedding: bool) {
+    /// A client segment toward the target (src = the real client, dst = the target) of
+    /// `repetition`, for every replica of its flow. While `shedding`, a segment of an unknown
+    /// flow opens no session: the shard is behind, and the sessions already open are worth
+    /// more than new ones.
+    pub fn on_client(
+        &mut self,
+        now: Instant,
+        segment: &Segment,
+        payload: &[u8],
+        repetition: Repetition,
+        shedding: bool,
+    ) {
         let captured = Flow::of_request(segment);
         let mut replica_segment = segment.clone();
         for replica in 0..self.replicas.copies() {
-            let origin = (captured, replica);
+            let origin = Origin {
+                captured,
+                replica,
+                round: repetition.round,
+            };
             let replayed = match self.replayed.get(&origin) {
                 Some(&replayed) => replayed,
                 None => match self.open(now, origin, segment, shedding) {
@@ -284,7 +293,9 @@ impl SessionTable {
     /// and nothing refuses it. Refusals are counted once per connection, at its SYN (and
     /// per session, not per replica, when `-r` leaves it out).
     fn open(&mut self, now: Instant, origin: Origin, segment: &Segment, shedding: bool) -> Opening {
-        let (captured, replica) = origin;
+        let Origin {
+            captured, replica, ..
+        } = origin;
         let syn = segment.flags.syn() && !segment.flags.ack();
         if !syn && segment.payload_len == 0 {
             return Opening::Refused; // a pure ACK, FIN or RST tells nothing to open with
@@ -310,10 +321,7 @@ impl SessionTable {
             count_at_syn(counters, Counter::SessionsShed);
             return Opening::Refused;
         }
-        match self
-            .admission
-            .rate(now, captured, replica, syn.then_some(segment.seq))
-        {
+        match self.admission.rate(now, origin, syn.then_some(segment.seq)) {
             RateVerdict::Open => {}
             RateVerdict::Refused => {
                 counters.bump(Counter::SessionsRateLimited);
@@ -420,7 +428,9 @@ impl SessionTable {
         let Some(origin) = self.sessions.get(&key).map(|tracked| tracked.origin) else {
             return;
         };
-        let (captured, replica) = origin;
+        let Origin {
+            captured, replica, ..
+        } = origin;
         // `key` is still ours in the book, so the first candidate is skipped.
         let Some(claimed) =
             self.replicas
@@ -504,7 +514,7 @@ impl SessionTable {
         if let Some(tracked) = self.sessions.remove(&key) {
             self.replayed.remove(&tracked.origin);
             self.ports.release(&key);
-            if let (Some(tap), 0) = (&mut self.out.tap, tracked.origin.1) {
+            if let (Some(tap), 0) = (&mut self.out.tap, tracked.origin.replica) {
                 tap.ended(key);
             }
         }
@@ -631,6 +641,9 @@ mod tests {
     use crate::packet::{SeqNum, TcpFlags, TcpOptions};
     use std::net::SocketAddr;
 
+    /// Live capture, and the first round of an offline replay.
+    const FIRST: Repetition = Repetition { round: 0 };
+
     fn syn(port: u16) -> Segment {
         Segment {
             src: SocketAddr::from(([203, 0, 113, 1], port)),
@@ -668,7 +681,7 @@ mod tests {
     #[test]
     fn a_syn_opens_a_session_emits_it_and_registers_the_flow() {
         let mut table = table(10);
-        table.on_client(Instant::now(), &syn(40000), &[], false);
+        table.on_client(Instant::now(), &syn(40000), &[], FIRST, false);
         assert_eq!(table.len(), 1);
         let emitted = table.emitted();
         assert_eq!(emitted.outgoing.len(), 1);
@@ -679,7 +692,7 @@ mod tests {
     #[test]
     fn new_sessions_are_shed_while_the_shard_is_behind() {
         let mut table = table(10);
-        table.on_client(Instant::now(), &syn(40000), &[], true);
+        table.on_client(Instant::now(), &syn(40000), &[], FIRST, true);
         assert!(table.is_empty());
         assert_eq!(count(&mut table, Counter::SessionsShed), 1);
     }
@@ -687,12 +700,12 @@ mod tests {
     #[test]
     fn the_session_table_is_capped_and_counts_connections_not_packets() {
         let mut table = table(1);
-        table.on_client(Instant::now(), &syn(40000), &[], false);
-        table.on_client(Instant::now(), &data(40000), b"hello", false);
-        table.on_client(Instant::now(), &syn(40001), &[], false);
+        table.on_client(Instant::now(), &syn(40000), &[], FIRST, false);
+        table.on_client(Instant::now(), &data(40000), b"hello", FIRST, false);
+        table.on_client(Instant::now(), &syn(40001), &[], FIRST, false);
         let mut ack = syn(40001);
         ack.flags = TcpFlags::ACK;
-        table.on_client(Instant::now(), &ack, &[], false);
+        table.on_client(Instant::now(), &ack, &[], FIRST, false);
         assert_eq!(table.len(), 1);
         assert_eq!(count(&mut table, Counter::SessionsOverLimit), 1);
     }
@@ -711,14 +724,14 @@ mod tests {
         let mut table = table(3);
         let now = Instant::now();
         // A real session, then two that never carry data (a SYN flood's).
-        table.on_client(now, &syn(40000), &[], false);
-        table.on_client(now, &data(40000), b"hello", false);
-        table.on_client(now, &syn(50000), &[], false);
-        table.on_client(now, &syn(50001), &[], false);
+        table.on_client(now, &syn(40000), &[], FIRST, false);
+        table.on_client(now, &data(40000), b"hello", FIRST, false);
+        table.on_client(now, &syn(50000), &[], FIRST, false);
+        table.on_client(now, &syn(50001), &[], FIRST, false);
         table.emitted().outgoing.clear();
         // Full: each new session pushes out the oldest empty one, never the real one.
-        table.on_client(now, &syn(40001), &[], false);
-        table.on_client(now, &syn(40002), &[], false);
+        table.on_client(now, &syn(40001), &[], FIRST, false);
+        table.on_client(now, &syn(40002), &[], FIRST, false);
         let mut live: Vec<u16> = table.live_flows().map(|flow| flow.client.port()).collect();
         live.sort_unstable();
         assert_eq!(live, [40000, 40001, 40002]);
@@ -732,9 +745,9 @@ mod tests {
             .count();
         assert_eq!(resets, 2, "the evicted handshakes are reset on the target");
         // Once every session carried data, a new one is over the limit.
-        table.on_client(now, &data(40001), b"hello", false);
-        table.on_client(now, &data(40002), b"hello", false);
-        table.on_client(now, &syn(40003), &[], false);
+        table.on_client(now, &data(40001), b"hello", FIRST, false);
+        table.on_client(now, &data(40002), b"hello", FIRST, false);
+        table.on_client(now, &syn(40003), &[], FIRST, false);
         assert_eq!(table.len(), 3);
         assert_eq!(count(&mut table, Counter::SessionsOverLimit), 1);
     }
@@ -754,12 +767,12 @@ mod tests {
         let mut table = table(10);
         let now = Instant::now();
         for port in [40000, 40001] {
-            table.on_client(now, &syn(port), &[], false);
+            table.on_client(now, &syn(port), &[], FIRST, false);
             let mut data = syn(port);
             data.flags = TcpFlags::ACK | TcpFlags::PSH;
             data.seq = SeqNum(2);
             data.payload_len = 100;
-            table.on_client(now, &data, &[b'x'; 100], false);
+            table.on_client(now, &data, &[b'x'; 100], FIRST, false);
         }
         // No SYN-ACK: the requests wait in the sessions.
         assert_eq!(table.buffered_bytes(), 200);
@@ -773,12 +786,12 @@ mod tests {
         assert!(table.is_empty());
         assert_eq!(table.buffered_bytes(), 0);
 
-        table.on_client(now, &syn(40002), &[], false);
+        table.on_client(now, &syn(40002), &[], FIRST, false);
         let mut data = syn(40002);
         data.flags = TcpFlags::ACK;
         data.seq = SeqNum(2);
         data.payload_len = 10;
-        table.on_client(now, &data, &[b'y'; 10], false);
+        table.on_client(now, &data, &[b'y'; 10], FIRST, false);
         assert_eq!(table.buffered_bytes(), 10);
         table.abort_all(now);
         assert_eq!(table.buffered_bytes(), 0);
@@ -788,7 +801,7 @@ mod tests {
     fn stale_timer_entries_are_pruned_and_the_live_one_kept() {
         let mut table = table(10);
         let now = Instant::now();
-        table.on_client(now, &syn(40000), &[], false);
+        table.on_client(now, &syn(40000), &[], FIRST, false);
         let key = table.live_flows().next().unwrap();
         let live = table.sessions[&key].scheduled.unwrap();
         // Superseded deadlines, as a keep-alive session leaves one per request.
@@ -820,7 +833,7 @@ mod tests {
     fn an_ended_session_keeps_only_its_time_wait_which_still_answers() {
         let mut table = table(10);
         let now = Instant::now();
-        table.on_client(now, &syn(40000), &[], false);
+        table.on_client(now, &syn(40000), &[], FIRST, false);
         let key = table.live_flows().next().unwrap();
         // The target refuses the connection: the session ends into its time-wait.
         table.on_reply(now, &reply(40000, TcpFlags::RST | TcpFlags::ACK));
@@ -831,7 +844,7 @@ mod tests {
         // A late target segment gets a RST at its ACK number; late client data is dropped.
         table.on_reply(now, &reply(40000, TcpFlags::ACK));
         assert_eq!(table.emitted().outgoing.len(), 1);
-        table.on_client(now, &data(40000), b"late", false);
+        table.on_client(now, &data(40000), b"late", FIRST, false);
         assert_eq!(count(&mut table, Counter::BytesNotReplayed), 4);
         assert_eq!(
             table.emitted().outgoing.len(),
@@ -843,7 +856,7 @@ mod tests {
         // A new SYN on the 4-tuple is a new connection, replayed by a whole session again.
         let mut new_syn = syn(40000);
         new_syn.seq = SeqNum(5000);
-        table.on_client(now, &new_syn, &[], false);
+        table.on_client(now, &new_syn, &[], FIRST, false);
         assert!(matches!(table.sessions[&key].session, Slot::Open(_)));
         assert_eq!(table.emitted().outgoing.len(), 1, "its SYN");
         assert_eq!(count(&mut table, Counter::SessionsOpened), 1);
@@ -853,7 +866,7 @@ mod tests {
     fn a_time_wait_record_ends_at_the_time_wait_and_gives_its_port_back() {
         let mut table = table(10);
         let now = Instant::now();
-        table.on_client(now, &syn(40000), &[], false);
+        table.on_client(now, &syn(40000), &[], FIRST, false);
         table.on_reply(now, &reply(40000, TcpFlags::RST | TcpFlags::ACK));
         let time_wait = SessionConfig::default().time_wait;
         table.fire_timers(now + time_wait - std::time::Duration::from_millis(1));
@@ -867,7 +880,7 @@ mod tests {
     fn abort_resets_what_is_open() {
         let mut table = table(10);
         let now = Instant::now();
-        table.on_client(now, &syn(40000), &[], false);
+        table.on_client(now, &syn(40000), &[], FIRST, false);
         table.emitted().outgoing.clear();
         assert_eq!(table.abort_all(now), 1);
         assert!(table.is_empty() && table.next_deadline().is_none());
@@ -886,7 +899,7 @@ mod tests {
         let shaping = shaping(3, AdmissionRules::default());
         let mut table = shaped_table(10, &shaping);
         let now = Instant::now();
-        table.on_client(now, &syn(40000), &[], false);
+        table.on_client(now, &syn(40000), &[], FIRST, false);
         assert_eq!(table.len(), 3);
         let flows = table.emitted().new_flows.clone();
         assert_eq!(flows.len(), 3);
@@ -902,7 +915,7 @@ mod tests {
         data.flags = TcpFlags::ACK | TcpFlags::PSH;
         data.seq = SeqNum(2);
         data.payload_len = 5;
-        table.on_client(now, &data, b"hello", false);
+        table.on_client(now, &data, b"hello", FIRST, false);
         assert_eq!(table.len(), 3);
         table.abort_all(now);
         assert!(
@@ -918,7 +931,7 @@ mod tests {
         // Another shard (or an earlier mapping) holds the first choice.
         let taken = Flow::of_request(&syn(40000));
         assert!(shaping.ports.claim(taken));
-        table.on_client(Instant::now(), &syn(40000), &[], false);
+        table.on_client(Instant::now(), &syn(40000), &[], FIRST, false);
         let flows = table.emitted().new_flows.clone();
         assert_eq!(flows.len(), 1);
         assert_ne!(flows[0], taken);
@@ -934,7 +947,7 @@ mod tests {
         let mut table = shaped_table(100_000, &shaping(2, rules));
         let now = Instant::now();
         for port in 20_000..22_000 {
-            table.on_client(now, &syn(port), &[], false);
+            table.on_client(now, &syn(port), &[], FIRST, false);
         }
         let sampled_out = count(&mut table, Counter::SessionsSampledOut) as usize;
         assert!(
@@ -956,8 +969,8 @@ mod tests {
         };
         let mut table = shaped_table(10, &shaping(1, rules));
         let now = Instant::now();
-        table.on_client(now, &syn(40000), &[], false);
-        table.on_client(now, &syn(40001), &[], false);
+        table.on_client(now, &syn(40000), &[], FIRST, false);
+        table.on_client(now, &syn(40001), &[], FIRST, false);
         let mut data = syn(40001);
         data.flags = TcpFlags::ACK | TcpFlags::PSH;
         data.seq = SeqNum(2);
@@ -966,6 +979,7 @@ mod tests {
             now + std::time::Duration::from_secs(2),
             &data,
             b"hello",
+            FIRST,
             false,
         );
         assert_eq!(
@@ -981,7 +995,7 @@ mod tests {
         let mut table = table(10);
         let mut ack = syn(40000);
         ack.flags = TcpFlags::ACK;
-        table.on_client(Instant::now(), &ack, &[], false);
+        table.on_client(Instant::now(), &ack, &[], FIRST, false);
         assert!(table.is_empty());
     }
 
@@ -990,7 +1004,7 @@ mod tests {
         let shaping = Shaping::default();
         let mut table = shaped_table(10, &shaping);
         let now = Instant::now();
-        table.on_client(now, &syn(40000), &[], false);
+        table.on_client(now, &syn(40000), &[], FIRST, false);
         let first = Flow::of_request(&syn(40000));
         table.emitted().outgoing.clear();
         table.emitted().new_flows.clear();
@@ -1014,8 +1028,43 @@ mod tests {
         data.flags = TcpFlags::ACK | TcpFlags::PSH;
         data.seq = SeqNum(2);
         data.payload_len = 5;
-        table.on_client(now, &data, b"hello", false);
+        table.on_client(now, &data, b"hello", FIRST, false);
         assert_eq!(table.len(), 1);
+    }
+
+    /// `--loop`: a round moves every port, and may move one onto the port of another
+    /// connection of the round before, still open. The two stay separate sessions: the later
+    /// one claims another port instead of ending the earlier one as a reused port.
+    #[test]
+    fn a_later_round_landing_on_a_live_session_of_an_earlier_one_takes_another_port() {
+        let shaping = Shaping::default();
+        let mut table = shaped_table(10, &shaping);
+        let now = Instant::now();
+        table.on_client(now, &syn(40000), &[], FIRST, false);
+        let mut request = data(40000);
+        table.on_client(now, &request, b"hello", FIRST, false);
+        let second = Repetition { round: 1 };
+        let mut again = syn(40000);
+        again.seq = SeqNum(7000);
+        table.on_client(now, &again, &[], second, false);
+
+        assert_eq!(table.len(), 2, "both rounds replay");
+        let counted = crate::stats::Counters::default();
+        table.emitted().counters.flush_into(&counted);
+        assert_eq!(counted.get(Counter::PortsReused), 0);
+        assert_eq!(counted.get(Counter::PortsRemapped), 1);
+        let mut ports: Vec<u16> = table.live_flows().map(|flow| flow.client.port()).collect();
+        ports.sort_unstable();
+        assert_eq!(ports.len(), 2);
+        assert!(
+            ports.contains(&40000),
+            "the first round keeps its port: {ports:?}"
+        );
+        // Each round's later packets reach its own session.
+        request.seq = SeqNum(7001);
+        table.on_client(now, &request, b"hello", second, false);
+        assert_eq!(table.len(), 2);
+        assert_eq!(count(&mut table, Counter::PortsReused), 0);
     }
 
     #[test]
@@ -1023,7 +1072,7 @@ mod tests {
         let shaping = Shaping::default();
         let mut table = shaped_table(10, &shaping);
         let now = Instant::now();
-        table.on_client(now, &syn(40000), &[], false);
+        table.on_client(now, &syn(40000), &[], FIRST, false);
         let first = Flow::of_request(&syn(40000));
         table.emitted().new_flows.clear();
         table.on_flow_taken(now, first);
@@ -1049,12 +1098,12 @@ mod tests {
     fn each_request_records_how_long_it_waited_after_capture() {
         let mut table = table(10);
         let t0 = Instant::now();
-        table.on_client(t0, &syn(40000), &[], false);
+        table.on_client(t0, &syn(40000), &[], FIRST, false);
         let mut data = syn(40000);
         data.flags = TcpFlags::ACK | TcpFlags::PSH;
         data.seq = SeqNum(2);
         data.payload_len = 5;
-        table.on_client(t0, &data, b"hello", false);
+        table.on_client(t0, &data, b"hello", FIRST, false);
         // The request waits for the handshake: 7 ms.
         let mut syn_ack = syn(40000);
         std::mem::swap(&mut syn_ack.src, &mut syn_ack.dst);
