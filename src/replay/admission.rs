@@ -4,7 +4,9 @@
 //!
 //! Sampling hashes the real client's address and port with a stable hash, so it is
 //! deterministic: a session is kept or not whatever the shard, the run or the host, and as the
-//! ramp raises the share, every session kept stays kept. The cap is a token bucket per
+//! ramp raises the share, every session kept stays kept. While the share rises, a session
+//! left out stays out for its later packets, so it is never replayed from the middle once
+//! the share has grown over its hash. The cap is a token bucket per
 //! shard (each shard gets its share of the rate; the kernel spreads flows evenly), with
 //! bursts of at most a tenth of a second's worth. A session the cap refused stays refused
 //! for its later packets (and retransmitted SYNs), so it is never replayed from the middle;
@@ -54,9 +56,9 @@ impl Default for AdmissionRules {
     }
 }
 
-/// What the cap says of a session about to open.
+/// What sampling or the cap says of a session about to open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RateVerdict {
+pub enum Verdict {
     Open,
     /// Refused now, for the first time: count it.
     Refused,
@@ -71,7 +73,10 @@ pub struct Admission {
     ramp: Duration,
     started: Instant,
     bucket: Option<TokenBucket>,
+    /// Sessions the cap refused.
     refused: RefusedSessions,
+    /// Sessions left out while the ramp could still change its mind (with `--ramp` only).
+    sampled_out: RefusedSessions,
 }
 
 impl Admission {
@@ -85,11 +90,37 @@ impl Admission {
                 .max_rate
                 .map(|rate| TokenBucket::new(rate / shards.max(1) as f64, now)),
             refused: RefusedSessions::new(now),
+            sampled_out: RefusedSessions::new(now),
         }
     }
 
-    /// Whether `-r` and `--ramp` keep the sessions of real client `client` at `now`.
-    pub fn samples(&self, now: Instant, client: SocketAddr) -> bool {
+    /// Whether `-r` and `--ramp` keep the session of `origin` (with all its replicas),
+    /// first seen at `now` in a SYN with initial sequence number `syn` or (`None`) from the
+    /// middle.
+    pub fn samples(&mut self, now: Instant, origin: Origin, syn: Option<SeqNum>) -> Verdict {
+        let session = Origin {
+            replica: 0,
+            ..origin
+        };
+        if self.sampled_out.still_refuses(&session, syn) {
+            return Verdict::StillRefused;
+        }
+        // Without a ramp the share never changes: the hash alone decides again.
+        let remembered = !self.ramp.is_zero();
+        if self.keeps(now, origin.captured.client) {
+            if remembered {
+                self.sampled_out.forget(&session);
+            }
+            return Verdict::Open;
+        }
+        if remembered {
+            self.sampled_out.insert(now, session, syn);
+        }
+        Verdict::Refused
+    }
+
+    /// Whether the share kept at `now` includes real client `client`.
+    fn keeps(&self, now: Instant, client: SocketAddr) -> bool {
         let mut share = self.sample_percent;
         if !self.ramp.is_zero() {
             let elapsed = now.saturating_duration_since(self.started);
@@ -104,19 +135,19 @@ impl Admission {
 
     /// Whether `--max-rate` lets the session of `origin` open at `now`, from a SYN with
     /// initial sequence number `syn` or (`None`) from the middle.
-    pub fn rate(&mut self, now: Instant, origin: Origin, syn: Option<SeqNum>) -> RateVerdict {
+    pub fn rate(&mut self, now: Instant, origin: Origin, syn: Option<SeqNum>) -> Verdict {
         let Some(bucket) = &mut self.bucket else {
-            return RateVerdict::Open;
+            return Verdict::Open;
         };
         if self.refused.still_refuses(&origin, syn) {
-            return RateVerdict::StillRefused;
+            return Verdict::StillRefused;
         }
         if bucket.take(now) {
             self.refused.forget(&origin);
-            return RateVerdict::Open;
+            return Verdict::Open;
         }
         self.refused.insert(now, origin, syn);
-        RateVerdict::Refused
+        Verdict::Refused
     }
 }
 
@@ -152,8 +183,8 @@ impl TokenBucket {
     }
 }
 
-/// Sessions the cap refused, with the initial sequence number of the SYN refused (none when
-/// refused from the middle), in two generations.
+/// Sessions refused (by the cap, or left out by sampling), with the initial sequence number of
+/// the SYN refused (none when refused from the middle), in two generations.
 #[derive(Debug)]
 struct RefusedSessions {
     current: HashMap<Origin, Option<SeqNum>>,
@@ -238,13 +269,13 @@ mod tests {
         for percent in [1.0, 10.0, 33.0, 50.0, 90.0] {
             let first = Admission::new(&rules(percent, Duration::ZERO, None), 1, now);
             let again = Admission::new(&rules(percent, Duration::ZERO, None), 4, now);
-            let kept: Vec<bool> = (0..10_000).map(|n| first.samples(now, client(n))).collect();
+            let kept: Vec<bool> = (0..10_000).map(|n| first.keeps(now, client(n))).collect();
             let share = kept.iter().filter(|&&k| k).count() as f64 / 100.0;
             assert!((share - percent).abs() <= 2.0, "{percent}%: kept {share}%");
-            assert!((0..10_000).all(|n| again.samples(now, client(n)) == kept[n as usize]));
+            assert!((0..10_000).all(|n| again.keeps(now, client(n)) == kept[n as usize]));
         }
         let all = Admission::new(&AdmissionRules::default(), 1, now);
-        assert!((0..1000).all(|n| all.samples(now, client(n))));
+        assert!((0..1000).all(|n| all.keeps(now, client(n))));
     }
 
     #[test]
@@ -254,7 +285,7 @@ mod tests {
         let share_at = |secs| {
             let now = start + Duration::from_secs(secs);
             (0..10_000)
-                .filter(|&n| admission.samples(now, client(n)))
+                .filter(|&n| admission.keeps(now, client(n)))
                 .count() as f64
                 / 100.0
         };
@@ -265,9 +296,59 @@ mod tests {
         let at = |secs| start + Duration::from_secs(secs);
         assert!(
             (0..10_000)
-                .filter(|&n| admission.samples(at(30), client(n)))
-                .all(|n| admission.samples(at(60), client(n)))
+                .filter(|&n| admission.keeps(at(30), client(n)))
+                .all(|n| admission.keeps(at(60), client(n)))
         );
+    }
+
+    /// Under `--ramp`, a session left out at its SYN stays out once the share has grown over
+    /// its hash: its later packets never open it from the middle.
+    #[test]
+    fn a_session_the_ramp_left_out_stays_out_for_its_later_packets() {
+        let start = Instant::now();
+        let mut admission = Admission::new(&rules(100.0, Duration::from_secs(100), None), 1, start);
+        let late = start + Duration::from_secs(200);
+        let n = (0..10_000)
+            .find(|&n| !admission.keeps(start + Duration::from_secs(10), client(n)))
+            .unwrap();
+        let early = start + Duration::from_secs(10);
+        let (first, second) = (Some(SeqNum(1)), Some(SeqNum(2)));
+        assert_eq!(
+            admission.samples(early, session(n, 0), first),
+            Verdict::Refused
+        );
+        assert_eq!(
+            admission.samples(late, session(n, 0), None),
+            Verdict::StillRefused,
+            "its data, once the share is 100 %"
+        );
+        assert_eq!(
+            admission.samples(late, session(n, 1), first),
+            Verdict::StillRefused,
+            "a retransmitted SYN, for any replica"
+        );
+        assert_eq!(
+            admission.samples(late, session(n, 0), second),
+            Verdict::Open,
+            "a new connection on the port is judged afresh"
+        );
+        assert_eq!(admission.samples(late, session(n, 0), None), Verdict::Open);
+    }
+
+    #[test]
+    fn without_a_ramp_sampling_remembers_nothing() {
+        let start = Instant::now();
+        let mut admission = Admission::new(&rules(50.0, Duration::ZERO, None), 1, start);
+        for n in 0..1000 {
+            let verdict = admission.samples(start, session(n, 0), Some(SeqNum(1)));
+            let expected = if admission.keeps(start, client(n)) {
+                Verdict::Open
+            } else {
+                Verdict::Refused
+            };
+            assert_eq!(verdict, expected);
+        }
+        assert_eq!(admission.sampled_out.current.len(), 0);
     }
 
     #[test]
@@ -279,7 +360,7 @@ mod tests {
         // 1,000 new sessions a second for 10 s, one every millisecond.
         for n in 0..10_000u32 {
             let now = start + Duration::from_millis(u64::from(n));
-            if admission.rate(now, session(n, 0), None) == RateVerdict::Open {
+            if admission.rate(now, session(n, 0), None) == Verdict::Open {
                 opened += 1;
             }
         }
@@ -291,24 +372,21 @@ mod tests {
         let start = Instant::now();
         let mut admission = Admission::new(&rules(100.0, Duration::ZERO, Some(1.0)), 1, start);
         let syn = Some(SeqNum(1000));
-        assert_eq!(admission.rate(start, session(1, 0), syn), RateVerdict::Open);
-        assert_eq!(
-            admission.rate(start, session(2, 0), syn),
-            RateVerdict::Refused
-        );
+        assert_eq!(admission.rate(start, session(1, 0), syn), Verdict::Open);
+        assert_eq!(admission.rate(start, session(2, 0), syn), Verdict::Refused);
         let later = start + Duration::from_secs(5);
         assert_eq!(
             admission.rate(later, session(2, 0), None),
-            RateVerdict::StillRefused
+            Verdict::StillRefused
         );
         assert_eq!(
             admission.rate(later, session(2, 0), syn),
-            RateVerdict::StillRefused,
+            Verdict::StillRefused,
             "a retransmitted SYN"
         );
         assert_eq!(
             admission.rate(later, session(2, 1), syn),
-            RateVerdict::Open,
+            Verdict::Open,
             "another replica"
         );
         let next_round = Origin {
@@ -317,14 +395,11 @@ mod tests {
         };
         assert_eq!(
             admission.rate(later, next_round, syn),
-            RateVerdict::Refused,
+            Verdict::Refused,
             "another --loop round is judged (and counted) afresh"
         );
         let without_cap = &mut Admission::new(&AdmissionRules::default(), 1, start);
-        assert_eq!(
-            without_cap.rate(start, session(2, 0), syn),
-            RateVerdict::Open
-        );
+        assert_eq!(without_cap.rate(start, session(2, 0), syn), Verdict::Open);
     }
 
     #[test]
@@ -332,27 +407,24 @@ mod tests {
         let start = Instant::now();
         let mut admission = Admission::new(&rules(100.0, Duration::ZERO, Some(1.0)), 1, start);
         let (first, second, third) = (Some(SeqNum(1)), Some(SeqNum(2)), Some(SeqNum(3)));
-        assert_eq!(
-            admission.rate(start, session(1, 0), first),
-            RateVerdict::Open
-        );
+        assert_eq!(admission.rate(start, session(1, 0), first), Verdict::Open);
         assert_eq!(
             admission.rate(start, session(2, 0), first),
-            RateVerdict::Refused
+            Verdict::Refused
         );
         assert_eq!(
             admission.rate(start, session(2, 0), second),
-            RateVerdict::Refused,
+            Verdict::Refused,
             "the port reused while the bucket is empty"
         );
         let refilled = start + Duration::from_secs(2);
         assert_eq!(
             admission.rate(refilled, session(2, 0), third),
-            RateVerdict::Open
+            Verdict::Open
         );
         assert_eq!(
             admission.rate(refilled + Duration::from_secs(2), session(2, 0), None),
-            RateVerdict::Open,
+            Verdict::Open,
             "what was refused before the port was reused is forgotten"
         );
     }

@@ -21,7 +21,7 @@ use crate::packet::{self, Flow, Segment};
 use crate::session::{Event, Output, Session, SessionConfig};
 use crate::stats::{Counter, LocalCounters};
 
-use super::admission::{Admission, AdmissionRules, RateVerdict};
+use super::admission::{Admission, AdmissionRules, Verdict};
 use super::replicas::{Origin, PortBook, ReplicaPlan};
 use super::rewrite::Repetition;
 use super::sink::Outgoing;
@@ -306,9 +306,16 @@ impl SessionTable {
                 counters.bump(counter);
             }
         };
-        if !self.admission.samples(now, captured.client) {
-            count_at_syn(counters, Counter::SessionsSampledOut);
-            return Opening::NotSampled;
+        match self
+            .admission
+            .samples(now, origin, syn.then_some(segment.seq))
+        {
+            Verdict::Open => {}
+            Verdict::Refused => {
+                count_at_syn(counters, Counter::SessionsSampledOut);
+                return Opening::NotSampled;
+            }
+            Verdict::StillRefused => return Opening::NotSampled,
         }
         // Later packets of a connection refused for being full or behind may still open it
         // mid-stream once there is room again.
@@ -322,12 +329,12 @@ impl SessionTable {
             return Opening::Refused;
         }
         match self.admission.rate(now, origin, syn.then_some(segment.seq)) {
-            RateVerdict::Open => {}
-            RateVerdict::Refused => {
+            Verdict::Open => {}
+            Verdict::Refused => {
                 counters.bump(Counter::SessionsRateLimited);
                 return Opening::Refused;
             }
-            RateVerdict::StillRefused => return Opening::Refused,
+            Verdict::StillRefused => return Opening::Refused,
         }
         let Some(claimed) =
             self.replicas
@@ -936,6 +943,24 @@ mod tests {
         assert_eq!(flows.len(), 1);
         assert_ne!(flows[0], taken);
         assert_eq!(count(&mut table, Counter::PortsRemapped), 1);
+    }
+
+    #[test]
+    fn a_session_the_ramp_left_out_is_not_opened_from_the_middle_later() {
+        let rules = AdmissionRules {
+            ramp: std::time::Duration::from_secs(100),
+            ..AdmissionRules::default()
+        };
+        let mut table = shaped_table(10, &shaping(1, rules));
+        let start = Instant::now();
+        table.on_client(start, &syn(40000), &[], FIRST, false);
+        assert_eq!(table.len(), 0, "left out at a share of ~0 %");
+        let after_the_ramp = start + std::time::Duration::from_secs(200);
+        table.on_client(after_the_ramp, &data(40000), b"hello", FIRST, false);
+        assert_eq!(table.len(), 0, "not replayed from the middle at 100 %");
+        assert_eq!(count(&mut table, Counter::SessionsSampledOut), 1);
+        table.on_client(after_the_ramp, &syn(40001), &[], FIRST, false);
+        assert_eq!(table.len(), 1, "a new session is kept");
     }
 
     #[test]
