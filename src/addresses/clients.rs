@@ -93,15 +93,18 @@ fn expand_client_item(item: &str, out: &mut Vec<IpAddr>) -> Option<()> {
 
 impl ClientAddresses {
     /// The address replica `replica` (0 for the first copy, see `-n`) of a client's
-    /// connection carries toward a target of the family `ipv6` says: chosen by a stable hash
-    /// of the real address and port, so every packet of a connection maps to the same copy
-    /// address, in every run. `None` when the pool has no address of that family.
+    /// connection carries toward a target of the family `ipv6` says: the first copy's is
+    /// chosen by a stable hash of the real address and port, so every packet of a connection
+    /// maps to the same copy address, in every run; the other replicas take the addresses
+    /// after it, so they have one each as long as the pool has as many. `None` when the pool
+    /// has no address of that family.
     pub fn pick(&self, client: SocketAddr, replica: u16, ipv6: bool) -> Option<IpAddr> {
         let family = if ipv6 { &self.v6 } else { &self.v4 };
         if family.is_empty() {
             return None;
         }
-        let index = stable_hash(client, u64::from(replica)) % family.len() as u64;
+        let len = family.len() as u64;
+        let index = (stable_hash(client, 0) % len + u64::from(replica)) % len;
         Some(family[index as usize])
     }
 
@@ -181,10 +184,18 @@ mod tests {
         let pool: ClientAddresses = "203.0.113.0/24,2001:db8:1::/120".parse().unwrap();
         let client = addr("198.51.100.10:40000");
         assert_eq!(pool.pick(client, 0, false), pool.pick(client, 0, false));
-        let replicas: std::collections::HashSet<_> = (0..8)
-            .map(|replica| pool.pick(client, replica, false))
+        for port in 40_000..41_000 {
+            let client = addr(&format!("198.51.100.10:{port}"));
+            let replicas: std::collections::HashSet<_> = (0..8)
+                .map(|replica| pool.pick(client, replica, false))
+                .collect();
+            assert_eq!(replicas.len(), 8, "each replica its own address");
+        }
+        let pair: ClientAddresses = "203.0.113.1,203.0.113.2".parse().unwrap();
+        let both: std::collections::HashSet<_> = (0..2)
+            .map(|replica| pair.pick(client, replica, false))
             .collect();
-        assert!(replicas.len() > 1, "replicas spread over the pool");
+        assert_eq!(both.len(), 2, "as long as the pool has as many");
         assert!(
             pool.pick(client, 0, true).unwrap().is_ipv6(),
             "the target's family"
