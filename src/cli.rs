@@ -86,9 +86,10 @@ pub enum LogFormat {
 #[derive(Debug, Args)]
 #[command(after_help = COPY_EXAMPLES)]
 pub struct CopyArgs {
-    /// Capture device, repeatable (e.g. eth0) [default: every device that is up and holds an
-    /// address (the -x online address, when every mapping names one)]
-    #[arg(short, long = "interface", value_name = "IFACE")]
+    /// Capture device, repeatable or comma-separated as in TCPCopy (e.g. eth0,eth1) [default:
+    /// every device that is up and holds an address (the -x online address, when every
+    /// mapping names one)]
+    #[arg(short, long = "interface", value_name = "IFACE", value_delimiter = ',')]
     pub interfaces: Vec<String>,
 
     /// Replay capture files instead of capturing live: pcap or pcapng (Ethernet with or
@@ -125,8 +126,9 @@ pub struct CopyArgs {
     #[arg(short = 's', long = "intercept", value_name = "HOST[:PORT]", required = true, value_parser = parse_intercepts)]
     pub intercepts: Vec<Vec<InterceptAddr>>,
 
-    /// Client addresses the copies use instead of the real ones: a.b.c.x, a CIDR (/20 to /32)
-    /// or a list. The target must route them to the assistant host running intercept.
+    /// Client addresses the copies use instead of the real ones: a.b.c.x, an IPv4 CIDR (/20
+    /// to /32), an IPv6 one (/116 to /128, e.g. 2001:db8:1::/120), or a list of them. The
+    /// target must route them to the assistant host running intercept.
     #[arg(short = 'c', long = "client-ip", value_name = "IPS")]
     pub client_ips: Option<ClientAddresses>,
 
@@ -417,8 +419,15 @@ pub struct InterceptArgs {
     #[arg(long, value_name = "NUM", conflicts_with = "interfaces")]
     pub nfqueue: Option<u16>,
 
-    /// Assistant mode: capture the target's replies on IFACE, repeatable
-    #[arg(short, long = "interface", value_name = "IFACE", requires = "filter")]
+    /// Assistant mode: capture the target's replies on IFACE, repeatable or comma-separated
+    /// as in intercept 1.0 (e.g. eth0,eth1)
+    #[arg(
+        short,
+        long = "interface",
+        value_name = "IFACE",
+        requires = "filter",
+        value_delimiter = ','
+    )]
     pub interfaces: Vec<String>,
 
     /// Assistant mode: BPF filter selecting the target's replies (e.g. 'tcp and src port 80')
@@ -921,7 +930,7 @@ mod tests {
         let args = copy(&[
             "copy",
             "-i",
-            "eth0",
+            "eth0,eth2",
             "-i",
             "eth1",
             "-x",
@@ -933,7 +942,11 @@ mod tests {
             "-c",
             "203.0.113.x",
         ]);
-        assert_eq!(args.interfaces, ["eth0", "eth1"]);
+        assert_eq!(
+            args.interfaces,
+            ["eth0", "eth2", "eth1"],
+            "1.x's comma list too"
+        );
         assert_eq!(args.all_mappings().len(), 3);
         assert!(
             parse(&[
@@ -1176,7 +1189,7 @@ mod tests {
         let cli = parse(&[
             "intercept",
             "-i",
-            "eth0",
+            "eth0,eth1",
             "-F",
             "tcp and src port 80",
             "-p",
@@ -1239,8 +1252,8 @@ mod tests {
         let intercept_base = ["intercept", "--nfqueue", "0"];
         let cases: [(&[&str], &str); 3] = [
             (&["-d"], "systemd"),
-            (&["-s", "65536"], "no fixed size"),
-            (&["-n", "16"], "nothing to set"),
+            (&["-s", "65536"], "drop -s"),
+            (&["-n", "16"], "drop -n"),
         ];
         for (extra, hint) in cases {
             let err = parse(&[&intercept_base[..], extra].concat())
@@ -1262,7 +1275,7 @@ mod tests {
         let cli = parse(&[
             "intercept",
             "-i",
-            "eth0",
+            "eth0,eth1",
             "-F",
             "tcp and src port 80",
             "-p",
@@ -1274,7 +1287,11 @@ mod tests {
         let Command::Intercept(args) = cli.command else {
             panic!()
         };
-        assert_eq!(args.interfaces, ["eth0"]);
+        assert_eq!(
+            args.interfaces,
+            ["eth0", "eth1"],
+            "intercept 1.0's comma list"
+        );
         assert_eq!(args.port, 4000);
 
         assert!(parse(&["intercept"]).is_err(), "a mode is required");

@@ -44,11 +44,11 @@ pub struct RetiredInterceptFlags {
     #[arg(short = 'd', hide = true, num_args = 0, default_missing_value = "", value_parser = retired(DAEMON))]
     daemon: Option<Never>,
     #[arg(short = 's', hide = true, value_parser = retired(
-        "intercept's routing table has no fixed size (1.x -s): it grows with the flows copies register and forgets them as they end"
+        "drop -s: intercept's routing table has no fixed size to set (1.x -s); it grows with the flows copies register and forgets them as they end"
     ))]
     hash_size: Option<Never>,
     #[arg(short = 'n', hide = true, value_parser = retired(
-        "intercept combines each copy's replies per loop turn, up to what 1.x accepts in one frame (1.x -n): there is nothing to set"
+        "drop -n: intercept combines each copy's replies per loop turn by itself (1.x -n set a limit), up to what a 1.x copy accepts in one frame"
     ))]
     combine: Option<Never>,
 }

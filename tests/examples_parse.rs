@@ -1,6 +1,7 @@
 //! Every command line shipped as an example parses with today's flags, and none is refused
 //! at start (`tcpcopy::usage`): the examples after each
-//! `--help`, the blocks of docs/quick-reference.md (but those of planned features), and the
+//! `--help`, the blocks of docs/quick-reference.md (but those of planned features), the
+//! translations of docs/migrating.md, and the
 //! environment files of packaging/examples/ read the way the systemd units read them. Parsing
 //! only: nothing runs, no root needed.
 
@@ -111,6 +112,21 @@ fn the_quick_reference_parses_but_for_planned_features() {
         }
     }
     assert!(checked >= 8, "only {checked} commands found in {path:?}");
+}
+
+#[test]
+fn the_migration_guide_translations_parse() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/migrating.md");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines = tcpcopy_lines(&text);
+    for line in &lines {
+        assert_parses(&shell_words(line), "docs/migrating.md");
+    }
+    assert!(
+        lines.len() >= 6,
+        "only {} commands found in {path:?}",
+        lines.len()
+    );
 }
 
 /// TCPCOPY_ARGS of an environment file, split as the unit's `sh -c 'eval ...'` splits it.

@@ -9,6 +9,7 @@
 //!   a replay timed by when the shard got to each event would order them by chance.
 //! - `--loop 2` replays every connection twice, the second round from other client ports.
 //! - A file whose last record is cut short is replayed up to there, drained, and copy exits 0.
+//! - The progress bar shows on a terminal only, and not with `-q`.
 //!
 //! The intercept address is a closed port on loopback: copy retries it and never gets an
 //! answer, so no packet goes anywhere but into the output file.
@@ -257,4 +258,40 @@ fn a_record_cut_short_ends_the_file_and_the_replay_drains() {
         .map(|s| s.src.port())
         .collect::<BTreeSet<_>>();
     assert_eq!(syns.len(), usize::from(CONNECTIONS), "{log}");
+}
+
+/// The progress bar: drawn when stderr is a terminal (here a pseudo-terminal from
+/// `script(1)`), never with `-q`, never when stderr is a pipe or a file.
+#[test]
+fn the_progress_bar_shows_on_a_terminal_only_and_not_with_q() {
+    let scratch = Scratch::new("offline-progress");
+    let input = scratch.path("in.pcap");
+    recording(&input, 0);
+    let output = scratch.path("out.pcap");
+    let on_terminal = |extra: &str| {
+        let command = format!(
+            "{} copy --offline {} -x 80-{TARGET} -c 203.0.113.0/24 -s {} --drain 300ms --speed 4 --output {} {extra}",
+            env!("CARGO_BIN_EXE_tcpcopy"),
+            input.display(),
+            closed_loopback_port(),
+            output.display(),
+        );
+        let out = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env("TERM", "xterm")
+            .output()
+            .expect("run script(1), from bsdutils");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = on_terminal("");
+    assert!(
+        shown.contains("ETA") && shown.contains("elapsed"),
+        "{shown}"
+    );
+    assert!(shown.contains("sessions"), "{shown}");
+    let quiet = on_terminal("-q");
+    assert!(!quiet.contains("ETA"), "{quiet}");
+    let piped = replay(&input, &output, &["--speed", "4"]);
+    assert!(!piped.contains("ETA"), "{piped}");
 }

@@ -24,6 +24,11 @@ impl FromStr for PortMapping {
     /// `[onlineIP:]onlinePort-targetIP:targetPort`; IPv6 addresses go in brackets.
     fn from_str(text: &str) -> Result<Self, SyntaxError> {
         let text = text.trim();
+        if text.contains('@') {
+            return Err(SyntaxError::new(format!(
+                "`{text}`: copy needs no MAC addresses (1.x's `PORT@MAC-IP:PORT@MAC` sent through pcap): it sends with a raw IP socket and the kernel finds the next hop; write {MAPPING_SYNTAX}"
+            )));
+        }
         let (online, target) = text
             .split_once('-')
             .ok_or_else(|| syntax_error(text, MAPPING_SYNTAX))?;
@@ -120,6 +125,16 @@ mod tests {
             let err = bad.parse::<PortMapping>().unwrap_err().to_string();
             assert!(err.contains(bad), "{err}");
         }
+    }
+
+    #[test]
+    fn a_1x_mapping_with_mac_addresses_says_what_to_write() {
+        let err = "80@00:11:22:33:44:55-198.51.100.30:80@00:11:22:33:44:66"
+            .parse::<PortMapping>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs no MAC addresses"), "{err}");
+        assert!(err.contains("80-198.51.100.30:8080"), "{err}");
     }
 
     #[test]

@@ -395,11 +395,7 @@ impl Link {
             return 0;
         };
         if refused > 0 {
-            log::error!(
-                "shard {}: intercept {} speaks only protocol version 6 (TCPCopy 1.x's intercept),                  which cannot carry IPv6: IPv6 sessions get no replies through it; use tcpcopy                  intercept for IPv6 targets",
-                self.shard,
-                self.addr
-            );
+            log::error!("shard {}: {}", self.shard, v6_only_peer(&self.addr));
         }
         refused
     }
@@ -504,6 +500,16 @@ fn encode_registration(version: Version, flow: Flow, out: &mut Vec<u8>) {
 
 /// The first address `addr` resolves to. Addresses given as IP literals resolve without a
 /// lookup; a host name is looked up at each attempt.
+/// What a copy says when an intercept at `addr` stayed on version 6 while IPv6 sessions
+/// waited for it.
+fn v6_only_peer(addr: &InterceptAddr) -> String {
+    format!(
+        "intercept {addr} speaks only protocol version 6 (TCPCopy 1.x's intercept), which \
+         cannot carry IPv6: IPv6 sessions get no replies through it; use tcpcopy intercept \
+         for IPv6 targets"
+    )
+}
+
 fn resolve(addr: &InterceptAddr) -> Result<SocketAddr> {
     (addr.host.as_str(), addr.port)
         .to_socket_addrs()
@@ -515,6 +521,17 @@ fn resolve(addr: &InterceptAddr) -> Result<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_6_intercept_is_told_to_be_replaced_for_ipv6() {
+        let addr: InterceptAddr = "198.51.100.40:36524".parse().unwrap();
+        let message = v6_only_peer(&addr);
+        assert!(
+            message.starts_with("intercept 198.51.100.40:36524 speaks only protocol version 6")
+        );
+        assert!(message.ends_with("use tcpcopy intercept for IPv6 targets"));
+        assert!(!message.contains("  "), "one line: {message}");
+    }
 
     fn flow(client: &str) -> Flow {
         Flow {
