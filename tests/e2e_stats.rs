@@ -377,6 +377,18 @@ fn stats_live_follows_a_run_and_sums_it_up() {
         "--json",
     ];
     let mut live = lab.spawn(Host::Client, &live_args).unwrap();
+    let records = |live: &common::Proc| -> Vec<Value> {
+        live.stdout()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}")))
+            .collect()
+    };
+    // Its first line means it has read the counters it measures from: the load comes after.
+    wait_until(CATCH_UP_TIMEOUT, "stats live's first interval", || {
+        live.ensure_running()?;
+        Ok(!records(&live).is_empty())
+    })
+    .unwrap_or_else(|err| panic!("{err:#}\n{}", live.stderr()));
 
     let load = lab
         .http_load(
@@ -388,12 +400,6 @@ fn stats_live_follows_a_run_and_sums_it_up() {
         .unwrap();
     load.assert_all_ok(REQUESTS, "client requests to the online server");
     caught_up(CATCH_UP_TIMEOUT, REQUESTS, || target.access_count()).unwrap();
-    let records = |live: &common::Proc| -> Vec<Value> {
-        live.stdout()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}")))
-            .collect()
-    };
     wait_until(
         CATCH_UP_TIMEOUT,
         "stats live to count every session",
