@@ -154,3 +154,88 @@ fn stats_logs_refuses_a_span_of_too_many_windows_and_says_how_to_narrow_it() {
         Some("total online=100 target=100 loss=0.0000")
     );
 }
+
+/// Runs `stats logs` on `online` and `target` with `extra` flags.
+fn stats_logs(online: &str, target: &str, extra: &[&str]) -> (Option<i32>, String, String) {
+    tcpcopy(
+        &[
+            &["stats", "logs", "--online", online, "--target", target],
+            extra,
+        ]
+        .concat(),
+    )
+}
+
+#[test]
+fn stats_logs_counts_and_names_the_lines_it_cannot_read() {
+    let online = access_log("online-malformed.log", 100);
+    let mut text = std::fs::read_to_string(&online).expect("reading the log");
+    text.push_str(
+        "not a log line\n198.51.100.10 - - [10/Foo/2026:11:08:30 +0800] \"GET /\" 200 3\n",
+    );
+    std::fs::write(&online, text).expect("writing the log");
+    let target = access_log("target-malformed.log", 99);
+    let (code, stdout, stderr) = stats_logs(&online, &target, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout.lines().last(),
+        Some("total online=100 target=99 loss=0.0100")
+    );
+    assert!(
+        stderr.contains("online-malformed.log (online): 2 of 102 lines have no time")
+            && stderr.contains("(first: line 101: "),
+        "{stderr}"
+    );
+    let (code, stdout, _) = stats_logs(&online, &target, &["--json"]);
+    assert_eq!(code, Some(0));
+    let total: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a total record")).expect("JSON");
+    assert_eq!(total["type"], "total");
+    assert_eq!(total["data"]["online"], 100);
+    assert_eq!(total["data"]["target"], 99);
+    assert_eq!(total["data"]["unparsed"], 2);
+}
+
+#[test]
+fn stats_logs_refuses_a_file_with_no_readable_line() {
+    let online = access_log("online-readable.log", 100);
+    let dir = std::path::Path::new(&online)
+        .parent()
+        .expect("scratch directory");
+    let unreadable = dir.join("target-unreadable.log");
+    std::fs::write(&unreadable, "GET / 200\nGET /a 200\n").expect("writing a log");
+    let (code, stdout, stderr) =
+        stats_logs(&online, unreadable.to_str().expect("a UTF-8 path"), &[]);
+    assert_eq!(code, Some(2), "{stdout}");
+    assert!(
+        stderr.starts_with("tcpcopy: no line of ")
+            && stderr.contains("target-unreadable.log (target)")
+            && stderr.contains("--time-field and --time-format"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn stats_logs_max_loss_needs_a_counted_window() {
+    // Both logs cover 11:08:10..11:08:50 only: the one minute window is an edge.
+    let online = access_log("online-edge.log", 100);
+    let text: String = std::fs::read_to_string(&online)
+        .expect("reading the log")
+        .lines()
+        .filter(|line| (10..=50).any(|s| line.contains(&format!("11:08:{s:02} "))))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(&online, &text).expect("writing the log");
+    let (code, _, stderr) = stats_logs(&online, &online, &["--max-loss", "1%"]);
+    assert_eq!(code, Some(2));
+    // After the note on the edge window, the error.
+    assert!(
+        stderr.lines().last().is_some_and(|error| error
+            .starts_with("tcpcopy: --max-loss cannot be checked")
+            && error.contains("only edge windows: see --edges")),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = stats_logs(&online, &online, &["--max-loss", "1%", "--edges"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.ends_with("loss=0.0000\n"), "{stdout}");
+}

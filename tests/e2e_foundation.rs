@@ -11,7 +11,8 @@ use std::thread;
 use std::time::Duration;
 
 use common::{
-    Capture, Connections, Host, Lab, TcpPacket, has_bound_packet_socket, tcpcopy_bin, wait_until,
+    Capture, Connections, Host, Lab, TcpPacket, has_bound_packet_socket, stop_copy, tcpcopy_bin,
+    wait_until,
 };
 
 /// Short HTTP connections the client makes.
@@ -88,13 +89,7 @@ fn copy_replays_client_connections(name: &str, offloads: bool) {
 
     copy.ensure_running()
         .unwrap_or_else(|err| panic!("copy must keep running without an intercept: {err:#}"));
-    let status = copy.stop(libc::SIGINT, TIMEOUT).unwrap();
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "copy on SIGINT: {status}; stderr:\n{}",
-        copy.stderr()
-    );
+    stop_copy(&mut copy).unwrap_or_else(|err| panic!("{err:#}"));
 
     for capture in [&mut at_target, &mut from_client] {
         let summary = capture.stop().unwrap();

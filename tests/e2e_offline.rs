@@ -17,9 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{
-    CLIENT_NET, Connections, HTTP_PORT, Host, Lab, Mode, Nginx, Proc, caught_up, last_counters,
-};
+use common::{CLIENT_NET, Connections, HTTP_PORT, Host, Lab, Mode, Nginx, Proc, caught_up};
 
 /// Bursts of the recorded load...
 const BURSTS: usize = 8;
@@ -188,8 +186,8 @@ fn replay(lab: &Lab, file: &str, extra: &[&str]) -> (String, BTreeMap<String, u6
         .unwrap();
     let log = output.stderr;
     assert_eq!(output.status.code(), Some(0), "copy --offline:\n{log}");
-    let totals = last_counters(&log, "copy totals").unwrap_or_else(|| panic!("{log}"));
-    eprintln!("e2e: copy totals: {totals:?}");
+    let totals =
+        common::copy_exit_totals(&log, "copy --offline").unwrap_or_else(|err| panic!("{err:#}"));
     (log, totals)
 }
 

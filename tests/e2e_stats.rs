@@ -234,16 +234,39 @@ fn stats_metrics_equal_the_totals_and_the_target_log() {
         "{copies:?}"
     );
 
+    // Open sessions are those being replayed: with one connection held open and the
+    // first half's closed, one; once it closes too, none, while its session still counts in
+    // the table (TIME-WAIT).
+    let open = "tcpcopy_sessions_open{role=\"copy\",shard=\"0\"}";
+    let tracked = "tcpcopy_sessions_tracked{role=\"copy\",shard=\"0\"}";
+    let mut held = lab.hold_http(Host::Client, online_addr).unwrap();
+    held.get(1).assert_all_ok(1, "the held connection");
+    wait_until(CATCH_UP_TIMEOUT, "only the held session to be open", || {
+        Ok(scrape(&lab, Host::Online)[open] == 1)
+    })
+    .unwrap();
+    drop(held);
+    let mut closed = BTreeMap::new();
+    wait_until(CATCH_UP_TIMEOUT, "the held session to close", || {
+        closed = scrape(&lab, Host::Online);
+        Ok(closed[open] == 0)
+    })
+    .unwrap();
+    assert!(
+        closed[tracked] >= 1,
+        "the closed session is still tracked in TIME-WAIT: {closed:?}"
+    );
+
     let load = lab
         .http_load(Host::Client, online_addr, REQUESTS / 2, Connections::Short)
         .unwrap();
     load.assert_all_ok(REQUESTS / 2, "the second half");
-    let logged = caught_up(CATCH_UP_TIMEOUT, REQUESTS, || target.access_count()).unwrap();
-    assert_eq!(logged, REQUESTS, "the target logged every request");
+    let requests = REQUESTS + 1;
+    let logged = caught_up(CATCH_UP_TIMEOUT, requests, || target.access_count()).unwrap();
+    assert_eq!(logged, requests, "the target logged every request");
 
     // After the run: the sessions leave the table after TIME-WAIT; once the counts stay put,
     // the last scrapes are the totals lines.
-    let tracked = "tcpcopy_sessions_tracked{role=\"copy\",shard=\"0\"}";
     wait_until(
         CATCH_UP_TIMEOUT,
         "copy's sessions to leave its table",
@@ -259,6 +282,7 @@ fn stats_metrics_equal_the_totals_and_the_target_log() {
     let copy_totals = stop_with_totals(&mut copy, "copy").unwrap();
     let intercept_totals = stop_with_totals(&mut intercept, "intercept").unwrap();
     assert_same_counts(&copy_last, &copy_totals, "copy");
+    assert_eq!(copy_last[open], 0, "no session open after the run");
     assert_same_counts(&intercept_last, &intercept_totals, "intercept");
     assert_eq!(
         copy_last["tcpcopy_requests_sent_total{role=\"copy\"}"],
@@ -353,6 +377,18 @@ fn stats_live_follows_a_run_and_sums_it_up() {
         "--json",
     ];
     let mut live = lab.spawn(Host::Client, &live_args).unwrap();
+    let records = |live: &common::Proc| -> Vec<Value> {
+        live.stdout()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}")))
+            .collect()
+    };
+    // Its first line means it has read the counters it measures from: the load comes after.
+    wait_until(CATCH_UP_TIMEOUT, "stats live's first interval", || {
+        live.ensure_running()?;
+        Ok(!records(&live).is_empty())
+    })
+    .unwrap_or_else(|err| panic!("{err:#}\n{}", live.stderr()));
 
     let load = lab
         .http_load(
@@ -364,12 +400,6 @@ fn stats_live_follows_a_run_and_sums_it_up() {
         .unwrap();
     load.assert_all_ok(REQUESTS, "client requests to the online server");
     caught_up(CATCH_UP_TIMEOUT, REQUESTS, || target.access_count()).unwrap();
-    let records = |live: &common::Proc| -> Vec<Value> {
-        live.stdout()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}")))
-            .collect()
-    };
     wait_until(
         CATCH_UP_TIMEOUT,
         "stats live to count every session",

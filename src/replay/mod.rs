@@ -80,6 +80,8 @@ const REPORTED: &[Counter] = &[
     Counter::RequestsCaptured,
     Counter::RequestsSent,
     Counter::RequestsNotSent,
+    Counter::RequestsAnswered,
+    Counter::RequestsUnanswered,
     Counter::SessionsClosed,
     Counter::SessionsReset,
     Counter::SessionsTimedOut,
@@ -275,8 +277,8 @@ pub fn run(args: &CopyArgs) -> Result<()> {
     result.and(compared)
 }
 
-/// What `copy --metrics` serves: the reported counters, and per shard the sessions tracked,
-/// the backlog's depth and the intercepts connected.
+/// What `copy --metrics` serves: the reported counters, and per shard the sessions tracked
+/// and open, the backlog's depth and the intercepts connected.
 fn exposition(counters: &Arc<Counters>, statuses: &[Arc<ShardStatus>]) -> Exposition {
     let statuses = statuses.to_vec();
     let per_shard = move |read: fn(&ShardStatus) -> &AtomicUsize| {
@@ -293,6 +295,12 @@ fn exposition(counters: &Arc<Counters>, statuses: &[Arc<ShardStatus>]) -> Exposi
                 help: "Sessions in the shard's table, counted against --max-sessions: being \
                        replayed, or closed and in TIME-WAIT.",
                 values: per_shard(|status| &status.sessions_tracked),
+            },
+            GaugeFamily {
+                name: "sessions_open",
+                help: "Sessions being replayed now: the sessions tracked but those closed and \
+                       in TIME-WAIT.",
+                values: per_shard(|status| &status.sessions_open),
             },
             GaugeFamily {
                 name: "backlog_bytes",

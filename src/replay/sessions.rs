@@ -168,6 +168,8 @@ fn count_event(event: Event, counters: &mut LocalCounters) {
         Event::RetransmitLimit | Event::RebuildLimit => counters.bump(Counter::SessionsGivenUp),
         Event::SessionRebuilt => counters.bump(Counter::SessionsRebuilt),
         Event::ResponseTimeout => counters.bump(Counter::ResponsesTimedOut),
+        Event::RequestAnswered => counters.bump(Counter::RequestsAnswered),
+        Event::RequestUnanswered => counters.bump(Counter::RequestsUnanswered),
         Event::PortReused => counters.bump(Counter::PortsReused),
         Event::Aborted => counters.bump(Counter::SessionsAborted),
         Event::NotFullSessionSkipped => counters.bump(Counter::SessionsSkipped),
@@ -567,6 +569,14 @@ impl SessionTable {
         self.sessions.len()
     }
 
+    /// The sessions being replayed now: those of [`len`](Self::len) not in time-wait.
+    pub fn open_len(&self) -> usize {
+        self.sessions
+            .values()
+            .filter(|tracked| tracked.session.is_open())
+            .count()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
     }
@@ -612,6 +622,8 @@ mod tests {
                 waited: std::time::Duration::ZERO,
             },
             Event::ResponseTimeout,
+            Event::RequestAnswered,
+            Event::RequestUnanswered,
             Event::Closed,
             Event::HandshakeRefused,
             Event::ResetByTarget,
@@ -845,6 +857,7 @@ mod tests {
         // The target refuses the connection: the session ends into its time-wait.
         table.on_reply(now, &reply(40000, TcpFlags::RST | TcpFlags::ACK));
         assert!(matches!(table.sessions[&key].session, Slot::Closed(_)));
+        assert_eq!((table.len(), table.open_len()), (1, 0));
         assert_eq!(count(&mut table, Counter::HandshakesRefused), 1);
         table.emitted().outgoing.clear();
 
@@ -865,6 +878,7 @@ mod tests {
         new_syn.seq = SeqNum(5000);
         table.on_client(now, &new_syn, &[], FIRST, false);
         assert!(matches!(table.sessions[&key].session, Slot::Open(_)));
+        assert_eq!((table.len(), table.open_len()), (1, 1));
         assert_eq!(table.emitted().outgoing.len(), 1, "its SYN");
         assert_eq!(count(&mut table, Counter::SessionsOpened), 1);
     }

@@ -89,6 +89,8 @@ pub struct ShardStatus {
     pub links_up: AtomicUsize,
     /// Sessions in the shard's table now: being replayed, or closed and in TIME-WAIT.
     pub sessions_tracked: AtomicUsize,
+    /// Of those, sessions being replayed now (not in TIME-WAIT).
+    pub sessions_open: AtomicUsize,
     /// Captured bytes waiting in the shard's backlog now.
     pub backlog_bytes: AtomicUsize,
 }
@@ -374,6 +376,8 @@ impl Shard {
         self.status
             .sessions_tracked
             .store(tracked, Ordering::Relaxed);
+        let open = self.core.sessions().open_len();
+        self.status.sessions_open.store(open, Ordering::Relaxed);
         let waiting = self.intake.backlog().bytes();
         self.status.backlog_bytes.store(waiting, Ordering::Relaxed);
     }

@@ -20,6 +20,11 @@ impl Slot {
         Slot::Open(Box::new(session))
     }
 
+    /// Whether the session is being replayed (not ended into its time-wait).
+    pub fn is_open(&self) -> bool {
+        matches!(self, Slot::Open(session) if session.time_wait().is_none())
+    }
+
     /// Keeps only the time-wait record of a session that has ended.
     pub fn compact(&mut self) {
         if let Slot::Open(session) = self

@@ -43,6 +43,12 @@ pub enum Event {
     RequestsDiscarded { count: usize },
     /// A new request was released to the target, `waited` after copy read its first byte.
     RequestSent { waited: Duration },
+    /// The target sent the first bytes of its answer to the last request sent.
+    RequestAnswered,
+    /// A request sent got no byte of an answer before the next request went or its session
+    /// ended: the target did not answer it, or (as online) the client sent the next one
+    /// without waiting for one.
+    RequestUnanswered,
     /// A request or close was held for the previous response longer than the response
     /// timeout (no answer, or an answer that never paused); released anyway.
     ResponseTimeout,

@@ -80,6 +80,8 @@ pub struct Pacer {
     close_awaits_bytes: bool,
     /// The target's answer to the request in flight.
     answer: AnswerMeter,
+    /// The last request sent has had no byte of an answer yet.
+    awaiting_answer: bool,
 }
 
 /// How long a target that has sent fewer bytes than the real client received must stay quiet
@@ -105,7 +107,19 @@ impl Pacer {
             last_response_at: None,
             close_awaits_bytes: false,
             answer: AnswerMeter::default(),
+            awaiting_answer: false,
         }
+    }
+
+    /// Whether the last request sent has had no byte of an answer yet: sending the next one,
+    /// or ending the session, leaves it unanswered.
+    pub fn awaiting_answer(&self) -> bool {
+        self.awaiting_answer
+    }
+
+    /// The session ends: returns whether its last request was left unanswered (once).
+    pub fn take_unanswered(&mut self) -> bool {
+        std::mem::take(&mut self.awaiting_answer)
     }
 
     /// Sets the round-trip time that measures the target's quiet time: the live estimate,
@@ -138,6 +152,7 @@ impl Pacer {
         }
         self.exchange = Exchange::Awaiting;
         self.answer.on_request_sent(request.seq);
+        self.awaiting_answer = true;
         true
     }
 
@@ -164,18 +179,26 @@ impl Pacer {
     }
 
     /// The target sent `len` new payload bytes in a segment acknowledging `ack` (`None`
-    /// without the ACK flag); `mss` is the largest segment it sends.
-    pub fn on_response_data(&mut self, now: Instant, len: usize, mss: usize, ack: Option<SeqNum>) {
+    /// without the ACK flag); `mss` is the largest segment it sends. Returns whether they
+    /// are the first of the answer to the request in flight.
+    pub fn on_response_data(
+        &mut self,
+        now: Instant,
+        len: usize,
+        mss: usize,
+        ack: Option<SeqNum>,
+    ) -> bool {
         self.response_bytes += len as u64;
         self.last_response_at = Some(now);
         if !self.answer.on_payload(len, ack) {
             // The rest of an earlier answer: the request in flight is still unanswered.
-            return;
+            return false;
         }
         let quiet = if len >= mss { self.rtt } else { self.rtt / 2 };
         self.exchange = Exchange::Responding {
             quiet_until: now + quiet.max(self.min_quiet),
         };
+        std::mem::take(&mut self.awaiting_answer)
     }
 
     /// The target closed or the connection is being rebuilt: nothing more will be answered.

@@ -1,7 +1,8 @@
 //! The identities copy's counters keep once copy has stopped: every session copy opened
 //! ended in exactly one way, so `sessions_opened` is the sum of its [`ENDINGS`] (each names
 //! where a session was lost); and every request a session captured was either sent to the
-//! target or still held when its session ended ([`RequestBalance`]). docs/measuring-loss.md,
+//! target or still held when its session ended, and every request sent was answered or not
+//! ([`RequestBalance`]). docs/measuring-loss.md,
 //! "What the counters tell". Pure.
 
 use std::fmt;
@@ -60,20 +61,25 @@ impl fmt::Display for Balance {
     }
 }
 
-/// Requests captured against requests sent and requests their sessions ended with.
+/// Requests captured against requests sent and requests their sessions ended with; requests
+/// sent against requests answered and not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestBalance {
     pub captured: u64,
     pub sent: u64,
     pub not_sent: u64,
+    pub answered: u64,
+    pub unanswered: u64,
 }
 
 impl RequestBalance {
     /// The counters this identity reads.
-    pub const COUNTERS: [Counter; 3] = [
+    pub const COUNTERS: [Counter; 5] = [
         Counter::RequestsCaptured,
         Counter::RequestsSent,
         Counter::RequestsNotSent,
+        Counter::RequestsAnswered,
+        Counter::RequestsUnanswered,
     ];
 
     pub fn of(value: impl Fn(Counter) -> u64) -> RequestBalance {
@@ -81,12 +87,15 @@ impl RequestBalance {
             captured: value(Counter::RequestsCaptured),
             sent: value(Counter::RequestsSent),
             not_sent: value(Counter::RequestsNotSent),
+            answered: value(Counter::RequestsAnswered),
+            unanswered: value(Counter::RequestsUnanswered),
         }
     }
 
-    /// True when every captured request was sent or dropped with its session.
+    /// True when every captured request was sent or dropped with its session, and every
+    /// request sent was answered or not.
     pub fn holds(&self) -> bool {
-        self.captured == self.sent + self.not_sent
+        self.captured == self.sent + self.not_sent && self.sent == self.answered + self.unanswered
     }
 }
 
@@ -94,11 +103,16 @@ impl fmt::Display for RequestBalance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "requests_captured {} = requests_sent {} + requests_not_sent {} (= {})",
+            "requests_captured {} = requests_sent {} + requests_not_sent {} (= {}); \
+             requests_sent {} = requests_answered {} + requests_unanswered {} (= {})",
             self.captured,
             self.sent,
             self.not_sent,
-            self.sent + self.not_sent
+            self.sent + self.not_sent,
+            self.sent,
+            self.answered,
+            self.unanswered,
+            self.answered + self.unanswered
         )
     }
 }
@@ -136,11 +150,19 @@ mod tests {
         let balance = RequestBalance::of(|c| counters.get(c));
         assert!(!balance.holds());
         counters.add(Counter::RequestsNotSent, 2);
+        counters.add(Counter::RequestsAnswered, 7);
+        let balance = RequestBalance::of(|c| counters.get(c));
+        assert!(
+            !balance.holds(),
+            "one sent request is neither answered nor not"
+        );
+        counters.add(Counter::RequestsUnanswered, 1);
         let balance = RequestBalance::of(|c| counters.get(c));
         assert!(balance.holds());
         assert_eq!(
             balance.to_string(),
-            "requests_captured 10 = requests_sent 8 + requests_not_sent 2 (= 10)"
+            "requests_captured 10 = requests_sent 8 + requests_not_sent 2 (= 10); \
+             requests_sent 8 = requests_answered 7 + requests_unanswered 1 (= 8)"
         );
     }
 

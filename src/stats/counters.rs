@@ -61,6 +61,12 @@ counters! {
     /// Captured requests a session still held when it ended (the target reset or closed it,
     /// a timeout, copy's exit): never sent to the target.
     RequestsNotSent => "requests_not_sent",
+    /// Requests sent to which the target sent the first bytes of an answer.
+    RequestsAnswered => "requests_answered",
+    /// Requests sent that had no byte of an answer when the next request went or their
+    /// session ended: the target did not answer, or the client itself sent the next one
+    /// without waiting for an answer (pipelined requests, requests with no reply).
+    RequestsUnanswered => "requests_unanswered",
     /// Sessions that finished normally.
     SessionsClosed => "sessions_closed",
     /// Sessions the target reset.

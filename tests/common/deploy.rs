@@ -15,14 +15,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
-use tcpcopy::stats::{Balance, Counter, ENDINGS, RequestBalance};
-
+use super::copy_totals::copy_exit_totals;
 use super::counters::last_counters;
 use super::host::Host;
 use super::lab::Lab;
 use super::process::Proc;
 use super::wait::{has_bound_packet_socket, wait_until};
+use anyhow::{Context, Result, ensure};
 
 /// How long intercept and copy may take to be ready, and copy to reconnect.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -289,7 +288,7 @@ impl Lab {
 }
 
 /// Stops `proc` (copy or intercept) with SIGINT and returns the `LABEL totals` it logs at
-/// exit; fails unless it exits 0.
+/// exit; fails unless it exits 0. A copy's totals are checked ([`copy_exit_totals`]).
 pub fn stop_with_totals(proc: &mut Proc, label: &str) -> Result<BTreeMap<String, u64>> {
     let status = proc.stop(libc::SIGINT, EXIT_TIMEOUT)?;
     let log = proc.stderr();
@@ -298,35 +297,13 @@ pub fn stop_with_totals(proc: &mut Proc, label: &str) -> Result<BTreeMap<String,
         "{} on SIGINT: {status}; stderr:\n{log}",
         proc.label()
     );
+    if label == "copy" {
+        return copy_exit_totals(&log, proc.label());
+    }
     let totals = last_counters(&log, &format!("{label} totals"))
         .with_context(|| format!("{} logged no totals:\n{log}", proc.label()))?;
     eprintln!("e2e: {} totals: {totals:?}", proc.label());
-    if label == "copy" {
-        check_session_balance(&totals)
-            .with_context(|| format!("{} totals: {totals:?}", proc.label()))?;
-    }
     Ok(totals)
-}
-
-/// After copy stopped, every session it opened ended in exactly one way, and every request
-/// it captured was sent or dropped with its session (`tcpcopy::stats::Balance` and
-/// `RequestBalance`, docs/measuring-loss.md): checked after every e2e test.
-fn check_session_balance(totals: &BTreeMap<String, u64>) -> Result<()> {
-    let missing: Vec<&str> = std::iter::once(Counter::SessionsOpened)
-        .chain(ENDINGS.iter().copied())
-        .chain(RequestBalance::COUNTERS)
-        .map(Counter::name)
-        .filter(|name| !totals.contains_key(*name))
-        .collect();
-    ensure!(missing.is_empty(), "copy's totals lack {missing:?}");
-    let balance = Balance::of(|counter| totals[counter.name()]);
-    ensure!(balance.holds(), "copy's sessions do not add up: {balance}");
-    let requests = RequestBalance::of(|counter| totals[counter.name()]);
-    ensure!(
-        requests.holds(),
-        "copy's requests do not add up: {requests}"
-    );
-    Ok(())
 }
 
 /// Stops copy with SIGINT and returns the totals it logs at exit; fails unless it exits 0.

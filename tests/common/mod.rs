@@ -18,6 +18,7 @@ mod cache_client;
 mod capture;
 mod client;
 mod command_log;
+mod copy_totals;
 mod counters;
 mod deploy;
 mod flood;
@@ -43,6 +44,7 @@ pub use cache_client::CommandLoad;
 pub use capture::{Capture, CaptureSummary, TcpPacket};
 pub use client::{Connections, LoadReport};
 pub use command_log::{CommandLog, CommandServer, LoggedCommand};
+pub use copy_totals::copy_exit_totals;
 pub use counters::{counter, last_counters};
 pub use deploy::{
     EXIT_TIMEOUT, Family, Mode, READY_TIMEOUT, intercept_connections, stop_copy, stop_with_totals,
@@ -65,6 +67,7 @@ pub use servers::{HTTP_PORT, MEMCACHED_PORT, Nginx, REDIS_PORT};
 pub use sessions::wait_for_sessions_to_end;
 pub use settle::{caught_up, settled, stable};
 pub use slow_http::SlowHttp;
+pub use temp_dir::TempDir;
 pub use wait::{bound_packet_sockets, has_bound_packet_socket, port_open, wait_until};
 
 /// The `tcpcopy` binary cargo built for this test run.

@@ -273,13 +273,15 @@ impl Session {
         let new_bytes = segment.seq_end().distance_from(self.rcv.nxt) as usize
             - usize::from(segment.flags.fin());
         self.rcv.nxt = segment.seq_end();
-        if new_bytes > 0 {
-            self.pacer.on_response_data(
+        if new_bytes > 0
+            && self.pacer.on_response_data(
                 now,
                 new_bytes,
                 self.receive_mss,
                 segment.flags.ack().then_some(segment.ack),
-            );
+            )
+        {
+            out.event(Event::RequestAnswered);
         }
         if segment.flags.fin() {
             self.rcv.fin = true;

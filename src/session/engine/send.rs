@@ -62,6 +62,7 @@ impl Session {
             let mut limit = self.queue.end();
             if let Some(start) = self.queue.next_request_start() {
                 if start.seq <= self.snd.nxt {
+                    let previous_unanswered = self.pacer.awaiting_answer();
                     if !self.pacer.try_send_request(now, start) {
                         break;
                     }
@@ -69,6 +70,9 @@ impl Session {
                     out.event(Event::RequestSent {
                         waited: now.saturating_duration_since(start.captured_at),
                     });
+                    if previous_unanswered {
+                        out.event(Event::RequestUnanswered);
+                    }
                     continue;
                 }
                 if start.seq > self.snd.nxt {

@@ -97,6 +97,9 @@ impl Session {
         if undelivered > 0 {
             out.event(Event::UnsentDataDiscarded { bytes: undelivered });
         }
+        if self.pacer.take_unanswered() {
+            out.event(Event::RequestUnanswered);
+        }
         let unsent_requests = self.queue.pending_requests();
         if unsent_requests > 0 {
             out.event(Event::RequestsDiscarded {

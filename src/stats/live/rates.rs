@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use super::exposition::Reading;
 
-/// Copy's counters of sessions that were never replayed: shed under overload, or over
-/// `--max-sessions`.
+/// Copy's counters of sessions that were never replayed: shed under overload, over
+/// `--max-sessions`, or with no free client port toward the target.
 const NOT_REPLAYED: &[&str] = &["sessions_shed", "sessions_over_limit", "sessions_no_port"];
 /// Copy's counters of sessions whose replay broke off: the target never answered or refused
 /// the handshake, copy gave up, or the client sent more than copy could hold.
@@ -30,7 +30,7 @@ pub struct Interval {
     /// Reply headers copy received from intercepts (or, without a copy endpoint, that
     /// intercepts routed), per second.
     pub replies_per_second: f64,
-    /// Sessions copy saw since it started: opened, shed or over the limit.
+    /// Sessions copy saw since it started: opened, or not replayed ([`NOT_REPLAYED`]).
     pub sessions: u64,
     /// Of those, sessions not replayed or whose replay broke off.
     pub sessions_lost: u64,
@@ -115,7 +115,8 @@ mod tests {
              tcpcopy_requests_sent_total{role=\"copy\"} 1500\n\
              tcpcopy_replies_received_total{role=\"copy\"} 3000\n\
              tcpcopy_handshakes_refused_total{role=\"copy\"} 2\n\
-             tcpcopy_sessions_shed_total{role=\"copy\"} 10\n",
+             tcpcopy_sessions_shed_total{role=\"copy\"} 6\n\
+             tcpcopy_sessions_no_port_total{role=\"copy\"} 4\n",
         );
         let interval = interval(&before, &after, 5.0);
         assert_eq!(interval.sessions_per_second, 10.0);

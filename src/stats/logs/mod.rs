@@ -209,12 +209,44 @@ fn verdict(comparison: &Comparison, max_loss: Option<f64>) -> Result<Verdict> {
         );
     };
     Ok(if exceeds(loss, max_loss) {
-        Verdict::Failed(format!(
-            "total loss {} is above --max-loss {}",
-            table::format_loss(Some(loss)),
-            table::format_loss(Some(max_loss))
-        ))
+        let (loss, max_loss) = distinct_decimals(loss, max_loss);
+        Verdict::Failed(format!("total loss {loss} is above --max-loss {max_loss}"))
     } else {
         Verdict::Passed
     })
+}
+
+/// `a` and `b` printed with the table's four decimals, or with as many more as it takes to
+/// tell them apart (`0.002519` against `0.0025`, which both print `0.0025` with four).
+fn distinct_decimals(a: f64, b: f64) -> (String, String) {
+    /// Beyond --max-loss's tolerance ([`exceeds`]), two losses count as equal.
+    const MOST: usize = 12;
+    let mut decimals = 4;
+    while decimals < MOST && format!("{a:.decimals$}") == format!("{b:.decimals$}") {
+        decimals += 1;
+    }
+    (format!("{a:.decimals$}"), format!("{b:.decimals$}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loss_just_above_max_loss_is_printed_apart_from_it() {
+        // The published example: 1 − 178,175 / 178,625 against --max-loss 0.25%.
+        let loss = 1.0 - 178_175.0 / 178_625.0;
+        assert!(exceeds(loss, 0.0025));
+        assert_eq!(
+            distinct_decimals(loss, 0.0025),
+            ("0.00252".to_owned(), "0.00250".to_owned())
+        );
+        assert_eq!(
+            distinct_decimals(0.01, 0.005),
+            ("0.0100".to_owned(), "0.0050".to_owned())
+        );
+        // Just beyond the tolerance still prints two different numbers.
+        let (above, max) = distinct_decimals(0.1 + 2e-9, 0.1);
+        assert_ne!(above, max);
+    }
 }
