@@ -3,18 +3,26 @@
 //! intercept's guard makes when it starts and while it runs.
 
 use std::collections::BTreeSet;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 
 use super::causes::{self, Setup};
+use super::path::{self, ProbeFlow};
 use super::{Check, failures, probe, render, verdicts};
 use crate::capabilities::{self, Capability};
 use crate::capture;
 use crate::cli::{CopyArgs, InterceptArgs};
+use crate::packet::Flow;
+use crate::replay::sink::RawSocketSink;
 use crate::stats::Verdict;
 
 /// `tcpcopy copy --check`: capabilities, capture devices, the -x online addresses, each
-/// intercept, and the route and port of each target; then what only other hosts can show.
+/// intercept, the route and port of each target, and the path probe of each target (its
+/// replies to a `-c` address come back through an intercept); then, unless a probe failed
+/// and named them, what only other hosts can show.
 pub fn check_copy(args: &CopyArgs) -> Result<Verdict> {
     let mappings = args.all_mappings();
     let live = args.offline.is_empty();
@@ -63,10 +71,14 @@ pub fn check_copy(args: &CopyArgs) -> Result<Verdict> {
         );
     }
     let intercepts = args.all_intercepts();
+    let mut reachable = Vec::new();
     for intercept in &intercepts {
         let connected = probe::connect_host(&intercept.host, intercept.port);
         checks.push(verdicts::intercept(&intercept.to_string(), &connected));
+        reachable.extend(connected.ok());
     }
+    let setup = Setup::new(&mappings, &intercepts, args.client_ips.as_ref());
+    let mut probe_failed = false;
     if sends {
         let targets: BTreeSet<_> = mappings.iter().map(|m| m.target).collect();
         for target in targets {
@@ -75,10 +87,14 @@ pub fn check_copy(args: &CopyArgs) -> Result<Verdict> {
                 &probe::route_source(target.ip()),
             ));
             checks.push(verdicts::target_port(target, &probe::connect(target)));
+            if let Some(check) = path_check(args, setup.as_ref(), target, &reachable) {
+                probe_failed |= check.failed();
+                checks.push(check);
+            }
         }
     }
     print!("{}", render(&checks));
-    if let Some(setup) = Setup::new(&mappings, &intercepts, args.client_ips.as_ref()) {
+    if let Some(setup) = setup.filter(|_| !probe_failed) {
         println!(
             "Not checked from here (other hosts; copy names these when no SYN-ACK comes back):"
         );
@@ -93,6 +109,57 @@ pub fn check_copy(args: &CopyArgs) -> Result<Verdict> {
         }
     }
     Ok(verdict(&checks))
+}
+
+/// The path probe toward `target` through the `reachable` intercepts, from a `-c` address
+/// of its family; `None` where there is nothing to probe with (no `-c` address of that
+/// family: the copies keep the real clients' addresses; or no intercept accepted).
+fn path_check(
+    args: &CopyArgs,
+    setup: Option<&Setup>,
+    target: SocketAddr,
+    reachable: &[SocketAddr],
+) -> Option<Check> {
+    let setup = setup.filter(|_| !reachable.is_empty())?;
+    let client = args
+        .client_ips
+        .as_ref()?
+        .pick(target, 0, target.is_ipv6())?;
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos() as u64)
+        ^ u64::from(std::process::id()).rotate_left(32);
+    let flow = ProbeFlow::new(client, target, seed);
+    let setup = Setup {
+        target,
+        client: Some(client),
+        ..setup.clone()
+    };
+    let found = run_probe(args, reachable, &flow);
+    Some(path::verdict(&flow, &found, &causes::no_reply(&setup)))
+}
+
+/// Registers `flow` on the intercepts, sends its SYN with a raw socket and waits
+/// [`path::WAIT`] for the answer.
+fn run_probe(
+    args: &CopyArgs,
+    intercepts: &[SocketAddr],
+    flow: &ProbeFlow,
+) -> io::Result<Option<path::Answer>> {
+    let secret = args
+        .secret
+        .secret_file
+        .as_deref()
+        .map(crate::secret_file::load)
+        .transpose()
+        .map_err(|err| io::Error::other(format!("{err:#}")))?;
+    let mut sink = RawSocketSink::open().map_err(|err| io::Error::other(format!("{err:#}")))?;
+    let registered = Flow {
+        client: flow.client,
+        target: flow.target,
+    };
+    let mut replies = probe::InterceptReplies::register(intercepts, secret, registered)?;
+    path::probe(flow, &mut sink, &mut replies, Instant::now() + path::WAIT)
 }
 
 /// `tcpcopy intercept --check`: capabilities and devices, then [`intercept_host_checks`].
