@@ -485,6 +485,10 @@ fn assert_no_reply_back(check: &Output) {
     );
     assert_line(check, "      likely causes, most likely first:");
     assert!(
+        !check.stdout.contains("nothing listens on port"),
+        "the port accepted this host's connect: no cause\n{check:?}"
+    );
+    assert!(
         check.stderr.contains(&format!("1 check failed: {name}")),
         "{check:?}"
     );

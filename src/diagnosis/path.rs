@@ -168,14 +168,14 @@ pub fn verdict(flow: &ProbeFlow, found: &io::Result<Option<Answer>>, causes: &[C
                     WAIT.as_secs()
                 ),
                 fix,
-                Topic::NoSynAck,
+                Topic::PathProbe,
             )
         }
         Err(err) => Check::fail(
             name,
             format!("cannot probe with {probe}: {err}"),
             "the checks above say what is missing (CAP_NET_RAW, the intercepts)",
-            Topic::NoSynAck,
+            Topic::PathProbe,
         ),
     }
 }
@@ -313,7 +313,7 @@ mod tests {
             "{check}"
         );
         let (fix, topic) = check.fix.clone().unwrap();
-        assert_eq!(topic, Topic::NoSynAck);
+        assert_eq!(topic, Topic::PathProbe);
         assert!(
             fix.contains("\n        1. on the target: no route; check: `ip route get"),
             "{fix}"

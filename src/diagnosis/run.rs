@@ -86,8 +86,10 @@ pub fn check_copy(args: &CopyArgs) -> Result<Verdict> {
                 target.ip(),
                 &probe::route_source(target.ip()),
             ));
-            checks.push(verdicts::target_port(target, &probe::connect(target)));
-            if let Some(check) = path_check(args, setup.as_ref(), target, &reachable) {
+            let connected = probe::connect(target);
+            checks.push(verdicts::target_port(target, &connected));
+            let port_open = connected.is_ok();
+            if let Some(check) = path_check(args, setup.as_ref(), target, port_open, &reachable) {
                 probe_failed |= check.failed();
                 checks.push(check);
             }
@@ -113,11 +115,13 @@ pub fn check_copy(args: &CopyArgs) -> Result<Verdict> {
 
 /// The path probe toward `target` through the `reachable` intercepts, from a `-c` address
 /// of its family; `None` where there is nothing to probe with (no `-c` address of that
-/// family: the copies keep the real clients' addresses; or no intercept accepted).
+/// family: the copies keep the real clients' addresses; or no intercept accepted). A
+/// `port_open` (this host connected to it) is no cause of silence.
 fn path_check(
     args: &CopyArgs,
     setup: Option<&Setup>,
     target: SocketAddr,
+    port_open: bool,
     reachable: &[SocketAddr],
 ) -> Option<Check> {
     let setup = setup.filter(|_| !reachable.is_empty())?;
@@ -136,7 +140,11 @@ fn path_check(
         ..setup.clone()
     };
     let found = run_probe(args, reachable, &flow);
-    Some(path::verdict(&flow, &found, &causes::no_reply(&setup)))
+    let causes: Vec<_> = causes::no_reply(&setup)
+        .into_iter()
+        .filter(|cause| !(port_open && cause.topic == super::Topic::TargetPort))
+        .collect();
+    Some(path::verdict(&flow, &found, &causes))
 }
 
 /// Registers `flow` on the intercepts, sends its SYN with a raw socket and waits
