@@ -12,6 +12,8 @@
 //!   and `copy --check` (exit 1) name rp_filter; in loose mode the check passes again.
 //! - A `-x` port where nothing listens, its RSTs outside intercept's filter: copy's warning
 //!   names the closed port.
+//! - Target mode, the target's route for the rule's `-d` clients removed: `intercept
+//!   --check` exits 1 naming that route, and `copy --check`'s probe gets no reply back.
 //! - Intercept without CAP_NET_ADMIN in target mode: the bind error names the capability.
 //! - IP forwarding on the assistant: `intercept --check` exits 1 naming
 //!   `net.ipv4.ip_forward` (intercept refuses to start there: e2e_failsafe.rs).
@@ -494,15 +496,95 @@ fn assert_no_reply_back(check: &Output) {
     );
 }
 
+#[test]
+fn diag_target_mode_without_a_route_to_the_rules_clients_is_named() {
+    let lab = Lab::up("diagtroute", false).unwrap_or_else(|err| panic!("{err:#}"));
+    let _online = lab.start_nginx(Host::Online).unwrap();
+    let _target = lab.start_nginx(Host::Target).unwrap();
+    let port = HTTP_PORT.to_string();
+    let rule = [
+        "iptables",
+        "-I",
+        "OUTPUT",
+        "-p",
+        "tcp",
+        "--sport",
+        &port,
+        "-d",
+        CLIENT_NET,
+        "-j",
+        "NFQUEUE",
+        "--queue-num",
+        "0",
+    ];
+    lab.run_ok(Host::Target, &rule).unwrap();
+    lab.run_ok(Host::Target, &["ip", "route", "del", CLIENT_NET])
+        .unwrap();
+    let route = format!("route to {CLIENT_NET} (the NFQUEUE rule's -d)");
+
+    let check = check_intercept(&lab, Mode::Target);
+    assert_exit(&check, 1);
+    assert_line(
+        &check,
+        &format!(
+            "FAIL  {route}: none: Network is unreachable (os error 101); the replies to the \
+             copies' addresses cannot be routed, so the rule never queues them"
+        ),
+    );
+    assert!(
+        check.stderr.contains(&format!("1 check failed: {route}")),
+        "{check:?}"
+    );
+
+    // Copy's probe through intercept on the target gets nothing back either.
+    let bin = tcpcopy_bin();
+    let mut intercept = lab
+        .spawn(Host::Target, &[bin, "intercept", "--nfqueue", "0"])
+        .unwrap();
+    wait_for_log(
+        &mut intercept,
+        READY_TIMEOUT,
+        "intercept to listen",
+        |log| log.contains("waiting for copy connections"),
+    )
+    .unwrap();
+    let probe = check_copy_through(&lab, HTTP_PORT, Host::Target);
+    assert_no_reply_back(&probe);
+    assert_line(
+        &probe,
+        "        2. on the target: no route at all for the copies' client addresses",
+    );
+
+    let back = ["ip", "route", "add", CLIENT_NET, "dev", "eth0"];
+    lab.run_ok(Host::Target, &back).unwrap();
+    let check = check_intercept(&lab, Mode::Target);
+    assert_exit(&check, 0);
+    assert_line(&check, &format!("ok    {route}: found, from"));
+    let probe = check_copy_through(&lab, HTTP_PORT, Host::Target);
+    assert_exit(&probe, 0);
+    assert_line(
+        &probe,
+        &format!(
+            "ok    replies of {}: the SYN-ACK to a SYN from 203.0.113.",
+            Host::Target.socket(HTTP_PORT)
+        ),
+    );
+}
+
 /// `copy --check` on the online host, as the lab's assistant-mode copy is started, with the
 /// target's port `port`.
 fn check_copy(lab: &Lab, port: u16) -> Output {
+    check_copy_through(lab, port, Host::Assistant)
+}
+
+/// [`check_copy`] with the intercept on `intercept` (the target: target mode).
+fn check_copy_through(lab: &Lab, port: u16, intercept: Host) -> Output {
     let map = format!(
         "{}:{port}-{}",
         Host::Online.addr(),
         Host::Target.socket(port)
     );
-    let assistant = Host::Assistant.addr().to_string();
+    let assistant = intercept.addr().to_string();
     let args = [
         tcpcopy_bin(),
         "copy",

@@ -4,14 +4,14 @@
 
 use std::collections::BTreeSet;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 
 use super::causes::{self, Setup};
 use super::path::{self, ProbeFlow};
-use super::{Check, failures, probe, render, verdicts};
+use super::{Check, failures, probe, render, rules, verdicts};
 use crate::capabilities::{self, Capability};
 use crate::capture;
 use crate::cli::{CopyArgs, InterceptArgs};
@@ -200,14 +200,15 @@ pub fn check_intercept(args: &InterceptArgs) -> Result<Verdict> {
 }
 
 /// What intercept's host must be set to: forwarding off on an assistant (pcap mode), the
-/// NFQUEUE rule on a target (target mode), and rp_filter, shown.
+/// NFQUEUE rule on a target and a route to the clients it names (target mode), and
+/// rp_filter, shown.
 fn intercept_host_checks(args: &InterceptArgs) -> Vec<Check> {
     let mut checks = Vec::new();
     if !args.interfaces.is_empty() {
         checks.extend(forwarding_checks(&args.interfaces));
     }
     if let Some(queue) = args.nfqueue {
-        checks.push(nfqueue_rule_check(queue));
+        checks.extend(nfqueue_checks(queue));
     }
     checks.push(verdicts::rp_filter(&probe::rp_filter()));
     checks
@@ -224,6 +225,32 @@ pub fn forwarding_checks(interfaces: &[String]) -> Vec<Check> {
             &probe::ipv6_disabled(interfaces),
         ),
     ]
+}
+
+/// [`nfqueue_rule_check`], then a route on this host to each `-d` network of a rule that
+/// queues to `queue`: the kernel routes a reply before the rule sees it.
+fn nfqueue_checks(queue: u16) -> Vec<Check> {
+    let listings = [
+        probe::output_chain("iptables"),
+        probe::output_chain("ip6tables"),
+    ];
+    let mut checks = vec![verdicts::nfqueue_rule(queue, &listings[0], &listings[1])];
+    let destinations: BTreeSet<(String, IpAddr)> = listings
+        .iter()
+        .filter_map(|listing| match listing {
+            verdicts::Listing::Listed(text) => Some(rules::queue_rules(text)),
+            _ => None,
+        })
+        .flatten()
+        .filter(|rule| rule.sends_to(queue))
+        .filter_map(|rule| Some((rule.destination.clone()?, rule.destination_addr()?)))
+        .collect();
+    checks.extend(
+        destinations
+            .iter()
+            .map(|(net, addr)| verdicts::reply_route(net, &probe::route_source(*addr))),
+    );
+    checks
 }
 
 /// An iptables or ip6tables OUTPUT rule queues to `queue`, without `--queue-bypass`.
