@@ -41,6 +41,7 @@ if ! [[ $REQUESTS =~ ^[0-9]+$ ]] || ((REQUESTS < 1 || REQUESTS > MAX_REQUESTS));
 fi
 # shellcheck source=scripts/packages.sh
 . scripts/packages.sh
+require_cargo
 install_packages
 $LAB check
 

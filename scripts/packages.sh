@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # packages.sh: the Debian packages tcpcopy's build, demo and tests need, in one list that
 # .ci/run, scripts/demo.sh and scripts/test.sh all read (source it, then call
-# install_packages). A Rust toolchain (1.85 or newer) is expected to be there already.
+# install_packages). A Rust toolchain (1.85 or newer) is expected to be there already:
+# require_cargo says how to get one when it is not.
 
 TCPCOPY_PACKAGES=(
     # build: the pcap crate links libpcap, found through pkg-config; build-essential's C++
@@ -11,11 +12,27 @@ TCPCOPY_PACKAGES=(
     iproute2 ethtool procps kmod
     # target mode (NFQUEUE rules) and captures
     iptables tcpdump
+    # setpriv, which runs intercept without CAP_NET_ADMIN in e2e_diagnostics
+    util-linux
     # servers and clients the e2e tests and the demo run inside the lab
     nginx-light memcached redis-server curl wrk hping3 tcpreplay
     # the Debian package's checks (scripts/check-deb.sh)
     lintian man-db systemd
 )
+
+# Fails, saying how to install Rust, when cargo is not on PATH. Call it before anything
+# else: under sudo, PATH is reset and loses ~/.cargo/bin, where rustup puts cargo.
+require_cargo() {
+    command -v cargo >/dev/null && return 0
+    cat >&2 <<'EOF'
+packages.sh: cargo is not on PATH. Install Rust (1.85 or newer) with rustup:
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh
+then open a new shell (or `. "$HOME/.cargo/env"`). If cargo works without sudo, sudo
+dropped ~/.cargo/bin from PATH: keep it with
+  sudo env PATH="$PATH" scripts/demo.sh     (or scripts/test.sh)
+EOF
+    return 1
+}
 
 # Installs the packages of TCPCOPY_PACKAGES that are missing, saying which first. On a
 # system without apt-get it prints the list to install and fails. Runs in a subshell so

@@ -16,6 +16,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 # shellcheck source=scripts/packages.sh
 . scripts/packages.sh
+require_cargo
 install_packages
 scripts/lab.sh check
 

@@ -214,8 +214,10 @@ pub struct CopyArgs {
 
     /// Run the local checks and exit, replaying nothing: capabilities, each capture device
     /// up, the -x online addresses this host's, each -s intercept reachable, a route to each
-    /// target and its port open. Exits 0 when all pass, 1 naming each that failed and how
-    /// to fix it; then lists what only the other hosts can show
+    /// target and its port open, and (with -c) the path: one SYN from a -c address whose
+    /// answer must come back through an intercept within 2s (then reset on the target).
+    /// Exits 0 when all pass, 1 naming each that failed and how to fix it; then lists what
+    /// only the other hosts can show
     #[arg(long)]
     pub check: bool,
 }

@@ -1,11 +1,20 @@
 //! Diagnostics in the lab: each broken set-up the troubleshooting guide names, made on
 //! purpose, and what tcpcopy says about it.
 //!
-//! - Everything right: `copy --check` and `intercept --check` exit 0; with no intercept
-//!   listening, or a target port where nothing listens, `copy --check` exits 1 naming it.
+//! - Everything right: `copy --check` and `intercept --check` exit 0 (copy's path probe
+//!   gets the target's SYN-ACK back through intercept); with no intercept listening, or a
+//!   target port where nothing listens, `copy --check` exits 1 naming it. Copy stopped alone,
+//!   or together with intercept, warns of nothing.
 //! - The target's route for the client addresses removed: copy warns that no SYN-ACK came
-//!   back, naming that route first; `copy --check` cannot see the target's routes and lists
-//!   the command to run there.
+//!   back, naming that route first; `copy --check`'s path probe gets no reply back and
+//!   exits 1, naming the route first.
+//! - Strict rp_filter on a target whose route back leaves by another link: copy's warning
+//!   and `copy --check` (exit 1) name rp_filter; in loose mode the check passes again.
+//! - A `-x` port where nothing listens, its RSTs outside intercept's filter: copy's warning
+//!   names the closed port.
+//! - Target mode, the target's route for the rule's `-d` clients removed: `intercept
+//!   --check` exits 1 naming that route, and `copy --check`'s probe gets no reply back.
+//! - Intercept without CAP_NET_ADMIN in target mode: the bind error names the capability.
 //! - IP forwarding on the assistant: `intercept --check` exits 1 naming
 //!   `net.ipv4.ip_forward` (intercept refuses to start there: e2e_failsafe.rs).
 //! - Target mode without the NFQUEUE rule: `intercept --check` exits 1 naming the rule,
@@ -79,6 +88,19 @@ fn diag_everything_right_passes_both_checks() {
         assert_line(&all_right, &line);
     }
 
+    assert_line(
+        &all_right,
+        &format!(
+            "ok    replies of {}: the SYN-ACK to a SYN from 203.0.113.",
+            Host::Target.socket(HTTP_PORT)
+        ),
+    );
+    assert!(
+        !all_right.stdout.contains("no reply from the target"),
+        "{all_right:?}"
+    );
+
+    // Intercept's filter names port 80: the closed port's RSTs do not come back either.
     let closed = check_copy(&lab, CLOSED_PORT);
     assert_exit(&closed, 1);
     let target = Host::Target.socket(CLOSED_PORT);
@@ -87,11 +109,24 @@ fn diag_everything_right_passes_both_checks() {
         &format!("FAIL  target {target}: refused the connection: nothing listens there"),
     );
     assert!(
-        closed
-            .stderr
-            .contains(&format!("1 check failed: target {target}")),
+        closed.stderr.contains(&format!(
+            "2 checks failed: target {target}, replies of {target}"
+        )),
         "{closed:?}"
     );
+
+    // Copy stopped alone, intercept still running: closing its links is no warning.
+    let mut alone = lab
+        .start_assistant_copy(Host::Online, HTTP_PORT, CLIENT_NET)
+        .unwrap();
+    alone.signal(libc::SIGINT).unwrap();
+    stop_copy(&mut alone).unwrap();
+    let log = alone.stderr();
+    assert!(
+        !log.contains("WARN"),
+        "copy stopped alone warns of nothing:\n{log}"
+    );
+    intercept.ensure_running().unwrap();
 
     // Copy and intercept stopped together (as Ctrl-C in a terminal does): copy's links close
     // because both stop, which is no warning.
@@ -144,15 +179,14 @@ fn diag_no_route_on_the_target_is_named_first() {
         "{warning}"
     );
 
-    // The online host cannot see the target's routes: its check passes and names the
-    // command to run on the target.
+    // The online host cannot read the target's routes, but its path probe finds that no
+    // reply comes back, and names the route first.
     let check = check_copy(&lab, HTTP_PORT);
-    assert_exit(&check, 0);
-    assert!(
-        check.stdout.contains(
-            "\n  - on the target: no route for the copies' client addresses via the assistant"
-        ),
-        "{check:?}"
+    assert_no_reply_back(&check);
+    assert_line(
+        &check,
+        "        1. on the target: no route for the copies' client addresses via the \
+         assistant; check: `ip route get 203.0.113.",
     );
 }
 
@@ -230,6 +264,13 @@ fn diag_strict_rp_filter_on_a_two_legged_target_is_named_and_loose_mode_replays(
         warning.contains("(see docs/troubleshooting.md#rp-filter)"),
         "{warning}"
     );
+    let check = check_copy(&lab, HTTP_PORT);
+    assert_no_reply_back(&check);
+    assert_line(
+        &check,
+        "        2. on the target: rp_filter drops the copies: it has no route back to their \
+         source on the interface they arrive on",
+    );
 
     // Loose mode (the effective value is the larger of `all` and the interface's).
     let loose = [
@@ -248,6 +289,15 @@ fn diag_strict_rp_filter_on_a_two_legged_target_is_named_and_loose_mode_replays(
         )
         .unwrap();
     load.assert_all_ok(CONNECTIONS, "client load after rp_filter=2");
+    let check = check_copy(&lab, HTTP_PORT);
+    assert_exit(&check, 0);
+    assert_line(
+        &check,
+        &format!(
+            "ok    replies of {}: the SYN-ACK to a SYN from 203.0.113.",
+            Host::Target.socket(HTTP_PORT)
+        ),
+    );
     let logged = settled(
         Duration::from_secs(30),
         || target.access_count(),
@@ -354,15 +404,187 @@ fn diag_nfqueue_rule_missing_in_target_mode_is_named_first() {
     assert_line(&check, "ok    CAP_NET_ADMIN: held");
 }
 
+#[test]
+fn diag_closed_target_port_is_named_while_copy_runs() {
+    let lab = Lab::up("diagclosed", false).unwrap_or_else(|err| panic!("{err:#}"));
+    let _online = lab.start_nginx(Host::Online).unwrap();
+    let _target = lab.start_nginx(Host::Target).unwrap();
+    // Intercept's filter names port 80; the target's RSTs come from the closed port.
+    let _intercept = lab.start_intercept(Mode::Assistant, HTTP_PORT).unwrap();
+    let mut copy = lab
+        .start_assistant_copy_to(Host::Online, HTTP_PORT, CLOSED_PORT, CLIENT_NET)
+        .unwrap();
+    let warning = wait_for_warning(&lab, &mut copy);
+    assert!(
+        warning.contains(&format!(
+            "3. on the target: nothing listens on port {CLOSED_PORT}: the target refuses \
+             every SYN with a RST, which intercept's capture filter (-F) misses when it names \
+             another port"
+        )),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("(see docs/troubleshooting.md#target-port)"),
+        "{warning}"
+    );
+}
+
+#[test]
+fn diag_nfqueue_without_cap_net_admin_names_the_capability() {
+    let lab = Lab::up("diagcap", false).unwrap_or_else(|err| panic!("{err:#}"));
+    let bin = tcpcopy_bin();
+    let without = [
+        "setpriv",
+        "--inh-caps=-net_admin",
+        "--bounding-set=-net_admin",
+        "--",
+    ];
+    let check = lab
+        .run(
+            Host::Target,
+            &[
+                &without[..],
+                &[bin, "intercept", "--check", "--nfqueue", "0"],
+            ]
+            .concat(),
+        )
+        .unwrap();
+    assert_exit(&check, 1);
+    assert_line(
+        &check,
+        "FAIL  CAP_NET_ADMIN: not held: binding an NFQUEUE queue needs it",
+    );
+    let intercept = lab
+        .run(
+            Host::Target,
+            &[&without[..], &[bin, "intercept", "--nfqueue", "0"]].concat(),
+        )
+        .unwrap();
+    assert_eq!(intercept.status.code(), Some(2), "{intercept:?}");
+    assert!(
+        intercept.stderr.contains(
+            "cannot bind NFQUEUE queue 0: this process lacks CAP_NET_ADMIN: run intercept as \
+             root or grant it the capability"
+        ),
+        "{intercept:?}"
+    );
+    assert!(
+        !intercept.stderr.contains("another process"),
+        "{intercept:?}"
+    );
+}
+
+/// `check` exited 1 because copy's path probe got no reply back through any intercept.
+fn assert_no_reply_back(check: &Output) {
+    assert_exit(check, 1);
+    let name = format!("replies of {}", Host::Target.socket(HTTP_PORT));
+    assert_line(
+        check,
+        &format!(
+            "FAIL  {name}: no reply from the target came back through any intercept within 2s \
+             to a SYN from 203.0.113."
+        ),
+    );
+    assert_line(check, "      likely causes, most likely first:");
+    assert!(
+        !check.stdout.contains("nothing listens on port"),
+        "the port accepted this host's connect: no cause\n{check:?}"
+    );
+    assert!(
+        check.stderr.contains(&format!("1 check failed: {name}")),
+        "{check:?}"
+    );
+}
+
+#[test]
+fn diag_target_mode_without_a_route_to_the_rules_clients_is_named() {
+    let lab = Lab::up("diagtroute", false).unwrap_or_else(|err| panic!("{err:#}"));
+    let _online = lab.start_nginx(Host::Online).unwrap();
+    let _target = lab.start_nginx(Host::Target).unwrap();
+    let port = HTTP_PORT.to_string();
+    let rule = [
+        "iptables",
+        "-I",
+        "OUTPUT",
+        "-p",
+        "tcp",
+        "--sport",
+        &port,
+        "-d",
+        CLIENT_NET,
+        "-j",
+        "NFQUEUE",
+        "--queue-num",
+        "0",
+    ];
+    lab.run_ok(Host::Target, &rule).unwrap();
+    lab.run_ok(Host::Target, &["ip", "route", "del", CLIENT_NET])
+        .unwrap();
+    let route = format!("route to {CLIENT_NET} (the NFQUEUE rule's -d)");
+
+    let check = check_intercept(&lab, Mode::Target);
+    assert_exit(&check, 1);
+    assert_line(
+        &check,
+        &format!(
+            "FAIL  {route}: none: Network is unreachable (os error 101); the replies to the \
+             copies' addresses cannot be routed, so the rule never queues them"
+        ),
+    );
+    assert!(
+        check.stderr.contains(&format!("1 check failed: {route}")),
+        "{check:?}"
+    );
+
+    // Copy's probe through intercept on the target gets nothing back either.
+    let bin = tcpcopy_bin();
+    let mut intercept = lab
+        .spawn(Host::Target, &[bin, "intercept", "--nfqueue", "0"])
+        .unwrap();
+    wait_for_log(
+        &mut intercept,
+        READY_TIMEOUT,
+        "intercept to listen",
+        |log| log.contains("waiting for copy connections"),
+    )
+    .unwrap();
+    let probe = check_copy_through(&lab, HTTP_PORT, Host::Target);
+    assert_no_reply_back(&probe);
+    assert_line(
+        &probe,
+        "        2. on the target: no route at all for the copies' client addresses",
+    );
+
+    let back = ["ip", "route", "add", CLIENT_NET, "dev", "eth0"];
+    lab.run_ok(Host::Target, &back).unwrap();
+    let check = check_intercept(&lab, Mode::Target);
+    assert_exit(&check, 0);
+    assert_line(&check, &format!("ok    {route}: found, from"));
+    let probe = check_copy_through(&lab, HTTP_PORT, Host::Target);
+    assert_exit(&probe, 0);
+    assert_line(
+        &probe,
+        &format!(
+            "ok    replies of {}: the SYN-ACK to a SYN from 203.0.113.",
+            Host::Target.socket(HTTP_PORT)
+        ),
+    );
+}
+
 /// `copy --check` on the online host, as the lab's assistant-mode copy is started, with the
 /// target's port `port`.
 fn check_copy(lab: &Lab, port: u16) -> Output {
+    check_copy_through(lab, port, Host::Assistant)
+}
+
+/// [`check_copy`] with the intercept on `intercept` (the target: target mode).
+fn check_copy_through(lab: &Lab, port: u16, intercept: Host) -> Output {
     let map = format!(
         "{}:{port}-{}",
         Host::Online.addr(),
         Host::Target.socket(port)
     );
-    let assistant = Host::Assistant.addr().to_string();
+    let assistant = intercept.addr().to_string();
     let args = [
         tcpcopy_bin(),
         "copy",

@@ -98,6 +98,18 @@ pub fn no_reply(setup: &Setup) -> Vec<Cause> {
             .into(),
         topic: Topic::RpFilter,
     };
+    let closed_port = |catcher: &str| Cause {
+        place: target.clone(),
+        what: format!(
+            "nothing listens on port {port}: the target refuses every SYN with a RST, which \
+             {catcher} misses when it names another port"
+        ),
+        check: format!(
+            "`ss -ltn 'sport = :{port}'` on the target lists the listener (`tcpcopy copy \
+             --check` says refused)"
+        ),
+        topic: Topic::TargetPort,
+    };
     let anti_spoofing = Cause {
         place: "the network between the online host and the target".into(),
         what: "cloud anti-spoofing drops packets whose source is not the sending host's \
@@ -117,6 +129,7 @@ pub fn no_reply(setup: &Setup) -> Vec<Cause> {
                 &format!("must say `via {}`", setup.intercept),
             ),
             rp_filter,
+            closed_port("intercept's capture filter (-F)"),
             Cause {
                 place: intercept_host.clone(),
                 what: "IP forwarding is on: the assistant passes the replies on instead of \
@@ -154,6 +167,7 @@ pub fn no_reply(setup: &Setup) -> Vec<Cause> {
                 ),
                 topic: Topic::NfqueueRule,
             }];
+            causes.push(closed_port("the NFQUEUE rule's --sport"));
             if setup.client.is_some() {
                 causes.push(target_route(
                     "no route at all for the copies' client addresses (the replies are \
@@ -223,6 +237,7 @@ mod tests {
             [
                 Topic::TargetRoute,
                 Topic::RpFilter,
+                Topic::TargetPort,
                 Topic::IpForward,
                 Topic::CaptureFilter,
                 Topic::AntiSpoofing
@@ -240,7 +255,10 @@ mod tests {
     fn an_intercept_on_the_target_is_target_mode_and_the_rule_comes_first() {
         let real_clients = setup("198.51.100.30:80", "198.51.100.30:36524", None);
         assert_eq!(real_clients.mode, Mode::Target);
-        assert_eq!(topics(&real_clients), [Topic::NfqueueRule]);
+        assert_eq!(
+            topics(&real_clients),
+            [Topic::NfqueueRule, Topic::TargetPort]
+        );
         let rewritten = setup(
             "[2001:db8::30]:80",
             "[2001:db8::30]",
@@ -250,6 +268,7 @@ mod tests {
             topics(&rewritten),
             [
                 Topic::NfqueueRule,
+                Topic::TargetPort,
                 Topic::TargetRoute,
                 Topic::RpFilter,
                 Topic::AntiSpoofing
@@ -261,9 +280,14 @@ mod tests {
                 .starts_with("`ip6tables -S OUTPUT")
         );
         assert!(
-            no_reply(&rewritten)[1]
+            no_reply(&rewritten)[2]
                 .check
                 .starts_with("`ip -6 route get 2001:db8:1::")
+        );
+        assert!(
+            no_reply(&rewritten)[1]
+                .what
+                .starts_with("nothing listens on port 80: the target refuses every SYN")
         );
     }
 
@@ -282,7 +306,8 @@ mod tests {
             "\n  1. on the target: no route for the copies' client addresses via the assistant"
         ));
         assert!(message.contains("(see docs/troubleshooting.md#target-route)"));
-        assert!(message.contains("\n  5. the network between"));
+        assert!(message.contains("\n  3. on the target: nothing listens on port 80"));
+        assert!(message.contains("\n  6. the network between"));
         assert!(message.ends_with("(see docs/troubleshooting.md#no-syn-ack)"));
     }
 }

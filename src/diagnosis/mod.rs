@@ -9,14 +9,19 @@
 //! - [`verdicts`]: each local check as a pure function of what was read: sysctl values,
 //!   rule listings, capability bits, connect results.
 //! - [`rules`]: NFQUEUE rules in `iptables -S` output (pure).
-//! - [`probe`]: the readers at the edge: /proc, libpcap's device list, iptables, sockets.
+//! - [`path`]: `copy --check`'s path probe, one SYN whose answer must come back through an
+//!   intercept (pure, behind the `PacketSink` and `ReplyFeed` traits).
+//! - [`probe`]: the readers at the edge: /proc, libpcap's device list, iptables, sockets,
+//!   and the probe's intercept connections.
 //! - [`run`]: which checks `copy --check` and `intercept --check` run, and their report.
 //! - [`unanswered`]: asking that goes on without an answer, for the warnings that say so
 //!   while copy and intercept run (pure).
 //!
-//! Nothing here changes the system: the probes read, list and connect (and close) only.
+//! Nothing here changes the system: the probes read, list and connect (and close) only; the
+//! path probe's one SYN is reset on the target when its answer is in.
 
 pub mod causes;
+pub mod path;
 mod probe;
 pub mod rules;
 mod run;

@@ -1,13 +1,23 @@
 //! The readers behind the checks: sysctl files, the OUTPUT chain's rules, connects and route
 //! lookups. Each returns what it read, as it read it; judging it is `verdicts`' job. None
-//! changes anything: a connect is closed at once, a route lookup sends nothing.
+//! changes anything: a connect is closed at once, a route lookup sends nothing. The one
+//! exception is the path probe's [`InterceptReplies`]: it registers one flow on the
+//! intercepts, for the SYN `path` sends and resets.
 
-use std::io::{self, ErrorKind};
+use std::collections::VecDeque;
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::path::ReplyFeed;
 use super::verdicts::Listing;
+use crate::packet::{self, Flow, Segment};
+use crate::proto::{
+    self, CopyHandshake, CopyStep, InterceptMessage, InterceptStreamDecoder, Registration, Secret,
+    Version,
+};
 
 /// How long a connect may take before the peer counts as unreachable.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -114,6 +124,152 @@ pub fn route_source(target: IpAddr) -> io::Result<IpAddr> {
     let socket = UdpSocket::bind((any, 0))?;
     socket.connect((target, 9))?;
     Ok(socket.local_addr()?.ip())
+}
+
+/// The path probe's connections to the intercepts, its one flow registered on each as a
+/// copy shard registers a session's (see `replay::link`), and the replies routed back.
+pub struct InterceptReplies {
+    links: Vec<ProbeLink>,
+    replies: VecDeque<Segment>,
+}
+
+struct ProbeLink {
+    peer: SocketAddr,
+    stream: TcpStream,
+    decoder: InterceptStreamDecoder,
+    handshake: CopyHandshake,
+    unsent: Vec<u8>,
+    flow: Flow,
+    registered: bool,
+}
+
+impl InterceptReplies {
+    /// Connects to each of `intercepts` (within [`CONNECT_TIMEOUT`]), says the hello,
+    /// proving `secret` if given, and registers `flow`.
+    pub fn register(
+        intercepts: &[SocketAddr],
+        secret: Option<Secret>,
+        flow: Flow,
+    ) -> io::Result<InterceptReplies> {
+        let mut links = Vec::new();
+        for &peer in intercepts {
+            let stream = TcpStream::connect_timeout(&peer, CONNECT_TIMEOUT)?;
+            stream.set_nodelay(true)?;
+            let mut link = ProbeLink {
+                peer,
+                stream,
+                decoder: InterceptStreamDecoder::new(Version::LATEST),
+                handshake: CopyHandshake::new(secret.clone(), Instant::now(), CONNECT_TIMEOUT),
+                unsent: Vec::new(),
+                flow,
+                registered: false,
+            };
+            proto::encode_hello(Version::LATEST, &mut link.unsent);
+            if let Some(version) = link.handshake.registrations() {
+                link.register(version);
+            }
+            link.write_unsent()?;
+            links.push(link);
+        }
+        Ok(InterceptReplies {
+            links,
+            replies: VecDeque::new(),
+        })
+    }
+}
+
+impl ProbeLink {
+    fn register(&mut self, version: Version) {
+        let Flow { client, target } = self.flow;
+        // The probe's flow is of the family the intercept speaks (an IPv4 one in version 6).
+        if proto::encode_registration(
+            version,
+            &Registration::add(client, target),
+            &mut self.unsent,
+        )
+        .is_ok()
+        {
+            self.registered = true;
+        }
+    }
+
+    fn write_unsent(&mut self) -> io::Result<()> {
+        self.stream.write_all(&self.unsent)?;
+        self.unsent.clear();
+        Ok(())
+    }
+
+    /// Reads what the intercept sent; the replies go to `replies`.
+    fn read(&mut self, replies: &mut VecDeque<Segment>) -> io::Result<()> {
+        let mut buffer = [0; 16 << 10];
+        let n = match self.stream.read(&mut buffer) {
+            Ok(0) => {
+                return Err(io::Error::other(format!(
+                    "intercept {} closed the connection",
+                    self.peer
+                )));
+            }
+            Ok(n) => n,
+            Err(err) if err.kind() == ErrorKind::Interrupted => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        self.decoder.feed(&buffer[..n]);
+        let peer = self.peer;
+        let bad = move |err: proto::ProtoError| {
+            io::Error::other(format!("bad data from intercept {peer}: {err}"))
+        };
+        while let Some(message) = self.decoder.next_message().map_err(bad)? {
+            match self.handshake.on_message(message, &mut self.unsent) {
+                CopyStep::Deliver(InterceptMessage::Reply(reply)) => {
+                    if let Ok(segment) = packet::parse_ip_headers(reply.headers()) {
+                        replies.push_back(segment);
+                    }
+                }
+                CopyStep::Deliver(_) | CopyStep::Held => {}
+                CopyStep::Opened { .. } => {
+                    proto::encode_instance(
+                        crate::replay::link::process_instance(),
+                        &mut self.unsent,
+                    );
+                    if !self.registered {
+                        self.register(Version::V7);
+                    }
+                }
+                CopyStep::Failed(err) => {
+                    let _ = self.write_unsent();
+                    return Err(io::Error::other(format!("intercept {}: {err}", self.peer)));
+                }
+            }
+        }
+        self.write_unsent()
+    }
+}
+
+impl ReplyFeed for InterceptReplies {
+    fn next_reply(&mut self, deadline: Instant) -> io::Result<Option<Segment>> {
+        loop {
+            if let Some(reply) = self.replies.pop_front() {
+                return Ok(Some(reply));
+            }
+            let now = Instant::now();
+            if now >= deadline || self.links.is_empty() {
+                return Ok(None);
+            }
+            let mut fds: Vec<libc::pollfd> = self
+                .links
+                .iter()
+                .map(|link| crate::poll::pollfd(link.stream.as_raw_fd(), libc::POLLIN))
+                .collect();
+            if !crate::poll::poll(&mut fds, deadline - now)? {
+                continue;
+            }
+            for (link, fd) in self.links.iter_mut().zip(&fds) {
+                if fd.revents != 0 {
+                    link.read(&mut self.replies)?;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

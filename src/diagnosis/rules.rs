@@ -1,6 +1,9 @@
 //! The NFQUEUE rules of the OUTPUT chain, read from `iptables -S OUTPUT` (or ip6tables):
-//! which queue each sends to and whether it lets packets bypass a queue nobody reads.
+//! which queue each sends to, whether it lets packets bypass a queue nobody reads, and the
+//! destinations (the copies' client addresses) it queues the replies to.
 //! Only the OUTPUT chain itself is read, not chains it jumps to.
+
+use std::net::IpAddr;
 
 /// One `-A OUTPUT ... -j NFQUEUE` rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,11 +15,19 @@ pub struct QueueRule {
     pub last: u16,
     /// `--queue-bypass`: with no reader bound, packets pass instead of being dropped.
     pub bypass: bool,
+    /// `-d NET` as listed (`None` without one, or negated with `!`).
+    pub destination: Option<String>,
 }
 
 impl QueueRule {
     pub fn sends_to(&self, queue: u16) -> bool {
         (self.first..=self.last).contains(&queue)
+    }
+
+    /// The first address of the `-d` network, for a route lookup.
+    pub fn destination_addr(&self) -> Option<IpAddr> {
+        let net = self.destination.as_deref()?;
+        net.split('/').next()?.parse().ok()
     }
 }
 
@@ -30,12 +41,9 @@ fn queue_rule(line: &str) -> Option<QueueRule> {
     if words.first() != Some(&"-A") || words.get(1) != Some(&"OUTPUT") {
         return None;
     }
-    let after = |flag: &str| {
-        words
-            .iter()
-            .position(|word| *word == flag)
-            .and_then(|at| words.get(at + 1).copied())
-    };
+    let position = |flag: &str| words.iter().position(|word| *word == flag);
+    let after = |flag: &str| position(flag).and_then(|at| words.get(at + 1).copied());
+    let negated = |flag: &str| position(flag).is_some_and(|at| at > 0 && words[at - 1] == "!");
     if after("-j") != Some("NFQUEUE") {
         return None;
     }
@@ -55,6 +63,7 @@ fn queue_rule(line: &str) -> Option<QueueRule> {
         first,
         last,
         bypass: words.contains(&"--queue-bypass"),
+        destination: after("-d").filter(|_| !negated("-d")).map(String::from),
     })
 }
 
@@ -78,5 +87,21 @@ mod tests {
         assert!(rules[1].sends_to(0), "no --queue-num is queue 0");
         assert!(rules[2].sends_to(5) && !rules[2].sends_to(8) && rules[2].bypass);
         assert!(queue_rules("").is_empty());
+        assert_eq!(rules[0].destination.as_deref(), Some("198.51.100.0/24"));
+        assert_eq!(
+            rules[0].destination_addr(),
+            Some("198.51.100.0".parse().unwrap())
+        );
+        assert_eq!(rules[1].destination, None);
+        let negated = queue_rules("-A OUTPUT ! -d 203.0.113.0/24 -p tcp -j NFQUEUE");
+        assert_eq!(
+            negated[0].destination, None,
+            "a negated -d names no clients"
+        );
+        let v6 = queue_rules("-A OUTPUT -d 2001:db8:1::/64 -p tcp -j NFQUEUE --queue-num 2");
+        assert_eq!(
+            v6[0].destination_addr(),
+            Some("2001:db8:1::".parse().unwrap())
+        );
     }
 }

@@ -8,6 +8,7 @@ pub const GUIDE: &str = "docs/troubleshooting.md";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Topic {
     NoSynAck,
+    PathProbe,
     NoIntercept,
     TargetRoute,
     RpFilter,
@@ -27,6 +28,7 @@ pub enum Topic {
 impl Topic {
     pub const ALL: &'static [Topic] = &[
         Topic::NoSynAck,
+        Topic::PathProbe,
         Topic::NoIntercept,
         Topic::TargetRoute,
         Topic::RpFilter,
@@ -46,6 +48,7 @@ impl Topic {
     pub fn anchor(self) -> &'static str {
         match self {
             Topic::NoSynAck => "no-syn-ack",
+            Topic::PathProbe => "path-probe",
             Topic::NoIntercept => "no-intercept",
             Topic::TargetRoute => "target-route",
             Topic::RpFilter => "rp-filter",

@@ -267,6 +267,28 @@ pub fn nfqueue_rule(queue: u16, v4: &Listing, v6: &Listing) -> Check {
     Check::pass(label, rules.join("; "))
 }
 
+/// The route lookup toward `destination`, the `-d` of an NFQUEUE rule (the copies' client
+/// addresses), on the target (`Ok`: the source address the kernel would use).
+pub fn reply_route(destination: &str, source: &io::Result<IpAddr>) -> Check {
+    let label = format!("route to {destination} (the NFQUEUE rule's -d)");
+    match source {
+        Ok(source) => Check::pass(label, format!("found, from {source}")),
+        Err(err) => Check::fail(
+            label,
+            format!(
+                "none: {err}; the replies to the copies' addresses cannot be routed, so the \
+                 rule never queues them"
+            ),
+            format!(
+                "`ip route get {}` must find a route, any route: add one (`ip route add \
+                 {destination} via ROUTER` or `dev IFACE`)",
+                destination.split('/').next().unwrap_or(destination)
+            ),
+            Topic::TargetRoute,
+        ),
+    }
+}
+
 /// The rp_filter settings (`conf/all`, `conf/default` and each device's), shown for the
 /// reader to judge.
 pub fn rp_filter(values: &[(String, String)]) -> Check {
@@ -443,6 +465,23 @@ mod tests {
         );
         assert!(denied.failed());
         assert!(denied.detail.contains("Permission denied"), "{denied}");
+    }
+
+    #[test]
+    fn the_rules_clients_need_a_route_on_the_target() {
+        let found = reply_route("203.0.113.0/24", &Ok(ip("198.51.100.30")));
+        assert_eq!(found.status, Status::Pass, "{found}");
+        assert_eq!(
+            found.name,
+            "route to 203.0.113.0/24 (the NFQUEUE rule's -d)"
+        );
+        let none = reply_route("203.0.113.0/24", &Err(error(ErrorKind::NetworkUnreachable)));
+        assert!(none.failed());
+        assert!(none.detail.contains("the rule never queues them"), "{none}");
+        assert!(
+            none.to_string().contains("`ip route get 203.0.113.0`"),
+            "{none}"
+        );
     }
 
     #[test]

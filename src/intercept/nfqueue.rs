@@ -45,18 +45,25 @@ fn has_net_admin() -> bool {
     capabilities::effective().is_some_and(|set| set.has(Capability::NetAdmin))
 }
 
-/// Says why queue `number` could not be bound. The kernel answers EPERM both without
-/// CAP_NET_ADMIN and when another process has bound the queue; which one it is shows in
-/// our own capabilities.
+/// Says why queue `number` could not be bound (see [`bind_cause`]).
 fn bind_error(number: u16, err: std::io::Error) -> anyhow::Error {
-    let why = match err.kind() {
-        ErrorKind::PermissionDenied if has_net_admin() => {
+    let why = bind_cause(err.kind(), has_net_admin());
+    anyhow::Error::new(err).context(format!("cannot bind NFQUEUE queue {number}: {why}"))
+}
+
+/// Why binding a queue failed with `kind`, for a process that holds CAP_NET_ADMIN or not.
+/// The kernel answers EPERM both without CAP_NET_ADMIN and when another process has bound
+/// the queue; which one it is shows in our own capabilities.
+fn bind_cause(kind: ErrorKind, net_admin: bool) -> &'static str {
+    match kind {
+        ErrorKind::PermissionDenied if net_admin => {
             "another process (another intercept?) has bound it"
         }
-        ErrorKind::PermissionDenied => "intercept needs root or CAP_NET_ADMIN",
+        ErrorKind::PermissionDenied => {
+            "this process lacks CAP_NET_ADMIN: run intercept as root or grant it the capability"
+        }
         _ => "the kernel refused",
-    };
-    anyhow::Error::new(err).context(format!("cannot bind NFQUEUE queue {number}: {why}"))
+    }
 }
 
 impl NfQueueSource {
@@ -241,6 +248,20 @@ impl NfQueueSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_bind_blames_the_missing_capability_or_another_reader() {
+        let denied = ErrorKind::PermissionDenied;
+        assert!(bind_cause(denied, false).contains("lacks CAP_NET_ADMIN"));
+        assert_eq!(
+            bind_cause(denied, true),
+            "another process (another intercept?) has bound it"
+        );
+        assert_eq!(
+            bind_cause(ErrorKind::InvalidInput, false),
+            "the kernel refused"
+        );
+    }
 
     #[test]
     fn the_capability_check_reads_this_process() {

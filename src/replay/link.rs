@@ -478,7 +478,7 @@ impl Link {
 
 /// This copy process's id on every intercept connection (version 7), random per process:
 /// an intercept tells two copies that replay the same client onto one 4-tuple apart by it.
-fn process_instance() -> u64 {
+pub fn process_instance() -> u64 {
     static INSTANCE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *INSTANCE.get_or_init(|| {
         use std::hash::{BuildHasher, Hasher};

@@ -204,8 +204,35 @@ impl Lab {
         client_ips: Option<&str>,
         extra: &[&str],
     ) -> Result<Proc> {
-        let args = copy_args(online, port, mode, family, client_ips, extra);
-        let mut copy = self.spawn(online, &args)?;
+        let args = copy_args(online, port, port, mode, family, client_ips, extra);
+        self.spawn_connected_copy(online, &args)
+    }
+
+    /// [`Lab::start_assistant_copy`] replaying the online `port` to the target's
+    /// `target_port`.
+    pub fn start_assistant_copy_to(
+        &self,
+        online: Host,
+        port: u16,
+        target_port: u16,
+        client_ips: &str,
+    ) -> Result<Proc> {
+        let args = copy_args(
+            online,
+            port,
+            target_port,
+            Mode::Assistant,
+            Family::Ipv4,
+            Some(client_ips),
+            &[],
+        );
+        self.spawn_connected_copy(online, &args)
+    }
+
+    /// Starts copy as `args` say on `online` and waits until it captures and an intercept
+    /// has connected.
+    fn spawn_connected_copy(&self, online: Host, args: &[String]) -> Result<Proc> {
+        let mut copy = self.spawn(online, args)?;
         wait_for_capture(&mut copy)?;
         wait_for_log(
             &mut copy,
@@ -222,6 +249,7 @@ impl Lab {
         let args = copy_args(
             online,
             port,
+            port,
             Mode::Assistant,
             Family::Ipv4,
             Some(client_ips),
@@ -233,18 +261,23 @@ impl Lab {
     }
 }
 
-/// The command line of a copy on `online` replaying `port` to the target through the
-/// intercept of `mode` (see [`Lab::start_copy_for`]).
+/// The command line of a copy on `online` replaying `port` to the target's `target_port`
+/// through the intercept of `mode` (see [`Lab::start_copy_for`]).
 fn copy_args(
     online: Host,
     port: u16,
+    target_port: u16,
     mode: Mode,
     family: Family,
     client_ips: Option<&str>,
     extra: &[&str],
 ) -> Vec<String> {
-    let socket = |host| std::net::SocketAddr::new(family.addr(host), port);
-    let map = format!("{}-{}", socket(online), socket(Host::Target));
+    let socket = |host, port| std::net::SocketAddr::new(family.addr(host), port);
+    let map = format!(
+        "{}-{}",
+        socket(online, port),
+        socket(Host::Target, target_port)
+    );
     let intercept = family.addr(mode.intercept_host()).to_string();
     let mut args: Vec<String> = [
         super::tcpcopy_bin(),
