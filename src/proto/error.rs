@@ -27,6 +27,8 @@ pub enum ProtoError {
     UnexpectedSwitchVersion { version: u16 },
     /// Version 6 carries IPv4 only: an IPv6 address or reply cannot travel in it.
     Ipv6NotInVersion6,
+    /// A version-6 record for a client in 255.255.0.0/16 would start like the switch marker.
+    ReadsAsVersionSwitch,
     /// A registration mixed an IPv4 and an IPv6 address.
     MixedAddressFamilies,
     /// A version-7 registration named an unknown kind (1 add, 2 delete).
@@ -77,6 +79,10 @@ impl fmt::Display for ProtoError {
                 write!(f, "version switch: unexpected version {version}")
             }
             Self::Ipv6NotInVersion6 => write!(f, "protocol version 6 cannot carry ipv6"),
+            Self::ReadsAsVersionSwitch => write!(
+                f,
+                "protocol version 6 cannot carry a client in 255.255.0.0/16 (it reads as the version switch)"
+            ),
             Self::MixedAddressFamilies => {
                 write!(f, "registration: client and target address families differ")
             }

@@ -5,8 +5,9 @@
 //! zero and the type naming copy's highest version, so a 1.x intercept reads it as it always
 //! has (it only warns when the type is not 6). The switch marker is 8 bytes, `0xFFFF`, the
 //! magic "TCPC", then the version; its first two bytes can never open a version-6 combined
-//! frame (count 65535) nor a version-6 record (client address 255.255.x.x), which is how each
-//! decoder tells it from version-6 traffic. Intercept sends it in answer to a hello of 7 or
+//! frame (count 65535) nor a version-6 record (client address 255.255.x.x, reserved, which
+//! copy refuses to encode in version 6), which is how each decoder tells it from version-6
+//! traffic. Intercept sends it in answer to a hello of 7 or
 //! more; copy sends it back once it has seen intercept's, and speaks version 7 after it.
 
 use super::v6::Record;

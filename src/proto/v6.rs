@@ -8,6 +8,7 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use super::headers::{HeaderBuf, fit_tcp_header};
+use super::negotiation::SWITCH_MARKER;
 use super::wire::Reader;
 use super::{ProtoError, RegKind, Registration, ReplyHeaders};
 use crate::packet::{self, HeaderSplit, IpVersion, Ipv4Packet, TcpPacket};
@@ -141,6 +142,11 @@ pub(crate) fn encode_registration(
     else {
         return Err(ProtoError::Ipv6NotInVersion6);
     };
+    if client.ip().octets()[..2] == SWITCH_MARKER.to_be_bytes() {
+        // Reserved addresses no client has; a record starting with them would read as the
+        // switch to version 7 (see the negotiation module).
+        return Err(ProtoError::ReadsAsVersionSwitch);
+    }
     let record_type = match registration.kind {
         RegKind::Add => RECORD_ADD,
         RegKind::Del => RECORD_DEL,
@@ -258,6 +264,19 @@ mod tests {
         assert_eq!(
             encode_registration(&Registration::add(v6_client, target()), &mut out),
             Err(ProtoError::Ipv6NotInVersion6)
+        );
+        assert_eq!(out, [7]);
+    }
+
+    /// Found by `copy_streams_decode_alike_in_any_chunking`: such a record, sent before the
+    /// switch, was read as a switch marker with a bad magic.
+    #[test]
+    fn a_client_that_would_read_as_the_version_switch_is_not_encoded() {
+        let mut out = vec![7];
+        let reserved = "255.255.0.1:1000".parse().unwrap();
+        assert_eq!(
+            encode_registration(&Registration::add(reserved, target()), &mut out),
+            Err(ProtoError::ReadsAsVersionSwitch)
         );
         assert_eq!(out, [7]);
     }
