@@ -66,8 +66,10 @@ pub fn interval(before: &Reading, after: &Reading, seconds: f64) -> Interval {
     let lost = sum(NOT_REPLAYED) + sum(BROKEN_OFF);
     let sessions = after.counter("copy", "sessions_opened") + sum(NOT_REPLAYED);
     let requests = after.counter("copy", "requests_captured");
+    // Captured but never sent, or sent and left without an answer (requests still in
+    // flight are neither yet).
     let unanswered = (requests - after.counter("copy", "requests_sent")).max(0.0)
-        + after.counter("copy", "responses_timed_out");
+        + after.counter("copy", "requests_unanswered");
     Interval {
         seconds,
         sessions_per_second: rate("copy", "sessions_opened"),
@@ -132,7 +134,9 @@ mod tests {
         let after = reading(
             "tcpcopy_requests_captured_total{role=\"copy\"} 1000\n\
              tcpcopy_requests_sent_total{role=\"copy\"} 990\n\
-             tcpcopy_responses_timed_out_total{role=\"copy\"} 5\n",
+             tcpcopy_requests_answered_total{role=\"copy\"} 985\n\
+             tcpcopy_requests_unanswered_total{role=\"copy\"} 5\n\
+             tcpcopy_responses_timed_out_total{role=\"copy\"} 9\n",
         );
         let interval = interval(&Reading::default(), &after, 1.0);
         assert_eq!(
