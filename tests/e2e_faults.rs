@@ -130,11 +130,7 @@ fn copy_survives_intercept_outage(name: &str, outage: Duration) {
         &mut copy,
         &online,
         &target,
-        &[
-            Phase::exactly(0, 0),
-            Phase::at_most_once(online_before, before),
-            Phase::exactly(online_down, after_outage),
-        ],
+        &Phase::around_a_fault((online_before, before), (online_down, after_outage)),
     );
     assert_eq!(
         after,
@@ -231,11 +227,7 @@ fn copy_survives_the_target_server_going_down() {
         &mut copy,
         &online,
         &target,
-        &[
-            Phase::exactly(0, 0),
-            Phase::at_most_once(online_before, before),
-            Phase::exactly(online_down, after_down),
-        ],
+        &Phase::around_a_fault((online_before, before), (online_down, after_down)),
     );
     assert_eq!(
         after,
@@ -451,6 +443,16 @@ impl Phase {
             target_start,
             replayed: Replayed::AtMostOnce,
         }
+    }
+
+    /// Before a fault, exactly; during it (from `fault`: where the online and the target's
+    /// logs stood when it began), at most once; after it (from `after`), exactly again.
+    fn around_a_fault(fault: (usize, usize), after: (usize, usize)) -> [Phase; 3] {
+        [
+            Phase::exactly(0, 0),
+            Phase::at_most_once(fault.0, fault.1),
+            Phase::exactly(after.0, after.1),
+        ]
     }
 }
 

@@ -17,23 +17,18 @@
 mod common;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    AccessEntry, Flood, FloodShape, Host, HttpRequest, Lab, Mode, Nginx, RequestKey, caught_up,
-    keep_alive_rounds, multiset_differences, open_connections, requests, settled,
-    short_connections, wait_until,
+    AFTER_FLOOD_REQUESTS, AccessEntry, FLOOD_PER_SECOND, Flood, FloodShape, Host, HttpRequest, Lab,
+    Mode, Nginx, REAL_CONNECTIONS, RequestKey, caught_up, keep_alive_rounds, multiset_differences,
+    open_connections, real_load_during, requests, settled, short_connections, wait_until,
 };
 
 /// Copy's session cap for the test (one shard, so the cap is the whole table).
 const MAX_SESSIONS: usize = 10_000;
 /// SYNs of the flood, each its own flow: 100 times the cap.
 const FLOOD_SYNS: usize = 1_000_000;
-/// Their pace, low enough that the flood (and copy replaying it) leave the machine's second
-/// core to the others.
-const FLOOD_PER_SECOND: usize = 25_000;
 /// What one session of a full table may cost copy at most: its boxed `Session`, its entries in
 /// the table's maps, eviction order and timer heap, and its flow's registration (measured:
 /// docs/reliability.md, "Floods").
@@ -41,13 +36,6 @@ const SESSION_BYTES: u64 = 4 * 1024;
 /// What copy's queues (capture ring, per-shard backlog) may hold beyond the sessions while a
 /// flood arrives faster than a shard opens sessions: the 32 MiB per-shard backlog.
 const QUEUED_BYTES: u64 = 32 * 1024 * 1024;
-/// Real keep-alive connections open before the flood and used all through it.
-const KEEP_ALIVE_CONNECTIONS: usize = 10;
-/// The pause between two rounds on them: real load (hundreds of requests a second), not a
-/// second flood competing for the cores.
-const ROUND_PAUSE: Duration = Duration::from_millis(20);
-/// New short connections after the flood.
-const AFTER_FLOOD_REQUESTS: usize = 50;
 /// How soon after the flood new sessions must replay again (the promise).
 const RECOVERY: Duration = Duration::from_secs(10);
 /// How long the target may take to log every replayed request once the clients are done.
@@ -71,46 +59,35 @@ fn a_syn_flood_leaves_copy_bounded_and_real_sessions_replaying() {
 
     let mut connections = lab
         .in_host(Host::Client, || {
-            open_connections(online_addr, KEEP_ALIVE_CONNECTIONS)
+            open_connections(online_addr, REAL_CONNECTIONS)
         })
         .unwrap();
     keep_alive_rounds(&mut connections, 1, &[HttpRequest::ROOT])
-        .assert_all_ok(KEEP_ALIVE_CONNECTIONS, HTTP_LOAD);
-    let before_flood = caught_up(CATCH_UP_TIMEOUT, KEEP_ALIVE_CONNECTIONS, || {
+        .assert_all_ok(REAL_CONNECTIONS, HTTP_LOAD);
+    let before_flood = caught_up(CATCH_UP_TIMEOUT, REAL_CONNECTIONS, || {
         Ok(target.access_entries()?.len())
     })
     .unwrap();
     assert_eq!(
-        before_flood, KEEP_ALIVE_CONNECTIONS,
+        before_flood, REAL_CONNECTIONS,
         "the target logs the first round before the flood"
     );
     let fixed_kib = replication.copy().status_kib("VmHWM").unwrap();
 
     // The flood, with every keep-alive connection sending request after request all through it.
-    let flooding = AtomicBool::new(true);
-    let (flood, rounds) = thread::scope(|scope| {
-        let flood = scope.spawn(|| {
-            let report = lab.in_host(Host::Client, || {
-                Flood {
-                    server: online_addr,
-                    shape: FloodShape::Syns,
-                    segments: FLOOD_SYNS,
-                    per_second: FLOOD_PER_SECOND,
-                }
-                .send()
-            });
-            flooding.store(false, Ordering::Relaxed);
-            report
-        });
-        let mut rounds = 0;
-        while flooding.load(Ordering::Relaxed) {
+    let flood = Flood {
+        server: online_addr,
+        shape: FloodShape::Syns,
+        segments: FLOOD_SYNS,
+        per_second: FLOOD_PER_SECOND,
+    };
+    let (flood, rounds) = real_load_during(
+        || lab.in_host(Host::Client, || flood.send()),
+        || {
             keep_alive_rounds(&mut connections, 1, &[HttpRequest::ROOT])
-                .assert_all_ok(KEEP_ALIVE_CONNECTIONS, HTTP_LOAD);
-            rounds += 1;
-            thread::sleep(ROUND_PAUSE);
-        }
-        (flood.join().expect("the flood thread"), rounds)
-    });
+                .assert_all_ok(REAL_CONNECTIONS, HTTP_LOAD);
+        },
+    );
     let flood_ended = Instant::now();
     let flood = flood.unwrap_or_else(|err| panic!("{err:#}"));
     eprintln!("e2e: flood {flood:?}, {rounds} keep-alive rounds during it");
@@ -122,7 +99,7 @@ fn a_syn_flood_leaves_copy_bounded_and_real_sessions_replaying() {
     assert!(rounds > 0, "the real clients sent during the flood");
 
     // New sessions after the flood: each of these connections must replay within RECOVERY.
-    let keep_alive_requests = KEEP_ALIVE_CONNECTIONS * (1 + rounds);
+    let keep_alive_requests = REAL_CONNECTIONS * (1 + rounds);
     lab.in_host(Host::Client, || {
         Ok(short_connections(
             online_addr,
@@ -204,7 +181,7 @@ fn a_syn_flood_leaves_copy_bounded_and_real_sessions_replaying() {
     // every one of the cap's sessions beyond the cap made room by evicting one.
     let refused = copy("sessions_over_limit") + copy("sessions_shed");
     let delivered = FLOOD_SYNS as u64 - copy("kernel_dropped").min(FLOOD_SYNS as u64);
-    let real_sessions = (KEEP_ALIVE_CONNECTIONS + AFTER_FLOOD_REQUESTS) as u64;
+    let real_sessions = (REAL_CONNECTIONS + AFTER_FLOOD_REQUESTS) as u64;
     assert!(
         copy("sessions_opened") + refused >= delivered + real_sessions,
         "every flow copy saw opened a session or was counted as refused; copy totals: {:?}",

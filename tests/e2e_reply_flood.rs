@@ -33,22 +33,18 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
 use std::time::Duration;
 
 use common::{
-    Flood, FloodShape, HTTP_PORT, Host, HttpRequest, Lab, Link, Mode, SegmentKind, caught_up,
-    keep_alive_rounds, multiset_differences, open_connections, requests, settled,
-    short_connections, stable, wait_for_sessions_to_end,
+    AFTER_FLOOD_REQUESTS, FLOOD_PER_SECOND, Flood, FloodShape, HTTP_PORT, Host, HttpRequest, Lab,
+    Link, Mode, REAL_CONNECTIONS, SegmentKind, caught_up, keep_alive_rounds, multiset_differences,
+    open_connections, real_load_during, requests, settled, short_connections, stable,
+    wait_for_sessions_to_end,
 };
 use tcpcopy::intercept::RouterLimits;
 
 /// Segments of the flood, each its own flow.
 const FLOOD_SEGMENTS: usize = 1_000_000;
-/// Their pace, low enough that the flood (and intercept reading it) leave the machine's second
-/// core to the others.
-const FLOOD_PER_SECOND: usize = 25_000;
 /// What one parked reply may cost intercept at most: the copy of its packet (at most 228
 /// bytes, with the allocator's overhead 240), its entry in its flow's queue (a queue of four
 /// 40-byte slots per flow: 176), its flow's entry in the park's map (97 bytes a bucket, up to
@@ -60,12 +56,6 @@ const PARKED_BYTES: u64 = 1024;
 const CAPTURE_RING_BYTES: u64 = 4 * 1024 * 1024;
 /// The outbound buffer of intercept's one copy connection (copy runs with one shard).
 const OUTBOUND_BYTES: u64 = 512 * 1024;
-/// Real keep-alive connections open before the flood and used all through it.
-const KEEP_ALIVE_CONNECTIONS: usize = 10;
-/// The pause between two rounds of real requests: real load, not a second flood.
-const ROUND_PAUSE: Duration = Duration::from_millis(20);
-/// New short connections after the flood.
-const AFTER_FLOOD_REQUESTS: usize = 50;
 /// How long the target may take to log every replayed request, and copy to end its
 /// sessions, once the clients are done.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -87,17 +77,17 @@ fn a_reply_flood_leaves_intercept_bounded_and_copy_replaying() {
 
     let mut connections = lab
         .in_host(Host::Client, || {
-            open_connections(online_addr, KEEP_ALIVE_CONNECTIONS)
+            open_connections(online_addr, REAL_CONNECTIONS)
         })
         .unwrap();
     keep_alive_rounds(&mut connections, 1, &[HttpRequest::ROOT])
-        .assert_all_ok(KEEP_ALIVE_CONNECTIONS, HTTP_LOAD);
-    let before_flood = caught_up(CATCH_UP_TIMEOUT, KEEP_ALIVE_CONNECTIONS, || {
+        .assert_all_ok(REAL_CONNECTIONS, HTTP_LOAD);
+    let before_flood = caught_up(CATCH_UP_TIMEOUT, REAL_CONNECTIONS, || {
         Ok(target.access_entries()?.len())
     })
     .unwrap();
     assert_eq!(
-        before_flood, KEEP_ALIVE_CONNECTIONS,
+        before_flood, REAL_CONNECTIONS,
         "the target logs the first round before the flood"
     );
     let fixed_kib = replication.intercept().status_kib("VmHWM").unwrap();
@@ -110,29 +100,20 @@ fn a_reply_flood_leaves_intercept_bounded_and_copy_replaying() {
         segments: FLOOD_SEGMENTS,
         per_second: FLOOD_PER_SECOND,
     };
-    let flooding = AtomicBool::new(true);
-    let (report, rounds) = thread::scope(|scope| {
-        let sender = scope.spawn(|| {
-            let report = lab.in_host(Host::Target, || flood.send());
-            flooding.store(false, Ordering::Relaxed);
-            report
-        });
-        let rounds = lab
-            .in_host(Host::Client, || {
-                let mut rounds = 0;
-                while flooding.load(Ordering::Relaxed) {
+    // Each round opens a short connection too: the rounds run in the client's namespace.
+    let (report, rounds) = lab
+        .in_host(Host::Client, || {
+            Ok(real_load_during(
+                || lab.in_host(Host::Target, || flood.send()),
+                || {
                     keep_alive_rounds(&mut connections, 1, &[HttpRequest::ROOT])
-                        .assert_all_ok(KEEP_ALIVE_CONNECTIONS, HTTP_LOAD);
+                        .assert_all_ok(REAL_CONNECTIONS, HTTP_LOAD);
                     short_connections(online_addr, 1, &[HttpRequest::ROOT])
                         .assert_all_ok(1, HTTP_LOAD);
-                    rounds += 1;
-                    thread::sleep(ROUND_PAUSE);
-                }
-                Ok(rounds)
-            })
-            .unwrap();
-        (sender.join().expect("the flood thread"), rounds)
-    });
+                },
+            ))
+        })
+        .unwrap();
     let report = report.unwrap_or_else(|err| panic!("{err:#}"));
     let flood_peak_kib = replication.intercept().status_kib("VmHWM").unwrap();
     eprintln!("e2e: flood {report:?}, {rounds} rounds of real requests during it");
@@ -154,7 +135,7 @@ fn a_reply_flood_leaves_intercept_bounded_and_copy_replaying() {
     .unwrap()
     .assert_all_ok(AFTER_FLOOD_REQUESTS, HTTP_LOAD);
     drop(connections);
-    let expected = KEEP_ALIVE_CONNECTIONS * (1 + rounds) + rounds + AFTER_FLOOD_REQUESTS;
+    let expected = REAL_CONNECTIONS * (1 + rounds) + rounds + AFTER_FLOOD_REQUESTS;
     settled(
         CATCH_UP_TIMEOUT,
         || target.access_entries(),

@@ -18,12 +18,47 @@
 //! in the lab.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use tcpcopy::packet::{Segment, SeqNum, TcpFlags, TcpOptions, emit_ip};
 use tcpcopy::replay::sink::{Outgoing, PacketSink, RawSocketSink};
+
+/// The pace of the floods of the e2e tests: low enough that the flood (and the process reading
+/// it) leave the machine's second core to the others.
+pub const FLOOD_PER_SECOND: usize = 25_000;
+/// Real keep-alive connections open before a flood and used all through it.
+pub const REAL_CONNECTIONS: usize = 10;
+/// New short connections after a flood, to show the replay recovered.
+pub const AFTER_FLOOD_REQUESTS: usize = 50;
+/// The pause between two rounds of real load during a flood: hundreds of requests a second,
+/// not a second flood competing for the cores.
+const ROUND_PAUSE: Duration = Duration::from_millis(20);
+
+/// Runs `flood` on a thread of its own and, until it returns, `round` (real load) over and
+/// over with a short pause between. Returns what the flood returned and how many rounds ran.
+pub fn real_load_during<R: Send>(
+    flood: impl FnOnce() -> R + Send,
+    mut round: impl FnMut(),
+) -> (R, usize) {
+    let flooding = AtomicBool::new(true);
+    thread::scope(|scope| {
+        let sender = scope.spawn(|| {
+            let report = flood();
+            flooding.store(false, Ordering::Relaxed);
+            report
+        });
+        let mut rounds = 0;
+        while flooding.load(Ordering::Relaxed) {
+            round();
+            rounds += 1;
+            thread::sleep(ROUND_PAUSE);
+        }
+        (sender.join().expect("the flood thread"), rounds)
+    })
+}
 
 /// Host numbers the flood's client ends take in the client net: 203.0.113.1 to .254.
 const CLIENT_HOSTS: u32 = 254;

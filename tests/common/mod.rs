@@ -50,7 +50,10 @@ pub use deploy::{
     EXIT_TIMEOUT, Family, Mode, READY_TIMEOUT, intercept_connections, stop_copy, stop_with_totals,
     wait_for_log,
 };
-pub use flood::{Flood, FloodReport, FloodShape, SegmentKind};
+pub use flood::{
+    AFTER_FLOOD_REQUESTS, FLOOD_PER_SECOND, Flood, FloodReport, FloodShape, REAL_CONNECTIONS,
+    SegmentKind, real_load_during,
+};
 pub use held::HeldHttp;
 pub use host::{CLIENT_NET, CLIENT_NET6, Host};
 pub use http::{
