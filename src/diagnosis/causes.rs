@@ -182,6 +182,23 @@ pub fn no_reply(setup: &Setup) -> Vec<Cause> {
     }
 }
 
+/// `causes` as numbered lines, each on a line of its own indented by `indent`: where, what,
+/// the command that checks it and the guide's section.
+pub fn numbered(causes: &[Cause], indent: &str) -> String {
+    let mut lines = String::new();
+    for (n, cause) in causes.iter().enumerate() {
+        lines.push_str(&format!(
+            "\n{indent}{}. {}: {}; check: {} ({})",
+            n + 1,
+            cause.place,
+            cause.what,
+            cause.check,
+            cause.topic.see()
+        ));
+    }
+    lines
+}
+
 /// Copy's warning when SYNs of `sessions` new sessions went unanswered for `seconds`.
 pub fn no_reply_message(setup: &Setup, sessions: u64, seconds: u64) -> String {
     let mode = match setup.mode {
@@ -193,16 +210,7 @@ pub fn no_reply_message(setup: &Setup, sessions: u64, seconds: u64) -> String {
          and no reply of the target reached it through any intercept ({mode}). Likely causes, \
          most likely first:"
     );
-    for (n, cause) in no_reply(setup).iter().enumerate() {
-        message.push_str(&format!(
-            "\n  {}. {}: {}; check: {} ({})",
-            n + 1,
-            cause.place,
-            cause.what,
-            cause.check,
-            cause.topic.see()
-        ));
-    }
+    message.push_str(&numbered(&no_reply(setup), "  "));
     message.push_str(&format!(
         "\n`tcpcopy copy --check` here and `tcpcopy intercept --check` on {} run the local \
          checks ({})",

@@ -11,7 +11,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use super::causes::Cause;
+use super::causes::{Cause, numbered};
 use super::{Check, Topic};
 use crate::packet::{self, Segment, SeqNum, TcpFlags, TcpOptions};
 use crate::replay::sink::PacketSink;
@@ -147,16 +147,7 @@ pub fn verdict(flow: &ProbeFlow, found: &io::Result<Option<Answer>>, causes: &[C
         ),
         Ok(None) => {
             let mut fix = String::from("likely causes, most likely first:");
-            for (n, cause) in causes.iter().enumerate() {
-                fix.push_str(&format!(
-                    "\n        {}. {}: {}; check: {} ({})",
-                    n + 1,
-                    cause.place,
-                    cause.what,
-                    cause.check,
-                    cause.topic.see()
-                ));
-            }
+            fix.push_str(&numbered(causes, "        "));
             fix.push_str(
                 "\n        `tcpcopy intercept --check` on the intercept's host checks its half",
             );
