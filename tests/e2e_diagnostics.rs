@@ -356,17 +356,12 @@ fn diag_nfqueue_rule_missing_in_target_mode_is_named_first() {
     );
 
     // Intercept without the rule: it says so, and copy hears nothing back.
-    let bin = tcpcopy_bin();
-    let mut intercept = lab
-        .spawn(Host::Target, &[bin, "intercept", "--nfqueue", "0"])
+    let intercept = lab
+        .spawn_listening_intercept(
+            Host::Target,
+            &[tcpcopy_bin(), "intercept", "--nfqueue", "0"],
+        )
         .unwrap();
-    wait_for_log(
-        &mut intercept,
-        READY_TIMEOUT,
-        "intercept to listen",
-        |log| log.contains("waiting for copy connections"),
-    )
-    .unwrap();
     assert!(
         intercept
             .stderr()
@@ -537,17 +532,12 @@ fn diag_target_mode_without_a_route_to_the_rules_clients_is_named() {
     );
 
     // Copy's probe through intercept on the target gets nothing back either.
-    let bin = tcpcopy_bin();
-    let mut intercept = lab
-        .spawn(Host::Target, &[bin, "intercept", "--nfqueue", "0"])
+    let _intercept = lab
+        .spawn_listening_intercept(
+            Host::Target,
+            &[tcpcopy_bin(), "intercept", "--nfqueue", "0"],
+        )
         .unwrap();
-    wait_for_log(
-        &mut intercept,
-        READY_TIMEOUT,
-        "intercept to listen",
-        |log| log.contains("waiting for copy connections"),
-    )
-    .unwrap();
     let probe = check_copy_through(&lab, HTTP_PORT, Host::Target);
     assert_no_reply_back(&probe);
     assert_line(

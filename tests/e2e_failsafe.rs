@@ -98,14 +98,7 @@ fn fs_target_mode_without_the_rule_warns_when_copies_register() {
     let _online = lab.start_nginx(Host::Online).unwrap();
     let _target = lab.start_nginx(Host::Target).unwrap();
     let args = [tcpcopy_bin(), "intercept", "--nfqueue", "0"];
-    let mut intercept = lab.spawn(Host::Target, &args).unwrap();
-    wait_for_log(
-        &mut intercept,
-        READY_TIMEOUT,
-        "intercept to listen",
-        |log| log.contains("waiting for copy connections"),
-    )
-    .unwrap();
+    let mut intercept = lab.spawn_listening_intercept(Host::Target, &args).unwrap();
     let log = intercept.stderr();
     assert!(
         log.contains("WARN") && log.contains("no OUTPUT rule queues to queue 0"),
@@ -287,17 +280,8 @@ fn assistant_intercept(extra: &[&str]) -> Vec<String> {
 
 /// Starts intercept on the assistant and waits until it listens for copies.
 fn start_assistant_intercept(lab: &Lab, extra: &[&str]) -> Proc {
-    let mut intercept = lab
-        .spawn(Host::Assistant, &assistant_intercept(extra))
-        .unwrap();
-    wait_for_log(
-        &mut intercept,
-        READY_TIMEOUT,
-        "intercept to listen",
-        |log| log.contains("waiting for copy connections"),
-    )
-    .unwrap();
-    intercept
+    lab.spawn_listening_intercept(Host::Assistant, &assistant_intercept(extra))
+        .unwrap()
 }
 
 /// [`CONNECTIONS`] short HTTP connections from the client to the online host, all answered.

@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use common::{
     AFTER_FLOOD_REQUESTS, AccessEntry, FLOOD_PER_SECOND, Flood, FloodShape, Host, HttpRequest, Lab,
-    Mode, Nginx, REAL_CONNECTIONS, RequestKey, caught_up, keep_alive_rounds, multiset_differences,
-    open_connections, real_load_during, requests, settled, short_connections, wait_until,
+    Mode, Nginx, REAL_CONNECTIONS, RequestKey, assert_same_requests, caught_up,
+    connections_after_flood, keep_alive_rounds, real_connections_replayed, real_load_during,
+    settled, wait_until,
 };
 
 /// Copy's session cap for the test (one shard, so the cap is the whole table).
@@ -57,21 +58,7 @@ fn a_syn_flood_leaves_copy_bounded_and_real_sessions_replaying() {
         .unwrap_or_else(|err| panic!("{err:#}"));
     let online_addr = Host::Online.socket(80);
 
-    let mut connections = lab
-        .in_host(Host::Client, || {
-            open_connections(online_addr, REAL_CONNECTIONS)
-        })
-        .unwrap();
-    keep_alive_rounds(&mut connections, 1, &[HttpRequest::ROOT])
-        .assert_all_ok(REAL_CONNECTIONS, HTTP_LOAD);
-    let before_flood = caught_up(CATCH_UP_TIMEOUT, REAL_CONNECTIONS, || {
-        Ok(target.access_entries()?.len())
-    })
-    .unwrap();
-    assert_eq!(
-        before_flood, REAL_CONNECTIONS,
-        "the target logs the first round before the flood"
-    );
+    let mut connections = real_connections_replayed(&lab, online_addr, &target);
     let fixed_kib = replication.copy().status_kib("VmHWM").unwrap();
 
     // The flood, with every keep-alive connection sending request after request all through it.
@@ -100,15 +87,7 @@ fn a_syn_flood_leaves_copy_bounded_and_real_sessions_replaying() {
 
     // New sessions after the flood: each of these connections must replay within RECOVERY.
     let keep_alive_requests = REAL_CONNECTIONS * (1 + rounds);
-    lab.in_host(Host::Client, || {
-        Ok(short_connections(
-            online_addr,
-            AFTER_FLOOD_REQUESTS,
-            &[HttpRequest::ROOT],
-        ))
-    })
-    .unwrap()
-    .assert_all_ok(AFTER_FLOOD_REQUESTS, HTTP_LOAD);
+    connections_after_flood(&lab, online_addr);
     let after_flood = logged_after(&online, keep_alive_requests, AFTER_FLOOD_REQUESTS);
     let recovered = wait_until(
         RECOVERY.saturating_sub(flood_ended.elapsed()),
@@ -153,15 +132,7 @@ fn a_syn_flood_leaves_copy_bounded_and_real_sessions_replaying() {
         expected,
         "the online server logs every request"
     );
-    let differences = multiset_differences(&requests(&online_log), &requests(&target_log), 10);
-    assert!(
-        differences.is_empty(),
-        "the target logged {} requests for the online server's {}; first differences \
-         ((port, method, path, status, request length, bytes sent), online count, target \
-         count): {differences:?}",
-        target_log.len(),
-        online_log.len(),
-    );
+    assert_same_requests(&online_log, &target_log, "");
     recovered.unwrap_or_else(|err| {
         panic!("{err:#}: new sessions did not replay within {RECOVERY:?} of the flood's end")
     });

@@ -37,9 +37,9 @@ use std::time::Duration;
 
 use common::{
     AFTER_FLOOD_REQUESTS, FLOOD_PER_SECOND, Flood, FloodShape, HTTP_PORT, Host, HttpRequest, Lab,
-    Link, Mode, REAL_CONNECTIONS, SegmentKind, caught_up, keep_alive_rounds, multiset_differences,
-    open_connections, real_load_during, requests, settled, short_connections, stable,
-    wait_for_sessions_to_end,
+    Link, Mode, REAL_CONNECTIONS, SegmentKind, assert_same_requests, connections_after_flood,
+    keep_alive_rounds, real_connections_replayed, real_load_during, settled, short_connections,
+    stable, wait_for_sessions_to_end,
 };
 use tcpcopy::intercept::RouterLimits;
 
@@ -75,21 +75,7 @@ fn a_reply_flood_leaves_intercept_bounded_and_copy_replaying() {
         .unwrap_or_else(|err| panic!("{err:#}"));
     let online_addr = Host::Online.socket(HTTP_PORT);
 
-    let mut connections = lab
-        .in_host(Host::Client, || {
-            open_connections(online_addr, REAL_CONNECTIONS)
-        })
-        .unwrap();
-    keep_alive_rounds(&mut connections, 1, &[HttpRequest::ROOT])
-        .assert_all_ok(REAL_CONNECTIONS, HTTP_LOAD);
-    let before_flood = caught_up(CATCH_UP_TIMEOUT, REAL_CONNECTIONS, || {
-        Ok(target.access_entries()?.len())
-    })
-    .unwrap();
-    assert_eq!(
-        before_flood, REAL_CONNECTIONS,
-        "the target logs the first round before the flood"
-    );
+    let mut connections = real_connections_replayed(&lab, online_addr, &target);
     let fixed_kib = replication.intercept().status_kib("VmHWM").unwrap();
 
     // The flood from the target, with the real client sending all through it: a request on
@@ -125,15 +111,7 @@ fn a_reply_flood_leaves_intercept_bounded_and_copy_replaying() {
     assert!(rounds > 0, "the real client sent during the flood");
 
     // New sessions after the flood.
-    lab.in_host(Host::Client, || {
-        Ok(short_connections(
-            online_addr,
-            AFTER_FLOOD_REQUESTS,
-            &[HttpRequest::ROOT],
-        ))
-    })
-    .unwrap()
-    .assert_all_ok(AFTER_FLOOD_REQUESTS, HTTP_LOAD);
+    connections_after_flood(&lab, online_addr);
     drop(connections);
     let expected = REAL_CONNECTIONS * (1 + rounds) + rounds + AFTER_FLOOD_REQUESTS;
     settled(
@@ -172,15 +150,7 @@ fn a_reply_flood_leaves_intercept_bounded_and_copy_replaying() {
         expected,
         "the online server logs every request"
     );
-    let differences = multiset_differences(&requests(&online_log), &requests(&target_log), 10);
-    assert!(
-        differences.is_empty(),
-        "the target logged {} requests for the online server's {}; first differences \
-         ((port, method, path, status, request length, bytes sent), online count, target \
-         count): {differences:?}",
-        target_log.len(),
-        online_log.len(),
-    );
+    assert_same_requests(&online_log, &target_log, "");
 
     // Bounded memory.
     assert!(

@@ -160,13 +160,6 @@ fn start_second_intercept(lab: &Lab) -> Proc {
         "--stats-interval",
         "1s",
     ];
-    let mut intercept = lab.spawn(Host::Assistant, &args).unwrap();
-    wait_for_log(
-        &mut intercept,
-        READY_TIMEOUT,
-        "the second intercept to listen",
-        |log| log.contains("waiting for copy connections"),
-    )
-    .unwrap();
-    intercept
+    lab.spawn_listening_intercept(Host::Assistant, &args)
+        .unwrap()
 }

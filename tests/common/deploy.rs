@@ -97,6 +97,23 @@ pub fn wait_for_log(
 }
 
 impl Lab {
+    /// Runs intercept's command line `args` on `host` as it is (the test set up what it
+    /// needs, or left it out on purpose), and waits until it listens for copies.
+    pub fn spawn_listening_intercept<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        host: Host,
+        args: &[S],
+    ) -> Result<Proc> {
+        let mut intercept = self.spawn(host, args)?;
+        wait_for_log(
+            &mut intercept,
+            READY_TIMEOUT,
+            "intercept to listen",
+            |log| log.contains(LISTENING_LOG),
+        )?;
+        Ok(intercept)
+    }
+
     /// Starts intercept where `mode` puts it, catching the target's replies from `port`, and
     /// waits until it catches replies and listens for copies.
     pub fn start_intercept(&self, mode: Mode, port: u16) -> Result<Proc> {

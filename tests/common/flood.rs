@@ -26,6 +26,11 @@ use anyhow::{Context, Result, ensure};
 use tcpcopy::packet::{Segment, SeqNum, TcpFlags, TcpOptions, emit_ip};
 use tcpcopy::replay::sink::{Outgoing, PacketSink, RawSocketSink};
 
+use super::http::short_connections;
+use super::http::{HttpConnection, HttpRequest, keep_alive_rounds, open_connections};
+use super::settle::caught_up;
+use super::{Host, Lab, Nginx};
+
 /// The pace of the floods of the e2e tests: low enough that the flood (and the process reading
 /// it) leave the machine's second core to the others.
 pub const FLOOD_PER_SECOND: usize = 25_000;
@@ -36,6 +41,48 @@ pub const AFTER_FLOOD_REQUESTS: usize = 50;
 /// The pause between two rounds of real load during a flood: hundreds of requests a second,
 /// not a second flood competing for the cores.
 const ROUND_PAUSE: Duration = Duration::from_millis(20);
+/// How long the target may take to log the real requests sent before a flood.
+const BEFORE_FLOOD_CATCH_UP: Duration = Duration::from_secs(60);
+/// How the real load around a flood is named when a request fails.
+const REAL_LOAD: &str = "client requests to the online server";
+
+/// Opens [`REAL_CONNECTIONS`] keep-alive connections from the lab's client to `online` and
+/// sends one request on each; returns them once `target` has logged all of them, replayed
+/// before the flood begins.
+pub fn real_connections_replayed(
+    lab: &Lab,
+    online: SocketAddrV4,
+    target: &Nginx,
+) -> Vec<HttpConnection> {
+    let mut connections = lab
+        .in_host(Host::Client, || open_connections(online, REAL_CONNECTIONS))
+        .unwrap();
+    keep_alive_rounds(&mut connections, 1, &[HttpRequest::ROOT])
+        .assert_all_ok(REAL_CONNECTIONS, REAL_LOAD);
+    let logged = caught_up(BEFORE_FLOOD_CATCH_UP, REAL_CONNECTIONS, || {
+        Ok(target.access_entries()?.len())
+    })
+    .unwrap();
+    assert_eq!(
+        logged, REAL_CONNECTIONS,
+        "the target logs the first round before the flood"
+    );
+    connections
+}
+
+/// [`AFTER_FLOOD_REQUESTS`] new short connections from the lab's client to `online`, each
+/// answered: the sessions a copy must replay again once a flood has ended.
+pub fn connections_after_flood(lab: &Lab, online: SocketAddrV4) {
+    lab.in_host(Host::Client, || {
+        Ok(short_connections(
+            online,
+            AFTER_FLOOD_REQUESTS,
+            &[HttpRequest::ROOT],
+        ))
+    })
+    .unwrap()
+    .assert_all_ok(AFTER_FLOOD_REQUESTS, REAL_LOAD);
+}
 
 /// Runs `flood` on a thread of its own and, until it returns, `round` (real load) over and
 /// over with a short pause between. Returns what the flood returned and how many rounds ran.

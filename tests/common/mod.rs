@@ -52,7 +52,7 @@ pub use deploy::{
 };
 pub use flood::{
     AFTER_FLOOD_REQUESTS, FLOOD_PER_SECOND, Flood, FloodReport, FloodShape, REAL_CONNECTIONS,
-    SegmentKind, real_load_during,
+    SegmentKind, connections_after_flood, real_connections_replayed, real_load_during,
 };
 pub use held::HeldHttp;
 pub use host::{CLIENT_NET, CLIENT_NET6, Host};
@@ -65,7 +65,9 @@ pub use lab::Lab;
 pub use process::{Output, Proc};
 pub use reorder::{ReorderCounts, Reorderer};
 pub use replication::{Replication, Totals};
-pub use request_multiset::{RequestKey, multiset, multiset_differences, multiset_excess, requests};
+pub use request_multiset::{
+    RequestKey, assert_same_requests, multiset, multiset_differences, multiset_excess, requests,
+};
 pub use servers::{HTTP_PORT, MEMCACHED_PORT, Nginx, REDIS_PORT};
 pub use sessions::wait_for_sessions_to_end;
 pub use settle::{caught_up, settled, stable};

@@ -75,6 +75,20 @@ pub fn requests(entries: &[AccessEntry]) -> BTreeMap<RequestKey, usize> {
     multiset(entries.iter().map(AccessEntry::key))
 }
 
+/// Asserts that the target logged exactly the online server's requests, each as many times;
+/// `context` (e.g. the totals) ends the message.
+pub fn assert_same_requests(online: &[AccessEntry], target: &[AccessEntry], context: &str) {
+    let differences = multiset_differences(&requests(online), &requests(target), 10);
+    assert!(
+        differences.is_empty(),
+        "the target logged {} requests for the online server's {}; first differences \
+         ((port, method, path, status, request length, bytes sent), online count, target \
+         count): {differences:?}{context}",
+        target.len(),
+        online.len(),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
