@@ -12,8 +12,9 @@ TCPCOPY_PACKAGES=(
     iproute2 ethtool procps kmod
     # target mode (NFQUEUE rules) and captures
     iptables tcpdump
-    # setpriv, which runs intercept without CAP_NET_ADMIN in e2e_diagnostics
-    util-linux
+    # setpriv, which runs intercept without CAP_NET_ADMIN in e2e_diagnostics; script(1), the
+    # pseudo-terminal of the progress bar's test (tests/offline_replay.rs)
+    util-linux bsdutils
     # servers and clients the e2e tests and the demo run inside the lab
     nginx-light memcached redis-server curl wrk hping3 tcpreplay
     # the Debian package's checks (scripts/check-deb.sh)
